@@ -1,0 +1,40 @@
+# The README's two commands: `make demo` and `make test`. Each sets up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.jwtmint-installed
+
+.PHONY: demo test lint typecheck unit bench annotate clean
+
+$(STAMP): pyproject.toml setup.py constraints.txt src/jwtmint/_speedups.pyx
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/python -c "import jwtmint, sys; print('jwtmint', jwtmint.__version__, 'implementation:', jwtmint.IMPLEMENTATION)"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m jwtmint demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# JWTMINT_REQUIRE_EXTENSIONS makes the guard test fail if the C module did not load.
+unit: $(STAMP)
+	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m pytest
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=median,iqr,ops -p no:cacheprovider
+
+annotate: $(STAMP)
+	$(BIN)/cython -3 -a src/jwtmint/_speedups.pyx -o build/annotate/_speedups.c
+	@echo "open build/annotate/_speedups.html"
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info src/jwtmint/_speedups.c src/jwtmint/*.so

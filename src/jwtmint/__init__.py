@@ -1,0 +1,58 @@
+"""jwtmint: fast OAuth 2.0 client assertions and a PyJWT-compatible ``encode``.
+
+>>> import jwtmint
+>>> key = jwtmint.generate_key("ES256")
+>>> signer = jwtmint.AssertionSigner(key, "invoice", "https://idp.example.com")
+>>> token = signer.mint()
+"""
+
+from __future__ import annotations
+
+from ._kernels import NO_EXTENSIONS, kernel
+from .algorithms import ALGORITHMS, Algorithm, get_algorithm
+from .assertion import (
+    CLIENT_ASSERTION_TYP,
+    JWT_BEARER,
+    REGISTERED_CLAIMS,
+    AssertionSigner,
+    ClientAssertion,
+)
+from .errors import (
+    InvalidClaimsError,
+    InvalidHeaderError,
+    InvalidKeyError,
+    InvalidPayloadError,
+    JwtMintError,
+    UnsupportedAlgorithmError,
+)
+from .jws import encode
+from .keys import SigningKey, generate_key, load_key
+
+__version__ = "0.1.0"
+
+#: "c" when the Cython extension is in use, "py" for the pure-Python twin.
+IMPLEMENTATION: str = kernel.IMPLEMENTATION
+
+__all__ = [
+    "ALGORITHMS",
+    "CLIENT_ASSERTION_TYP",
+    "IMPLEMENTATION",
+    "JWT_BEARER",
+    "NO_EXTENSIONS",
+    "REGISTERED_CLAIMS",
+    "Algorithm",
+    "AssertionSigner",
+    "ClientAssertion",
+    "InvalidClaimsError",
+    "InvalidHeaderError",
+    "InvalidKeyError",
+    "InvalidPayloadError",
+    "JwtMintError",
+    "SigningKey",
+    "UnsupportedAlgorithmError",
+    "__version__",
+    "encode",
+    "generate_key",
+    "get_algorithm",
+    "load_key",
+]

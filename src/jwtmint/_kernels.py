@@ -1,0 +1,39 @@
+"""Chooses the hot-path implementation: the Cython ``_speedups`` or its twin ``_pure``.
+
+The Python twin is used when ``JWTMINT_NO_EXTENSIONS`` is set to a non-empty
+value, off CPython, or when the compiled module cannot be imported. Type
+checkers always see the Python twin; both define the same names.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from . import _pure
+
+__all__ = ["NO_EXTENSIONS", "kernel", "load_speedups"]
+
+
+def load_speedups() -> ModuleType | None:
+    """The compiled module, or None when it is not built for this interpreter."""
+    try:
+        from . import _speedups  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    return _speedups  # type: ignore[no-any-return,unused-ignore]
+
+
+_disabled = bool(os.environ.get("JWTMINT_NO_EXTENSIONS")) or (
+    platform.python_implementation() != "CPython"
+)
+
+if TYPE_CHECKING:
+    kernel = _pure
+else:
+    kernel = (None if _disabled else load_speedups()) or _pure
+
+#: True when the pure-Python twin is in use (the C extension is disabled or missing).
+NO_EXTENSIONS: bool = kernel is _pure

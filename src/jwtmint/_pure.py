@@ -1,0 +1,118 @@
+"""Pure-Python twin of ``_speedups``: the same functions, the same bytes.
+
+Used when the extension is not built, off CPython, or when
+``JWTMINT_NO_EXTENSIONS`` is set. Every function here has a C twin in
+``_speedups.pyx``; tests run both and compare their output byte for byte.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Callable
+
+__all__ = [
+    "IMPLEMENTATION",
+    "assertion_signing_input",
+    "b64url_encode",
+    "compact",
+    "der_to_raw",
+    "mint",
+]
+
+IMPLEMENTATION = "py"
+
+# bytes.translate with a 256-byte table is the cheapest pure-Python way from
+# standard base64 to the URL-safe alphabet (RFC 4648 §5).
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def b64url_encode(data: bytes) -> bytes:
+    """Base64url without padding (RFC 7515 §2, RFC 4648 §5)."""
+    return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_URLSAFE)
+
+
+def _read_der_int(der: bytes, pos: int, size: int) -> tuple[bytes, int]:
+    if pos + 2 > len(der) or der[pos] != 0x02:
+        raise ValueError("malformed ECDSA signature: expected an INTEGER")
+    length = der[pos + 1]
+    pos += 2
+    if length & 0x80 or length == 0 or pos + length > len(der):
+        raise ValueError("malformed ECDSA signature: bad INTEGER length")
+    value = der[pos : pos + length]
+    if value[0] & 0x80:
+        raise ValueError("malformed ECDSA signature: negative INTEGER")
+    value = value.lstrip(b"\x00")
+    if len(value) > size:
+        raise ValueError("malformed ECDSA signature: INTEGER longer than the curve order")
+    return value.rjust(size, b"\x00"), pos + length
+
+
+def der_to_raw(der: bytes, size: int) -> bytes:
+    """ECDSA-Sig-Value (DER SEQUENCE of r, s) to fixed-width R||S (RFC 7518 §3.4)."""
+    if not 0 < size <= 66:
+        raise ValueError("ECDSA component size must be between 1 and 66 bytes")
+    n = len(der)
+    if n < 8 or der[0] != 0x30:
+        raise ValueError("malformed ECDSA signature: expected a SEQUENCE")
+    pos = 2
+    length = der[1]
+    if length == 0x81:
+        length = der[2]
+        pos = 3
+    elif length & 0x80:
+        raise ValueError("malformed ECDSA signature: bad SEQUENCE length")
+    if pos + length != n:
+        raise ValueError("malformed ECDSA signature: SEQUENCE length mismatch")
+    r, pos = _read_der_int(der, pos, size)
+    s, pos = _read_der_int(der, pos, size)
+    if pos != n:
+        raise ValueError("malformed ECDSA signature: trailing bytes")
+    return r + s
+
+
+def assertion_signing_input(
+    header_b64: bytes, prefix: bytes, jti: bytes, iat: int, exp: int, suffix: bytes
+) -> bytes:
+    """``header_b64 "." b64url(claims)``, the claims spliced into a template.
+
+    The claims JSON is ``prefix + b64url(jti) + '","iat":' iat ',"nbf":' iat
+    ',"exp":' exp + suffix``; ``prefix`` ends with ``"jti":"``.
+    """
+    claims = b"%s%s\",\"iat\":%d,\"nbf\":%d,\"exp\":%d%s" % (
+        prefix,
+        b64url_encode(jti),
+        iat,
+        iat,
+        exp,
+        suffix,
+    )
+    return header_b64 + b"." + b64url_encode(claims)
+
+
+def compact(signing_input: bytes, signature: bytes, ec_size: int) -> str:
+    """The compact JWS: signing input, ".", base64url signature (RFC 7515 §7.1).
+
+    ``ec_size`` is the byte width of R and S for ECDSA (signature given as
+    DER), or 0 when the signature is used as it is.
+    """
+    if ec_size:
+        signature = der_to_raw(signature, ec_size)
+    return (signing_input + b"." + b64url_encode(signature)).decode("ascii")
+
+
+def mint(
+    header_b64: bytes,
+    prefix: bytes,
+    suffix: bytes,
+    jti: bytes,
+    iat: int,
+    exp: int,
+    sign: Callable[[bytes], bytes],
+    ec_size: int,
+) -> str:
+    """One whole assertion: splice the claims, sign, assemble."""
+    signing_input = assertion_signing_input(header_b64, prefix, jti, iat, exp, suffix)
+    signature = sign(signing_input)
+    if type(signature) is not bytes:
+        raise TypeError("sign() must return bytes")
+    return compact(signing_input, signature, ec_size)

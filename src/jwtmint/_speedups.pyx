@@ -1,0 +1,219 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, embedsignature=True, cdivision=True, initializedcheck=False
+"""C twin of ``_pure``: base64url, claims splicing, JWS assembly, ECDSA DER -> R||S.
+
+Every function has the same name, signature and output as its pure-Python
+twin; the tests compare them byte for byte. The work is done on raw buffers:
+one allocation for the signing input, one for the final ``str``.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.string cimport memcpy
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    unsigned char* PyUnicode_1BYTE_DATA(object o)
+
+IMPLEMENTATION = "c"
+
+cdef const char* _B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+# Widest ECDSA signature component: P-521 -> 66 bytes.
+cdef enum:
+    MAX_EC_SIZE = 66
+
+
+cdef inline Py_ssize_t _b64len(Py_ssize_t n) noexcept nogil:
+    return (n // 3) * 4 + ((n % 3) * 4 + 2) // 3
+
+
+cdef Py_ssize_t _b64enc(const unsigned char* src, Py_ssize_t n, unsigned char* dst) noexcept nogil:
+    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t o = 0
+    cdef unsigned int v
+    while i + 2 < n:
+        v = (<unsigned int>src[i] << 16) | (<unsigned int>src[i + 1] << 8) | src[i + 2]
+        dst[o] = _B64[(v >> 18) & 63]
+        dst[o + 1] = _B64[(v >> 12) & 63]
+        dst[o + 2] = _B64[(v >> 6) & 63]
+        dst[o + 3] = _B64[v & 63]
+        i += 3
+        o += 4
+    if n - i == 1:
+        v = <unsigned int>src[i] << 16
+        dst[o] = _B64[(v >> 18) & 63]
+        dst[o + 1] = _B64[(v >> 12) & 63]
+        o += 2
+    elif n - i == 2:
+        v = (<unsigned int>src[i] << 16) | (<unsigned int>src[i + 1] << 8)
+        dst[o] = _B64[(v >> 18) & 63]
+        dst[o + 1] = _B64[(v >> 12) & 63]
+        dst[o + 2] = _B64[(v >> 6) & 63]
+        o += 3
+    return o
+
+
+cdef inline Py_ssize_t _put_int(long long value, unsigned char* dst) noexcept nogil:
+    """Decimal digits of value at dst; returns how many bytes were written."""
+    cdef unsigned char tmp[24]
+    cdef Py_ssize_t n = 0
+    cdef Py_ssize_t k = 0
+    cdef unsigned long long u
+    if value < 0:
+        dst[0] = c'-'
+        k = 1
+        u = <unsigned long long>(-(value + 1)) + 1
+    else:
+        u = <unsigned long long>value
+    while True:
+        tmp[n] = <unsigned char>(c'0' + u % 10)
+        n += 1
+        u //= 10
+        if u == 0:
+            break
+    while n > 0:
+        n -= 1
+        dst[k] = tmp[n]
+        k += 1
+    return k
+
+
+cdef inline Py_ssize_t _put(unsigned char* dst, const char* src, Py_ssize_t n) noexcept nogil:
+    memcpy(dst, src, n)
+    return n
+
+
+def b64url_encode(bytes data not None):
+    """Base64url without padding (RFC 7515 §2, RFC 4648 §5)."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    out = PyBytes_FromStringAndSize(NULL, _b64len(n))
+    _b64enc(<const unsigned char*>PyBytes_AS_STRING(data), n, <unsigned char*>PyBytes_AS_STRING(out))
+    return out
+
+
+cdef int _read_der_int(const unsigned char* der, Py_ssize_t n, Py_ssize_t* pos,
+                       int size, unsigned char* out) except -1:
+    cdef Py_ssize_t p = pos[0]
+    cdef Py_ssize_t length
+    if p + 2 > n or der[p] != 0x02:
+        raise ValueError("malformed ECDSA signature: expected an INTEGER")
+    length = der[p + 1]
+    p += 2
+    if length & 0x80 or length == 0 or p + length > n:
+        raise ValueError("malformed ECDSA signature: bad INTEGER length")
+    if der[p] & 0x80:
+        raise ValueError("malformed ECDSA signature: negative INTEGER")
+    pos[0] = p + length
+    while length > 0 and der[p] == 0:
+        p += 1
+        length -= 1
+    if length > size:
+        raise ValueError("malformed ECDSA signature: INTEGER longer than the curve order")
+    cdef Py_ssize_t pad = size - length
+    cdef Py_ssize_t i
+    for i in range(pad):
+        out[i] = 0
+    memcpy(out + pad, der + p, length)
+    return 0
+
+
+cdef int _der_to_raw(const unsigned char* der, Py_ssize_t n, int size, unsigned char* out) except -1:
+    cdef Py_ssize_t pos = 2
+    cdef Py_ssize_t length
+    if size <= 0 or size > MAX_EC_SIZE:
+        raise ValueError("ECDSA component size must be between 1 and 66 bytes")
+    if n < 8 or der[0] != 0x30:
+        raise ValueError("malformed ECDSA signature: expected a SEQUENCE")
+    length = der[1]
+    if length == 0x81:
+        length = der[2]
+        pos = 3
+    elif length & 0x80:
+        raise ValueError("malformed ECDSA signature: bad SEQUENCE length")
+    if pos + length != n:
+        raise ValueError("malformed ECDSA signature: SEQUENCE length mismatch")
+    _read_der_int(der, n, &pos, size, out)
+    _read_der_int(der, n, &pos, size, out + size)
+    if pos != n:
+        raise ValueError("malformed ECDSA signature: trailing bytes")
+    return 0
+
+
+def der_to_raw(bytes der not None, int size):
+    """ECDSA-Sig-Value (DER SEQUENCE of r, s) to fixed-width R||S (RFC 7518 §3.4)."""
+    cdef unsigned char raw[2 * MAX_EC_SIZE]
+    _der_to_raw(<const unsigned char*>PyBytes_AS_STRING(der), PyBytes_GET_SIZE(der), size, raw)
+    return PyBytes_FromStringAndSize(<char*>raw, 2 * size)
+
+
+def assertion_signing_input(bytes header_b64 not None, bytes prefix not None, bytes jti not None,
+                            long long iat, long long exp, bytes suffix not None):
+    """``header_b64 "." b64url(claims)``, the claims spliced into a template.
+
+    The claims JSON is ``prefix + b64url(jti) + '","iat":' iat ',"nbf":' iat
+    ',"exp":' exp + suffix``; ``prefix`` ends with ``"jti":"``.
+    """
+    cdef Py_ssize_t hlen = PyBytes_GET_SIZE(header_b64)
+    cdef Py_ssize_t plen = PyBytes_GET_SIZE(prefix)
+    cdef Py_ssize_t jlen = PyBytes_GET_SIZE(jti)
+    cdef Py_ssize_t slen = PyBytes_GET_SIZE(suffix)
+    # 3 integers of at most 20 characters each, 22 bytes of fixed punctuation.
+    cdef Py_ssize_t cap = plen + _b64len(jlen) + slen + 3 * 20 + 22
+    cdef unsigned char* claims = <unsigned char*>PyMem_Malloc(cap)
+    cdef Py_ssize_t c = 0
+    if claims == NULL:
+        raise MemoryError()
+    try:
+        c += _put(claims + c, PyBytes_AS_STRING(prefix), plen)
+        c += _b64enc(<const unsigned char*>PyBytes_AS_STRING(jti), jlen, claims + c)
+        c += _put(claims + c, b'","iat":', 8)
+        c += _put_int(iat, claims + c)
+        c += _put(claims + c, b',"nbf":', 7)
+        c += _put_int(iat, claims + c)
+        c += _put(claims + c, b',"exp":', 7)
+        c += _put_int(exp, claims + c)
+        c += _put(claims + c, PyBytes_AS_STRING(suffix), slen)
+        out = PyBytes_FromStringAndSize(NULL, hlen + 1 + _b64len(c))
+        buf = <unsigned char*>PyBytes_AS_STRING(out)
+        memcpy(buf, PyBytes_AS_STRING(header_b64), hlen)
+        buf[hlen] = c'.'
+        _b64enc(claims, c, buf + hlen + 1)
+    finally:
+        PyMem_Free(claims)
+    return out
+
+
+cdef str _compact(bytes signing_input, bytes signature, int ec_size):
+    cdef unsigned char raw[2 * MAX_EC_SIZE]
+    cdef const unsigned char* sig = <const unsigned char*>PyBytes_AS_STRING(signature)
+    cdef Py_ssize_t siglen = PyBytes_GET_SIZE(signature)
+    cdef Py_ssize_t silen = PyBytes_GET_SIZE(signing_input)
+    if ec_size:
+        _der_to_raw(sig, siglen, ec_size, raw)
+        sig = raw
+        siglen = 2 * ec_size
+    out = PyUnicode_New(silen + 1 + _b64len(siglen), 127)
+    cdef unsigned char* buf = PyUnicode_1BYTE_DATA(out)
+    memcpy(buf, PyBytes_AS_STRING(signing_input), silen)
+    buf[silen] = c'.'
+    _b64enc(sig, siglen, buf + silen + 1)
+    return out
+
+
+def compact(bytes signing_input not None, bytes signature not None, int ec_size):
+    """The compact JWS: signing input, ".", base64url signature (RFC 7515 §7.1).
+
+    ``ec_size`` is the byte width of R and S for ECDSA (signature given as
+    DER), or 0 when the signature is used as it is.
+    """
+    return _compact(signing_input, signature, ec_size)
+
+
+def mint(bytes header_b64 not None, bytes prefix not None, bytes suffix not None,
+         bytes jti not None, long long iat, long long exp, sign, int ec_size):
+    """One whole assertion: splice the claims, sign, assemble."""
+    signing_input = assertion_signing_input(header_b64, prefix, jti, iat, exp, suffix)
+    signature = sign(signing_input)
+    if type(signature) is not bytes:
+        raise TypeError("sign() must return bytes")
+    return _compact(signing_input, signature, ec_size)

@@ -1,0 +1,161 @@
+"""JWS signing algorithms (RFC 7518 §3, RFC 8037 §3.1): a name to a sign function.
+
+Each :class:`Algorithm` knows which keys it accepts and builds, once per key,
+a ``sign(signing_input) -> bytes`` callable with every cryptography object it
+needs already made, so that minting does no lookups. ``none`` does not exist
+here: asking for it raises :class:`UnsupportedAlgorithmError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+
+from .errors import InvalidKeyError, UnsupportedAlgorithmError
+
+__all__ = [
+    "ALGORITHMS",
+    "HMAC_ALGORITHMS",
+    "MIN_RSA_BITS",
+    "Algorithm",
+    "SignFunction",
+    "get_algorithm",
+]
+
+SignFunction = Callable[[bytes], bytes]
+
+#: Smallest RSA modulus we sign with (RFC 7518 §3.3 requires 2048 bits).
+MIN_RSA_BITS = 2048
+
+
+class KeyLike(Protocol):
+    """What an algorithm needs to know of a loaded key (``jwtmint.SigningKey``)."""
+
+    @property
+    def kty(self) -> str: ...
+    @property
+    def crv(self) -> str | None: ...
+    @property
+    def key(self) -> object: ...
+
+
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "256": hashes.SHA256,
+    "384": hashes.SHA384,
+    "512": hashes.SHA512,
+}
+
+_EC_CURVES = {"ES256": ("P-256", 32), "ES384": ("P-384", 48), "ES512": ("P-521", 66)}
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One JWS ``alg`` value: the key type it needs and how it signs."""
+
+    name: str
+    kty: str
+    #: Digest size in bytes of the hash (RSA, ECDSA, HMAC); 0 for EdDSA.
+    hash_size: int
+    #: Required curve for ECDSA ("P-256", ...); None otherwise.
+    curve: str | None = None
+    #: Width of R and S for ECDSA: signatures are converted from DER to R||S.
+    ec_size: int = 0
+
+    def check_key(self, key: KeyLike) -> None:
+        """Raise InvalidKeyError unless ``key`` may sign with this algorithm."""
+        if key.kty != self.kty:
+            raise InvalidKeyError(
+                f"{self.name} needs {_KTY_WORDS[self.kty]}, but the key is "
+                f"{_KTY_WORDS.get(key.kty, key.kty)}; load a matching key or choose "
+                f"an algorithm for this key (its default is {_default_word(key)})"
+            )
+        if self.curve is not None and key.crv != self.curve:
+            raise InvalidKeyError(
+                f"{self.name} needs an EC key on {self.curve}, but the key is on {key.crv}; "
+                f"use {_CURVE_ALG.get(key.crv or '', 'another algorithm')} for this key"
+            )
+        if self.kty == "oct":
+            secret = key.key
+            assert isinstance(secret, bytes)
+            if len(secret) < self.hash_size:
+                raise InvalidKeyError(
+                    f"{self.name} needs a secret of at least {self.hash_size} bytes "
+                    f"(RFC 7518 §3.2), this one has {len(secret)}; generate one with "
+                    f"secrets.token_bytes({self.hash_size})"
+                )
+
+    def signer(self, key: KeyLike) -> SignFunction:
+        """A sign(signing_input) -> signature callable bound to ``key``."""
+        self.check_key(key)
+        obj = key.key
+        bits = self.name[2:]
+        family = self.name[:2]
+        if family == "HS":
+            assert isinstance(obj, bytes)
+            return functools.partial(hmac.digest, obj, digest="sha" + bits)
+        if family == "RS":
+            assert isinstance(obj, rsa.RSAPrivateKey)
+            return functools.partial(obj.sign, padding=padding.PKCS1v15(), algorithm=_HASHES[bits]())
+        if family == "PS":
+            assert isinstance(obj, rsa.RSAPrivateKey)
+            pss = padding.PSS(mgf=padding.MGF1(_HASHES[bits]()), salt_length=self.hash_size)
+            return functools.partial(obj.sign, padding=pss, algorithm=_HASHES[bits]())
+        if family == "ES":
+            assert isinstance(obj, ec.EllipticCurvePrivateKey)
+            return functools.partial(obj.sign, signature_algorithm=ec.ECDSA(_HASHES[bits]()))
+        assert isinstance(obj, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey)
+        return obj.sign
+
+
+_KTY_WORDS = {"RSA": "an RSA key", "EC": "an EC key", "OKP": "an Ed25519/Ed448 key", "oct": "a secret"}
+_CURVE_ALG = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+
+
+def _default_word(key: KeyLike) -> str:
+    return default_algorithm_for(key.kty, key.crv)
+
+
+def default_algorithm_for(kty: str, crv: str | None) -> str:
+    """The algorithm a key signs with when none is named (RSA -> RS256, P-256 -> ES256, ...)."""
+    if kty == "EC":
+        return _CURVE_ALG[crv or ""]
+    return {"RSA": "RS256", "OKP": "EdDSA", "oct": "HS256"}[kty]
+
+
+def _build() -> dict[str, Algorithm]:
+    table: dict[str, Algorithm] = {}
+    for bits in ("256", "384", "512"):
+        size = int(bits) // 8
+        table["RS" + bits] = Algorithm("RS" + bits, "RSA", size)
+        table["PS" + bits] = Algorithm("PS" + bits, "RSA", size)
+        curve, width = _EC_CURVES["ES" + bits]
+        table["ES" + bits] = Algorithm("ES" + bits, "EC", size, curve, width)
+        table["HS" + bits] = Algorithm("HS" + bits, "oct", size)
+    table["EdDSA"] = Algorithm("EdDSA", "OKP", 0)
+    return table
+
+
+ALGORITHMS: dict[str, Algorithm] = _build()
+HMAC_ALGORITHMS = frozenset(name for name in ALGORITHMS if name.startswith("HS"))
+
+
+def get_algorithm(name: object) -> Algorithm:
+    """The algorithm called ``name`` (case-sensitive, RFC 7515 §4.1.1)."""
+    if isinstance(name, str):
+        found = ALGORITHMS.get(name)
+        if found is not None:
+            return found
+        if name.lower() == "none":
+            raise UnsupportedAlgorithmError(
+                "alg 'none' makes unsigned tokens and is refused; "
+                "choose a signing algorithm such as ES256 or RS256"
+            )
+    raise UnsupportedAlgorithmError(
+        f"unknown algorithm {name!r}; choose one of {', '.join(sorted(ALGORITHMS))}"
+    )
