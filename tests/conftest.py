@@ -1,0 +1,102 @@
+"""Shared fixtures: both kernel implementations, keys for every algorithm, a fixed clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+import jwtmint
+from jwtmint import _kernels, _pure
+
+SPEEDUPS = _kernels.load_speedups()
+
+#: Every algorithm the library signs with.
+ALL_ALGORITHMS = [
+    "RS256", "RS384", "RS512",
+    "PS256", "PS384", "PS512",
+    "ES256", "ES384", "ES512",
+    "EdDSA",
+    "HS256", "HS384", "HS512",
+]  # fmt: skip
+
+AUDIENCE = "https://idp.example.com"
+CLIENT_ID = "invoice"
+FIXED_NOW = 1_800_000_000
+
+
+def _kernel_params() -> list[Any]:
+    return [
+        pytest.param(SPEEDUPS, id="c", marks=pytest.mark.skipif(SPEEDUPS is None, reason="C extension not built")),
+        pytest.param(_pure, id="py"),
+    ]
+
+
+@pytest.fixture(params=_kernel_params())
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """Each hot-path test runs twice: with the Cython module (c) and the Python twin (py).
+
+    Signers bind the kernel that is active when they are built, so tests
+    build their signers after taking this fixture.
+    """
+    module = request.param
+    monkeypatch.setattr(_kernels, "kernel", module)
+    yield module
+
+
+_KEY_CACHE: dict[str, jwtmint.SigningKey] = {}
+
+
+def signing_key(algorithm: str) -> jwtmint.SigningKey:
+    """One key per algorithm per session (RSA generation is slow)."""
+    if algorithm not in _KEY_CACHE:
+        _KEY_CACHE[algorithm] = jwtmint.generate_key(algorithm)
+    return _KEY_CACHE[algorithm]
+
+
+def ed448_key() -> jwtmint.SigningKey:
+    if "Ed448" not in _KEY_CACHE:
+        _KEY_CACHE["Ed448"] = jwtmint.load_key(ed448.Ed448PrivateKey.generate())
+    return _KEY_CACHE["Ed448"]
+
+
+def verification_key(key: jwtmint.SigningKey) -> Any:
+    """What an independent verifier needs: the public key object, or the secret."""
+    if isinstance(key.key, bytes):
+        return key.key
+    return key.key.public_key()
+
+
+@pytest.fixture
+def fixed_clock() -> Callable[[], float]:
+    return lambda: float(FIXED_NOW)
+
+
+def counter_entropy() -> Callable[[], bytes]:
+    """A deterministic jti source: 16 bytes from a counter, for byte-parity tests."""
+    state = {"n": 0}
+
+    def draw() -> bytes:
+        state["n"] += 1
+        return state["n"].to_bytes(16, "big")
+
+    return draw
+
+
+__all__ = [
+    "ALL_ALGORITHMS",
+    "AUDIENCE",
+    "CLIENT_ID",
+    "FIXED_NOW",
+    "SPEEDUPS",
+    "counter_entropy",
+    "ed448_key",
+    "rsa",
+    "ec",
+    "ed25519",
+    "signing_key",
+    "verification_key",
+]
