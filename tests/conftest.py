@@ -7,7 +7,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ed448
 
 import jwtmint
 from jwtmint import _kernels, _pure
@@ -30,7 +30,11 @@ FIXED_NOW = 1_800_000_000
 
 def _kernel_params() -> list[Any]:
     return [
-        pytest.param(SPEEDUPS, id="c", marks=pytest.mark.skipif(SPEEDUPS is None, reason="C extension not built")),
+        pytest.param(
+            SPEEDUPS,
+            id="c",
+            marks=pytest.mark.skipif(SPEEDUPS is None, reason="C extension not built"),
+        ),
         pytest.param(_pure, id="py"),
     ]
 
@@ -94,9 +98,6 @@ __all__ = [
     "SPEEDUPS",
     "counter_entropy",
     "ed448_key",
-    "rsa",
-    "ec",
-    "ed25519",
     "signing_key",
     "verification_key",
 ]

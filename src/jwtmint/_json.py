@@ -62,7 +62,9 @@ def _check_plain(obj: Any, path: str, depth: int = 0) -> None:
         return
     if isinstance(obj, float):
         if not math.isfinite(obj):
-            raise InvalidClaimsError(f"{path} is {obj!r}, which JSON cannot carry; use a finite number")
+            raise InvalidClaimsError(
+                f"{path} is {obj!r}, which JSON cannot carry; use a finite number"
+            )
         return
     if isinstance(obj, dict):
         for key, value in obj.items():

@@ -78,7 +78,7 @@ def assertion_signing_input(
     The claims JSON is ``prefix + b64url(jti) + '","iat":' iat ',"nbf":' iat
     ',"exp":' exp + suffix``; ``prefix`` ends with ``"jti":"``.
     """
-    claims = b"%s%s\",\"iat\":%d,\"nbf\":%d,\"exp\":%d%s" % (
+    claims = b'%s%s","iat":%d,"nbf":%d,"exp":%d%s' % (
         prefix,
         b64url_encode(jti),
         iat,

@@ -101,7 +101,9 @@ class Algorithm:
             return functools.partial(hmac.digest, obj, digest="sha" + bits)
         if family == "RS":
             assert isinstance(obj, rsa.RSAPrivateKey)
-            return functools.partial(obj.sign, padding=padding.PKCS1v15(), algorithm=_HASHES[bits]())
+            return functools.partial(
+                obj.sign, padding=padding.PKCS1v15(), algorithm=_HASHES[bits]()
+            )
         if family == "PS":
             assert isinstance(obj, rsa.RSAPrivateKey)
             pss = padding.PSS(mgf=padding.MGF1(_HASHES[bits]()), salt_length=self.hash_size)
@@ -113,7 +115,12 @@ class Algorithm:
         return obj.sign
 
 
-_KTY_WORDS = {"RSA": "an RSA key", "EC": "an EC key", "OKP": "an Ed25519/Ed448 key", "oct": "a secret"}
+_KTY_WORDS = {
+    "RSA": "an RSA key",
+    "EC": "an EC key",
+    "OKP": "an Ed25519/Ed448 key",
+    "oct": "a secret",
+}
 _CURVE_ALG = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 
 

@@ -110,7 +110,9 @@ class AssertionSigner:
         self.client_id = client_id
         self._audience = _check_audience(audience)
         if type(lifetime) is not int or lifetime <= 0:
-            raise InvalidClaimsError(f"lifetime must be a positive int of seconds, got {lifetime!r}")
+            raise InvalidClaimsError(
+                f"lifetime must be a positive int of seconds, got {lifetime!r}"
+            )
         self._lifetime = lifetime
 
         header: dict[str, Any] = {"alg": alg.name}
@@ -197,7 +199,8 @@ class AssertionSigner:
         now = int(self._clock())
         exp = now + self._lifetime
         splice = self._kernel.assertion_signing_input
-        header, prefix, suffix, entropy = self._header_b64, self._prefix, self._suffix, self._entropy
+        header, prefix, suffix = self._header_b64, self._prefix, self._suffix
+        entropy = self._entropy
         inputs = [splice(header, prefix, entropy(), now, exp, suffix) for _ in range(n)]
         workers = min(_batch_workers(), n)
         sign = self._sign

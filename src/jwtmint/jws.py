@@ -12,9 +12,9 @@ from __future__ import annotations
 import functools
 import json
 from calendar import timegm
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from . import _kernels
 from ._json import dumps_pyjwt
@@ -42,7 +42,7 @@ def _cached_signer(key: Any, algorithm: str) -> tuple[SignFunction, int]:
 
 def _signer_for(key: KeySource, alg: Algorithm) -> tuple[SignFunction, int]:
     try:
-        return _cached_signer(key, alg.name)
+        return _cached_signer(cast(Hashable, key), alg.name)
     except TypeError as exc:  # an unhashable key object: load it every time
         if "unhashable" not in str(exc):
             raise
@@ -52,7 +52,7 @@ def _signer_for(key: KeySource, alg: Algorithm) -> tuple[SignFunction, int]:
 def encode(
     payload: Mapping[str, Any],
     key: KeySource,
-    algorithm: str | None | _Unset = _UNSET,
+    algorithm: str | _Unset | None = _UNSET,
     headers: Mapping[str, Any] | None = None,
     json_encoder: type[json.JSONEncoder] | None = None,
     sort_headers: bool = True,

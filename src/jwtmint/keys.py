@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 import orjson
 from cryptography import x509
@@ -34,14 +34,23 @@ from .errors import InvalidKeyError
 
 __all__ = ["KeySource", "PrivateKey", "SigningKey", "generate_key", "load_key"]
 
-PrivateKey = Union[
+PrivateKey: TypeAlias = (
+    rsa.RSAPrivateKey
+    | ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | ed448.Ed448PrivateKey
+)
+_PRIVATE_KEY_TYPES = (
     rsa.RSAPrivateKey,
     ec.EllipticCurvePrivateKey,
     ed25519.Ed25519PrivateKey,
     ed448.Ed448PrivateKey,
-]
+)
 
-KeySource = Union["SigningKey", PrivateKey, Mapping[str, Any], str, bytes, "os.PathLike[str]"]
+#: Everything load_key accepts.
+KeySource: TypeAlias = (
+    "SigningKey | PrivateKey | Mapping[str, Any] | str | bytes | os.PathLike[str]"
+)
 
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 _CURVES: dict[str, ec.EllipticCurve] = {
@@ -51,10 +60,13 @@ _CURVES: dict[str, ec.EllipticCurve] = {
 }
 _COORD_SIZE = {"P-256": 32, "P-384": 48, "P-521": 66}
 
-_PEM_BLOCK = re.compile(
-    rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL
-)
-_PRIVATE_PEM_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
+_PRIVATE_PEM_LABELS = {
+    b"PRIVATE KEY",
+    b"RSA PRIVATE KEY",
+    b"EC PRIVATE KEY",
+    b"ENCRYPTED PRIVATE KEY",
+}
 _SSH_PUBLIC_PREFIXES = (
     b"ssh-ed25519",
     b"ssh-rsa",
@@ -139,7 +151,11 @@ class SigningKey:
 
 def jwk_thumbprint(public_jwk: Mapping[str, Any]) -> str:
     """RFC 7638 §3: SHA-256 of the required members, sorted, without whitespace."""
-    required = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
+    required = {
+        "RSA": ("e", "kty", "n"),
+        "EC": ("crv", "kty", "x", "y"),
+        "OKP": ("crv", "kty", "x"),
+    }
     members = {name: public_jwk[name] for name in required[public_jwk["kty"]]}
     canonical = orjson.dumps(members, option=orjson.OPT_SORT_KEYS)
     return b64url_encode(hashlib.sha256(canonical).digest()).decode("ascii")
@@ -210,7 +226,7 @@ def load_key(
             source = handle.read()
     if isinstance(source, Mapping):
         return _from_jwk(source, kid, algorithm)
-    if isinstance(source, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
+    if isinstance(source, _PRIVATE_KEY_TYPES):
         return _from_private_key(source, kid, algorithm)
     if isinstance(source, str):
         return _from_text(source, pw, kid, algorithm)
@@ -223,7 +239,7 @@ def load_key(
 
 
 def generate_key(algorithm: str = "ES256", *, kid: str | None = None) -> SigningKey:
-    """A fresh key for ``algorithm`` (RSA 2048, the algorithm's curve, Ed25519, or a random secret)."""
+    """A fresh key for ``algorithm``: RSA 2048, its curve, Ed25519, or a random secret."""
     alg = get_algorithm(algorithm)
     new: PrivateKey | bytes
     if alg.kty == "RSA":
@@ -296,19 +312,25 @@ def _from_secret(secret: bytes, kid: str | None, algorithm: str | None) -> Signi
     return SigningKey(secret, "oct", None, algorithm or "HS256", kid)
 
 
-def _from_text(text: str, password: bytes | None, kid: str | None, algorithm: str | None) -> SigningKey:
+def _from_text(
+    text: str, password: bytes | None, kid: str | None, algorithm: str | None
+) -> SigningKey:
     stripped = text.strip()
     if stripped.startswith("{"):
         try:
             jwk = json.loads(stripped)
-        except ValueError as exc:
-            raise InvalidKeyError(f"the key text starts like a JWK but is not JSON: {exc.msg}") from None
+        except json.JSONDecodeError as exc:
+            raise InvalidKeyError(
+                f"the key text starts like a JWK but is not JSON: {exc.msg}"
+            ) from None
         if isinstance(jwk, dict):
             return _from_jwk(jwk, kid, algorithm)
     return _from_bytes(text.encode("utf-8"), password, kid, algorithm)
 
 
-def _from_bytes(data: bytes, password: bytes | None, kid: str | None, algorithm: str | None) -> SigningKey:
+def _from_bytes(
+    data: bytes, password: bytes | None, kid: str | None, algorithm: str | None
+) -> SigningKey:
     if algorithm in HMAC_ALGORITHMS:
         return _from_secret(data, kid, algorithm)
     if b"-----BEGIN " in data:
@@ -339,7 +361,9 @@ def _looks_like_der(data: bytes) -> bool:
     return length + 2 + count == len(data)
 
 
-def _from_pem(data: bytes, password: bytes | None, kid: str | None, algorithm: str | None) -> SigningKey:
+def _from_pem(
+    data: bytes, password: bytes | None, kid: str | None, algorithm: str | None
+) -> SigningKey:
     blocks = {m.group(1): m.group(0) for m in _PEM_BLOCK.finditer(data)}
     private = next((blocks[label] for label in blocks if label in _PRIVATE_PEM_LABELS), None)
     if private is None and b"OPENSSH PRIVATE KEY" in blocks:
@@ -365,13 +389,18 @@ def _from_pem(data: bytes, password: bytes | None, kid: str | None, algorithm: s
         algorithm,
         _cert_thumbprint(cert) if cert is not None else None,
     )
-    if cert is not None and not isinstance(key.key, bytes):
-        if _public_der(key.key) != _cert_public_der(cert):
-            raise InvalidKeyError("the PEM's certificate does not belong to its private key")
+    if (
+        cert is not None
+        and not isinstance(key.key, bytes)
+        and _public_der(key.key) != _cert_public_der(cert)
+    ):
+        raise InvalidKeyError("the PEM's certificate does not belong to its private key")
     return key
 
 
-def _from_der(data: bytes, password: bytes | None, kid: str | None, algorithm: str | None) -> SigningKey:
+def _from_der(
+    data: bytes, password: bytes | None, kid: str | None, algorithm: str | None
+) -> SigningKey:
     try:
         return _load_with(
             lambda pw: serialization.load_der_private_key(data, pw), password, kid, algorithm
@@ -418,7 +447,9 @@ def _load_with(
     except TypeError as exc:
         message = str(exc).lower()
         if "not encrypted" in message:
-            raise InvalidKeyError("a password was given but the key is not encrypted; drop password=") from exc
+            raise InvalidKeyError(
+                "a password was given but the key is not encrypted; drop password="
+            ) from exc
         if "encrypted" in message or "password" in message:
             raise InvalidKeyError("the key is encrypted: pass password=") from exc
         raise InvalidKeyError(f"cannot load the key: {exc}") from exc
@@ -499,7 +530,9 @@ def _okp_from_jwk(jwk: Mapping[str, Any]) -> ed25519.Ed25519PrivateKey | ed448.E
         key = ed448.Ed448PrivateKey.from_private_bytes(d)
     else:
         raise InvalidKeyError(f"OKP curve {crv!r} cannot sign JWS; use Ed25519 or Ed448")
-    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
     if "x" in jwk and b64url_decode(jwk["x"]) != public:
         raise InvalidKeyError("the JWK's x does not match its private value d")
     return key
