@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml setup.py constraints.txt src/jwtmint/_speedups.pyx
 	$(BIN)/python -c "import jwtmint, sys; print('jwtmint', jwtmint.__version__, 'implementation:', jwtmint.IMPLEMENTATION)"
 	touch $(STAMP)
 
+DEMO_ARGS ?=
+
 demo: $(STAMP)
-	$(BIN)/python -m jwtmint demo
+	$(BIN)/python -m jwtmint demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -33,8 +35,9 @@ bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=median,iqr,ops -p no:cacheprovider
 
 annotate: $(STAMP)
+	mkdir -p build/annotate
 	$(BIN)/cython -3 -a src/jwtmint/_speedups.pyx -o build/annotate/_speedups.c
-	@echo "open build/annotate/_speedups.html"
+	@echo "wrote build/annotate/_speedups.html: yellow lines are Python interaction"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/jwtmint/_speedups.c src/jwtmint/*.so
