@@ -32,7 +32,7 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=median,iqr,ops -p no:cacheprovider
+	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=median,iqr,ops --benchmark-sort=name -p no:cacheprovider
 
 annotate: $(STAMP)
 	mkdir -p build/annotate
