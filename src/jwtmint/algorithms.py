@@ -72,14 +72,22 @@ class Algorithm:
         if key.kty != self.kty:
             raise InvalidKeyError(
                 f"{self.name} needs {_KTY_WORDS[self.kty]}, but the key is "
-                f"{_KTY_WORDS.get(key.kty, key.kty)}; load a matching key or choose "
-                f"an algorithm for this key (its default is {_default_word(key)})"
+                f"{_KTY_WORDS.get(key.kty, key.kty)}; load a matching key{_choose_hint(key)}"
             )
         if self.curve is not None and key.crv != self.curve:
             raise InvalidKeyError(
                 f"{self.name} needs an EC key on {self.curve}, but the key is on {key.crv}; "
                 f"use {_CURVE_ALG.get(key.crv or '', 'another algorithm')} for this key"
             )
+        if self.kty == "RSA":
+            # checked here, not only in load_key: SigningKey can be built directly, and
+            # every signer passes through this gate
+            bits = getattr(key.key, "key_size", 0)
+            if bits < MIN_RSA_BITS:
+                raise InvalidKeyError(
+                    f"RSA keys must have at least {MIN_RSA_BITS} bits (RFC 7518 §3.3); "
+                    f"this one has {bits}: generate a new 2048 or 3072-bit key"
+                )
         if self.kty == "oct":
             secret = key.key
             assert isinstance(secret, bytes)
@@ -124,8 +132,12 @@ _KTY_WORDS = {
 _CURVE_ALG = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 
 
-def _default_word(key: KeyLike) -> str:
-    return default_algorithm_for(key.kty, key.crv)
+def _choose_hint(key: KeyLike) -> str:
+    try:
+        default = default_algorithm_for(key.kty, key.crv)
+    except KeyError:  # a KeyLike of a kind JWS cannot sign with: there is no default to name
+        return ""
+    return f" or choose an algorithm for this key (its default is {default})"
 
 
 def default_algorithm_for(kty: str, crv: str | None) -> str:

@@ -20,7 +20,15 @@ import orjson
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import (
+    dsa,
+    ec,
+    ed448,
+    ed25519,
+    rsa,
+    x448,
+    x25519,
+)
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ._b64 import b64url_decode, b64url_encode, b64url_uint, uint_from_b64url
@@ -46,10 +54,18 @@ _PRIVATE_KEY_TYPES = (
     ed25519.Ed25519PrivateKey,
     ed448.Ed448PrivateKey,
 )
+#: Private keys cryptography can hold but JWS cannot sign with: refused by name, not as
+#: "cannot load a key from" an object the caller rightly thinks is a private key.
+_NON_JWS_PRIVATE_KEY_TYPES = (
+    dsa.DSAPrivateKey,
+    x25519.X25519PrivateKey,
+    x448.X448PrivateKey,
+)
 
 #: Everything load_key accepts.
 KeySource: TypeAlias = (
-    "SigningKey | PrivateKey | Mapping[str, Any] | str | bytes | os.PathLike[str]"
+    "SigningKey | PrivateKey | Mapping[str, Any] | str | bytes | bytearray | memoryview"
+    " | os.PathLike[str]"
 )
 
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
@@ -95,6 +111,13 @@ class SigningKey:
     x5t_s256: str | None = None
 
     def __post_init__(self) -> None:
+        # SigningKey can be built directly: its kty and crv must describe the key it holds,
+        # or check_key below would judge one key and the signer use another
+        if (self.kty, self.crv) != _kty_crv(self.key):
+            raise InvalidKeyError(
+                f"kty={self.kty!r}, crv={self.crv!r} do not describe the key given; "
+                "build a SigningKey with load_key()"
+            )
         get_algorithm(self.algorithm).check_key(self)
 
     def __repr__(self) -> str:
@@ -186,6 +209,29 @@ def _public_members(key: PrivateKey) -> dict[str, Any]:
     return {"kty": "OKP", "crv": crv, "x": b64url_encode(raw).decode("ascii")}
 
 
+def _kty_crv(key: object) -> tuple[str, str | None]:
+    """The JWK ``kty`` and ``crv`` of a key object or secret; refuses keys JWS cannot sign with."""
+    if isinstance(key, bytes):
+        return "oct", None
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RSA", None
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        crv = _CURVE_NAMES.get(key.curve.name)
+        if crv is None:
+            raise InvalidKeyError(
+                f"EC curve {key.curve.name} is not a JWS curve; use P-256, P-384 or P-521"
+            )
+        return "EC", crv
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return "OKP", "Ed25519"
+    if isinstance(key, ed448.Ed448PrivateKey):
+        return "OKP", "Ed448"
+    raise InvalidKeyError(
+        f"{type(key).__name__} cannot sign JWTs; use an RSA, EC (P-256/384/521), "
+        "Ed25519 or Ed448 private key"
+    )
+
+
 def _check_kid(kid: object) -> str:
     if not isinstance(kid, str) or not kid:
         raise InvalidKeyError("kid must be a non-empty string")
@@ -224,9 +270,13 @@ def load_key(
     if isinstance(source, os.PathLike):
         with open(source, "rb") as handle:
             source = handle.read()
+        # a file that starts like JSON is a JWK: parse it as text, so that a broken JWK file
+        # is an error and never silently becomes an HMAC secret
+        if source.lstrip().startswith(b"{"):
+            source = source.decode("utf-8", errors="replace")
     if isinstance(source, Mapping):
         return _from_jwk(source, kid, algorithm)
-    if isinstance(source, _PRIVATE_KEY_TYPES):
+    if isinstance(source, _PRIVATE_KEY_TYPES + _NON_JWS_PRIVATE_KEY_TYPES):
         return _from_private_key(source, kid, algorithm)
     if isinstance(source, str):
         return _from_text(source, pw, kid, algorithm)
@@ -257,29 +307,7 @@ def generate_key(algorithm: str = "ES256", *, kid: str | None = None) -> Signing
 def _from_private_key(
     key: PrivateKey, kid: str | None, algorithm: str | None, x5t_s256: str | None = None
 ) -> SigningKey:
-    if isinstance(key, rsa.RSAPrivateKey):
-        if key.key_size < MIN_RSA_BITS:
-            raise InvalidKeyError(
-                f"RSA keys must have at least {MIN_RSA_BITS} bits (RFC 7518 §3.3); "
-                f"this one has {key.key_size}: generate a new 2048 or 3072-bit key"
-            )
-        kty, crv = "RSA", None
-    elif isinstance(key, ec.EllipticCurvePrivateKey):
-        kty = "EC"
-        crv = _CURVE_NAMES.get(key.curve.name)
-        if crv is None:
-            raise InvalidKeyError(
-                f"EC curve {key.curve.name} is not a JWS curve; use P-256, P-384 or P-521"
-            )
-    elif isinstance(key, ed25519.Ed25519PrivateKey):
-        kty, crv = "OKP", "Ed25519"
-    elif isinstance(key, ed448.Ed448PrivateKey):
-        kty, crv = "OKP", "Ed448"
-    else:
-        raise InvalidKeyError(
-            f"{type(key).__name__} cannot sign JWTs; use an RSA, EC (P-256/384/521), "
-            "Ed25519 or Ed448 private key"
-        )
+    kty, crv = _kty_crv(key)  # the RSA size is checked by the algorithm, in SigningKey
     alg = algorithm or default_algorithm_for(kty, crv)
     if kid is None:
         kid = jwk_thumbprint(_public_members(key))
@@ -287,17 +315,30 @@ def _from_private_key(
 
 
 def _looks_like_asymmetric(data: bytes) -> bool:
-    """PEM blocks, SSH public keys and DER public keys or certificates: never HMAC secrets."""
+    """PEM blocks, SSH public keys and DER keys or certificates: never HMAC secrets."""
     stripped = data.strip()
     if b"-----BEGIN " in stripped or stripped.startswith(_SSH_PUBLIC_PREFIXES):
         return True
-    if _looks_like_der(stripped):
-        for loader in (serialization.load_der_public_key, x509.load_der_x509_certificate):
-            try:
-                loader(stripped)
-            except (TypeError, ValueError, UnsupportedAlgorithm):
-                continue
-            return True
+    if not _looks_like_der(stripped):
+        return False
+    if _is_der_public_or_cert(stripped):
+        return True
+    try:
+        serialization.load_der_private_key(stripped, None)
+    except TypeError:  # encrypted: still a private key
+        return True
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _is_der_public_or_cert(data: bytes) -> bool:
+    for loader in (serialization.load_der_public_key, x509.load_der_x509_certificate):
+        try:
+            loader(data)
+        except (TypeError, ValueError, UnsupportedAlgorithm):
+            continue
+        return True
     return False
 
 
@@ -306,8 +347,8 @@ def _from_secret(secret: bytes, kid: str | None, algorithm: str | None) -> Signi
         raise InvalidKeyError("the HMAC secret is empty; use at least 32 random bytes")
     if _looks_like_asymmetric(secret):
         raise InvalidKeyError(
-            "this looks like a public key, certificate or PEM, not an HMAC secret; using it as "
-            "one is the algorithm-confusion trap: sign with the private key and RS/ES/EdDSA"
+            "this looks like a key, certificate or PEM, not an HMAC secret; using it as one "
+            "is the algorithm-confusion trap: sign with the private key and RS/ES/EdDSA"
         )
     return SigningKey(secret, "oct", None, algorithm or "HS256", kid)
 
@@ -331,6 +372,9 @@ def _from_text(
 def _from_bytes(
     data: bytes, password: bytes | None, kid: str | None, algorithm: str | None
 ) -> SigningKey:
+    jwk = _json_jwk(data)
+    if jwk is not None:  # a JWK read from a file, before the secret fallback can take it
+        return _from_jwk(jwk, kid, algorithm)
     if algorithm in HMAC_ALGORITHMS:
         return _from_secret(data, kid, algorithm)
     if b"-----BEGIN " in data:
@@ -345,6 +389,21 @@ def _from_bytes(
             "PKCS#12 nor a JWK"
         )
     return _from_secret(data, kid, algorithm)
+
+
+def _json_jwk(data: bytes) -> dict[str, Any] | None:
+    """The JWK in ``data`` (a JSON object with "kty"), or None.
+
+    Lenient: secret bytes may start with "{" (PyJWT-compatible ``encode`` passes str
+    secrets as bytes), so only what is unmistakably a JWK is read as one.
+    """
+    if not data.lstrip().startswith(b"{"):
+        return None
+    try:
+        value = json.loads(data)
+    except ValueError:  # also UnicodeDecodeError
+        return None
+    return value if isinstance(value, dict) and "kty" in value else None
 
 
 def _looks_like_der(data: bytes) -> bool:
@@ -364,54 +423,64 @@ def _looks_like_der(data: bytes) -> bool:
 def _from_pem(
     data: bytes, password: bytes | None, kid: str | None, algorithm: str | None
 ) -> SigningKey:
-    blocks = {m.group(1): m.group(0) for m in _PEM_BLOCK.finditer(data)}
+    blocks: dict[bytes, bytes] = {}
+    certs: list[bytes] = []
+    for match in _PEM_BLOCK.finditer(data):
+        blocks.setdefault(match.group(1), match.group(0))
+        if match.group(1) == b"CERTIFICATE":
+            certs.append(match.group(0))
     private = next((blocks[label] for label in blocks if label in _PRIVATE_PEM_LABELS), None)
     if private is None and b"OPENSSH PRIVATE KEY" in blocks:
-        return _load_with(
-            lambda pw: serialization.load_ssh_private_key(blocks[b"OPENSSH PRIVATE KEY"], pw),
-            password,
-            kid,
-            algorithm,
-        )
+        openssh = blocks[b"OPENSSH PRIVATE KEY"]
+        key = _parse_private(lambda pw: serialization.load_ssh_private_key(openssh, pw), password)
+        return _from_private_key(key, kid, algorithm)
     if private is None:
         found = ", ".join(label.decode() for label in blocks) or "no complete PEM block"
         raise InvalidKeyError(
             f"the PEM holds {found}, not a private key; signing needs the private key "
             "(a public key or certificate can only verify)"
         )
-    cert = None
-    if b"CERTIFICATE" in blocks:
-        cert = x509.load_pem_x509_certificate(blocks[b"CERTIFICATE"])
-    key = _load_with(
-        lambda pw: serialization.load_pem_private_key(private, pw),
-        password,
-        kid,
-        algorithm,
-        _cert_thumbprint(cert) if cert is not None else None,
-    )
-    if (
-        cert is not None
-        and not isinstance(key.key, bytes)
-        and _public_der(key.key) != _cert_public_der(cert)
-    ):
-        raise InvalidKeyError("the PEM's certificate does not belong to its private key")
-    return key
+    pem_key = private  # bound for the lambda: mypy does not narrow closures
+    key = _parse_private(lambda pw: serialization.load_pem_private_key(pem_key, pw), password)
+    _kty_crv(key)  # a key JWS cannot sign with says so before any certificate is looked at
+    x5t = None
+    if certs:
+        # a full-chain PEM holds the leaf and its issuers in any order: x5t#S256 names the
+        # certificate of this key, so find it rather than take the first or the last block
+        public = _public_der(key)
+        leaf = next((c for c in map(_load_pem_cert, certs) if _cert_public_der(c) == public), None)
+        if leaf is None:
+            raise InvalidKeyError(
+                "no certificate in the PEM belongs to its private key; bundle the key with "
+                "its own certificate, or load the key alone"
+            )
+        x5t = _cert_thumbprint(leaf)
+    return _from_private_key(key, kid, algorithm, x5t)
+
+
+def _load_pem_cert(block: bytes) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(block)
+    except ValueError:
+        raise InvalidKeyError("a CERTIFICATE block in the PEM is corrupt") from None
 
 
 def _from_der(
     data: bytes, password: bytes | None, kid: str | None, algorithm: str | None
 ) -> SigningKey:
     try:
-        return _load_with(
-            lambda pw: serialization.load_der_private_key(data, pw), password, kid, algorithm
-        )
+        key = _parse_private(lambda pw: serialization.load_der_private_key(data, pw), password)
     except InvalidKeyError as exc:
         if isinstance(exc.__cause__, TypeError):  # a password problem: say so as it is
             raise
+    else:
+        # outside the try: a key that parsed but is refused (too small, wrong algorithm)
+        # must say why, not fall through to "not a private key nor a PKCS#12 bundle"
+        return _from_private_key(key, kid, algorithm)
     try:
         bundle = pkcs12.load_pkcs12(data, password)
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        if _looks_like_asymmetric(data):
+        if _is_der_public_or_cert(data):
             raise InvalidKeyError(
                 "the DER holds a public key or certificate; signing needs the private key"
             ) from None
@@ -435,15 +504,10 @@ def _cert_public_der(cert: x509.Certificate) -> bytes:
     )
 
 
-def _load_with(
-    loader: Any,
-    password: bytes | None,
-    kid: str | None,
-    algorithm: str | None,
-    x5t_s256: str | None = None,
-) -> SigningKey:
+def _parse_private(loader: Any, password: bytes | None) -> Any:
+    """Run a cryptography private-key loader, turning its errors into InvalidKeyError."""
     try:
-        key = loader(password)
+        return loader(password)
     except TypeError as exc:
         message = str(exc).lower()
         if "not encrypted" in message:
@@ -463,7 +527,6 @@ def _load_with(
         ) from exc
     except UnsupportedAlgorithm as exc:
         raise InvalidKeyError(f"unsupported key type: {exc}") from exc
-    return _from_private_key(key, kid, algorithm, x5t_s256)
 
 
 def _from_jwk(jwk: Mapping[str, Any], kid: str | None, algorithm: str | None) -> SigningKey:
