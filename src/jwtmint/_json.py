@@ -4,8 +4,9 @@ Two needs. Our own tokens want compact UTF-8 JSON of plain JSON values,
 refusing what JSON cannot carry (NaN, non-string keys) rather than changing
 it. ``encode`` wants exactly the bytes PyJWT produces, which are
 ``json.dumps(obj, separators=(",", ":"))``: ASCII-escaped, Python's float
-repr. orjson matches those bytes only for ASCII output without floats, so it
-is used exactly then, and ``json`` otherwise.
+repr. orjson matches those bytes only for ASCII output without floats and
+without DEL (which json escapes), so it is used exactly then, and ``json``
+otherwise.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def dumps_pyjwt(
         except orjson.JSONEncodeError:  # integers beyond 64 bits
             pass
         else:
-            if out.isascii():
+            # json escapes DEL (0x7f) as \u007f; orjson leaves it raw.
+            if out.isascii() and b"\x7f" not in out:
                 return out
     return json.dumps(obj, separators=(",", ":"), cls=json_encoder, sort_keys=sort_keys).encode()
 
@@ -87,4 +89,10 @@ def dumps_claims(obj: Any, what: str = "claims") -> bytes:
     try:
         return orjson.dumps(obj)
     except orjson.JSONEncodeError:  # integers beyond 64 bits, subclasses orjson refuses
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        raise InvalidClaimsError(
+            f"{what} holds a lone surrogate, which UTF-8 cannot carry; fix the string"
+        ) from None

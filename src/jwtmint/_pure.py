@@ -41,6 +41,9 @@ def _read_der_int(der: bytes, pos: int, size: int) -> tuple[bytes, int]:
     value = der[pos : pos + length]
     if value[0] & 0x80:
         raise ValueError("malformed ECDSA signature: negative INTEGER")
+    if length > 1 and value[0] == 0 and not value[1] & 0x80:
+        # DER (X.690 §8.3.2) allows one leading zero, only before a high bit.
+        raise ValueError("malformed ECDSA signature: non-minimal INTEGER")
     value = value.lstrip(b"\x00")
     if len(value) > size:
         raise ValueError("malformed ECDSA signature: INTEGER longer than the curve order")
@@ -59,6 +62,8 @@ def der_to_raw(der: bytes, size: int) -> bytes:
     if length == 0x81:
         length = der[2]
         pos = 3
+        if length < 0x80:  # DER uses the short form below 128 (X.690 §10.1)
+            raise ValueError("malformed ECDSA signature: non-minimal SEQUENCE length")
     elif length & 0x80:
         raise ValueError("malformed ECDSA signature: bad SEQUENCE length")
     if pos + length != n:

@@ -8,6 +8,7 @@ one allocation for the signing input, one for the final ``str``.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
 cdef extern from "Python.h":
@@ -103,6 +104,9 @@ cdef int _read_der_int(const unsigned char* der, Py_ssize_t n, Py_ssize_t* pos,
         raise ValueError("malformed ECDSA signature: bad INTEGER length")
     if der[p] & 0x80:
         raise ValueError("malformed ECDSA signature: negative INTEGER")
+    if length > 1 and der[p] == 0 and not der[p + 1] & 0x80:
+        # DER (X.690 §8.3.2) allows one leading zero, only before a high bit.
+        raise ValueError("malformed ECDSA signature: non-minimal INTEGER")
     pos[0] = p + length
     while length > 0 and der[p] == 0:
         p += 1
@@ -128,6 +132,8 @@ cdef int _der_to_raw(const unsigned char* der, Py_ssize_t n, int size, unsigned 
     if length == 0x81:
         length = der[2]
         pos = 3
+        if length < 0x80:  # DER uses the short form below 128 (X.690 §10.1)
+            raise ValueError("malformed ECDSA signature: non-minimal SEQUENCE length")
     elif length & 0x80:
         raise ValueError("malformed ECDSA signature: bad SEQUENCE length")
     if pos + length != n:
@@ -183,6 +189,21 @@ def assertion_signing_input(bytes header_b64 not None, bytes prefix not None, by
     return out
 
 
+cdef inline bint _is_ascii(const unsigned char* s, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i = 0
+    cdef uint64_t word
+    while i + 8 <= n:
+        memcpy(&word, s + i, 8)
+        if word & 0x8080808080808080ULL:
+            return False
+        i += 8
+    while i < n:
+        if s[i] & 0x80:
+            return False
+        i += 1
+    return True
+
+
 cdef str _compact(bytes signing_input, bytes signature, int ec_size):
     cdef unsigned char raw[2 * MAX_EC_SIZE]
     cdef const unsigned char* sig = <const unsigned char*>PyBytes_AS_STRING(signature)
@@ -192,6 +213,10 @@ cdef str _compact(bytes signing_input, bytes signature, int ec_size):
         _der_to_raw(sig, siglen, ec_size, raw)
         sig = raw
         siglen = 2 * ec_size
+    # The result is a 1-byte-kind str declared ASCII: a byte >= 0x80 would
+    # make a corrupt str. Raise the pure twin's UnicodeDecodeError instead.
+    if not _is_ascii(<const unsigned char*>PyBytes_AS_STRING(signing_input), silen):
+        signing_input.decode("ascii")
     out = PyUnicode_New(silen + 1 + _b64len(siglen), 127)
     cdef unsigned char* buf = PyUnicode_1BYTE_DATA(out)
     memcpy(buf, PyBytes_AS_STRING(signing_input), silen)

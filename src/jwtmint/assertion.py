@@ -8,6 +8,7 @@ kernel, which splices them into the claims, signs and assembles the JWS.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -172,7 +173,7 @@ class AssertionSigner:
 
     def mint(self) -> str:
         """A fresh compact JWS: new ``jti``, ``iat`` = ``nbf`` = now, ``exp`` = now + lifetime."""
-        now = int(self._clock())
+        now = math.floor(self._clock())
         return self._kernel.mint(
             self._header_b64,
             self._prefix,
@@ -196,7 +197,7 @@ class AssertionSigner:
         """
         if type(n) is not int or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
-        now = int(self._clock())
+        now = math.floor(self._clock())
         exp = now + self._lifetime
         splice = self._kernel.assertion_signing_input
         header, prefix, suffix = self._header_b64, self._prefix, self._suffix

@@ -99,6 +99,10 @@ def encode(
         del header["typ"]
     header.pop("b64", None)
 
+    if alg.kty == "oct" and isinstance(key, str):
+        # PyJWT signs with the UTF-8 bytes of any str secret, even one that
+        # starts with "{": never read it as JWK JSON the way load_key does.
+        key = key.encode("utf-8")
     sign, ec_size = _signer_for(key, alg)
     kernel = _kernels.kernel
     signing_input = (
