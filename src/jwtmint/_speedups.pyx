@@ -204,7 +204,7 @@ cdef inline bint _is_ascii(const unsigned char* s, Py_ssize_t n) noexcept nogil:
     return True
 
 
-cdef str _compact(bytes signing_input, bytes signature, int ec_size):
+cdef str _compact(bytes signing_input, bytes signature, int ec_size, bint trusted):
     cdef unsigned char raw[2 * MAX_EC_SIZE]
     cdef const unsigned char* sig = <const unsigned char*>PyBytes_AS_STRING(signature)
     cdef Py_ssize_t siglen = PyBytes_GET_SIZE(signature)
@@ -215,7 +215,7 @@ cdef str _compact(bytes signing_input, bytes signature, int ec_size):
         siglen = 2 * ec_size
     # The result is a 1-byte-kind str declared ASCII: a byte >= 0x80 would
     # make a corrupt str. Raise the pure twin's UnicodeDecodeError instead.
-    if not _is_ascii(<const unsigned char*>PyBytes_AS_STRING(signing_input), silen):
+    if not trusted and not _is_ascii(<const unsigned char*>PyBytes_AS_STRING(signing_input), silen):
         signing_input.decode("ascii")
     out = PyUnicode_New(silen + 1 + _b64len(siglen), 127)
     cdef unsigned char* buf = PyUnicode_1BYTE_DATA(out)
@@ -231,14 +231,19 @@ def compact(bytes signing_input not None, bytes signature not None, int ec_size)
     ``ec_size`` is the byte width of R and S for ECDSA (signature given as
     DER), or 0 when the signature is used as it is.
     """
-    return _compact(signing_input, signature, ec_size)
+    return _compact(signing_input, signature, ec_size, False)
 
 
 def mint(bytes header_b64 not None, bytes prefix not None, bytes suffix not None,
          bytes jti not None, long long iat, long long exp, sign, int ec_size):
     """One whole assertion: splice the claims, sign, assemble."""
+    # Only header_b64 is copied verbatim into the token; the rest is base64url
+    # written here. Check the header alone so the full scan in _compact can be
+    # skipped; the error is the pure twin's, at the same position.
+    if not _is_ascii(<const unsigned char*>PyBytes_AS_STRING(header_b64), PyBytes_GET_SIZE(header_b64)):
+        header_b64.decode("ascii")
     signing_input = assertion_signing_input(header_b64, prefix, jti, iat, exp, suffix)
     signature = sign(signing_input)
     if type(signature) is not bytes:
         raise TypeError("sign() must return bytes")
-    return _compact(signing_input, signature, ec_size)
+    return _compact(signing_input, signature, ec_size, True)
