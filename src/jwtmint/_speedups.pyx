@@ -247,3 +247,16 @@ def mint(bytes header_b64 not None, bytes prefix not None, bytes suffix not None
     if type(signature) is not bytes:
         raise TypeError("sign() must return bytes")
     return _compact(signing_input, signature, ec_size, True)
+
+
+def hmac_sign(inner, outer, bytes data not None):
+    """HMAC (RFC 2104) of ``data``, from hash states already fed the key XOR ipad / opad.
+
+    Copying two primed states skips the key schedule that ``hmac.digest``
+    redoes on every call: two compression-function blocks and an EVP setup.
+    """
+    inner_hash = inner.copy()
+    inner_hash.update(data)
+    outer_hash = outer.copy()
+    outer_hash.update(inner_hash.digest())
+    return outer_hash.digest()

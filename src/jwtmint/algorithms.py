@@ -9,14 +9,15 @@ here: asking for it raises :class:`UnsupportedAlgorithmError`.
 from __future__ import annotations
 
 import functools
-import hmac
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
+from . import _kernels
 from .errors import InvalidKeyError, UnsupportedAlgorithmError
 
 __all__ = [
@@ -106,7 +107,8 @@ class Algorithm:
         family = self.name[:2]
         if family == "HS":
             assert isinstance(obj, bytes)
-            return functools.partial(hmac.digest, obj, digest="sha" + bits)
+            inner, outer = _hmac_states(obj, "sha" + bits)
+            return functools.partial(_kernels.kernel.hmac_sign, inner, outer)
         if family == "RS":
             assert isinstance(obj, rsa.RSAPrivateKey)
             return functools.partial(
@@ -121,6 +123,21 @@ class Algorithm:
             return functools.partial(obj.sign, signature_algorithm=ec.ECDSA(_HASHES[bits]()))
         assert isinstance(obj, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey)
         return obj.sign
+
+
+_IPAD = bytes(byte ^ 0x36 for byte in range(256))
+_OPAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
+def _hmac_states(secret: bytes, hash_name: str) -> tuple[Any, Any]:
+    """Hash states primed with the key XOR ipad and XOR opad (RFC 2104 §2)."""
+    block = hashlib.new(hash_name).block_size
+    if len(secret) > block:
+        secret = hashlib.new(hash_name, secret).digest()
+    padded = secret.ljust(block, b"\0")
+    return hashlib.new(hash_name, padded.translate(_IPAD)), hashlib.new(
+        hash_name, padded.translate(_OPAD)
+    )
 
 
 _KTY_WORDS = {
