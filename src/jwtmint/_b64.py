@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import base64
+import re
 
 from ._pure import b64url_encode
 
 __all__ = ["b64url_decode", "b64url_encode", "b64url_uint", "uint_from_b64url"]
 
 
+_B64URL = re.compile(rb"[A-Za-z0-9_-]*")
+
+
 def b64url_decode(text: str | bytes) -> bytes:
-    """Base64url without padding to bytes; raises ValueError when malformed."""
-    data = text.encode("ascii") if isinstance(text, str) else text
+    """Base64url (RFC 4648 §5) to bytes, strictly: any other character is an error.
+
+    The ValueError raised never carries the input, which may be a private key.
+    """
+    if isinstance(text, str):
+        if not text.isascii():
+            raise ValueError("not base64url: non-ASCII characters")
+        text = text.encode("ascii")
+    data = bytes(text).rstrip(b"=")
+    if not _B64URL.fullmatch(data) or len(data) % 4 == 1:
+        raise ValueError("not base64url (RFC 4648 §5)")
     return base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import warnings
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -18,10 +19,20 @@ __all__ = ["NO_EXTENSIONS", "kernel", "load_speedups"]
 
 
 def load_speedups() -> ModuleType | None:
-    """The compiled module, or None when it is not built for this interpreter."""
+    """The compiled module, or None when it is not built (or stale) for this interpreter."""
     try:
         from . import _speedups  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
+        return None
+    missing = set(_pure.__all__) - set(dir(_speedups))
+    if missing:
+        # an extension built from an older .pyx: say so rather than fail mid-mint
+        warnings.warn(
+            f"jwtmint._speedups is stale (lacks {', '.join(sorted(missing))}); "
+            "rebuild it (pip install -e .) — using the pure-Python kernels",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return None
     return _speedups  # type: ignore[no-any-return,unused-ignore]
 

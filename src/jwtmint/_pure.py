@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Callable
-from typing import Protocol
 
 __all__ = [
     "IMPLEMENTATION",
@@ -17,19 +16,11 @@ __all__ = [
     "b64url_encode",
     "compact",
     "der_to_raw",
-    "hmac_sign",
     "mint",
 ]
 
 IMPLEMENTATION = "py"
 
-
-class HashState(Protocol):
-    """A hashlib object: what ``hmac_sign`` copies and feeds."""
-
-    def copy(self) -> HashState: ...
-    def update(self, data: bytes, /) -> None: ...
-    def digest(self) -> bytes: ...
 
 # bytes.translate with a 256-byte table is the cheapest pure-Python way from
 # standard base64 to the URL-safe alphabet (RFC 4648 §5).
@@ -131,16 +122,3 @@ def mint(
     if type(signature) is not bytes:
         raise TypeError("sign() must return bytes")
     return compact(signing_input, signature, ec_size)
-
-
-def hmac_sign(inner: HashState, outer: HashState, data: bytes) -> bytes:
-    """HMAC (RFC 2104) of ``data``, from hash states already fed the key XOR ipad / opad.
-
-    Copying two primed states skips the key schedule that ``hmac.digest``
-    redoes on every call: two compression-function blocks and an EVP setup.
-    """
-    inner_hash = inner.copy()
-    inner_hash.update(data)
-    outer_hash = outer.copy()
-    outer_hash.update(inner_hash.digest())
-    return outer_hash.digest()

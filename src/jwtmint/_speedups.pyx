@@ -159,6 +159,11 @@ def assertion_signing_input(bytes header_b64 not None, bytes prefix not None, by
     The claims JSON is ``prefix + b64url(jti) + '","iat":' iat ',"nbf":' iat
     ',"exp":' exp + suffix``; ``prefix`` ends with ``"jti":"``.
     """
+    return _signing_input(header_b64, prefix, jti, iat, exp, suffix)
+
+
+cdef bytes _signing_input(bytes header_b64, bytes prefix, bytes jti,
+                          long long iat, long long exp, bytes suffix):
     cdef Py_ssize_t hlen = PyBytes_GET_SIZE(header_b64)
     cdef Py_ssize_t plen = PyBytes_GET_SIZE(prefix)
     cdef Py_ssize_t jlen = PyBytes_GET_SIZE(jti)
@@ -242,21 +247,9 @@ def mint(bytes header_b64 not None, bytes prefix not None, bytes suffix not None
     # skipped; the error is the pure twin's, at the same position.
     if not _is_ascii(<const unsigned char*>PyBytes_AS_STRING(header_b64), PyBytes_GET_SIZE(header_b64)):
         header_b64.decode("ascii")
-    signing_input = assertion_signing_input(header_b64, prefix, jti, iat, exp, suffix)
+    signing_input = _signing_input(header_b64, prefix, jti, iat, exp, suffix)
     signature = sign(signing_input)
     if type(signature) is not bytes:
         raise TypeError("sign() must return bytes")
     return _compact(signing_input, signature, ec_size, True)
 
-
-def hmac_sign(inner, outer, bytes data not None):
-    """HMAC (RFC 2104) of ``data``, from hash states already fed the key XOR ipad / opad.
-
-    Copying two primed states skips the key schedule that ``hmac.digest``
-    redoes on every call: two compression-function blocks and an EVP setup.
-    """
-    inner_hash = inner.copy()
-    inner_hash.update(data)
-    outer_hash = outer.copy()
-    outer_hash.update(inner_hash.digest())
-    return outer_hash.digest()

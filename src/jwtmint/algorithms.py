@@ -12,12 +12,11 @@ import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
-from . import _kernels
 from .errors import InvalidKeyError, UnsupportedAlgorithmError
 
 __all__ = [
@@ -108,7 +107,7 @@ class Algorithm:
         if family == "HS":
             assert isinstance(obj, bytes)
             inner, outer = _hmac_states(obj, "sha" + bits)
-            return functools.partial(_kernels.kernel.hmac_sign, inner, outer)
+            return functools.partial(hmac_sign, inner, outer)
         if family == "RS":
             assert isinstance(obj, rsa.RSAPrivateKey)
             return functools.partial(
@@ -129,7 +128,30 @@ _IPAD = bytes(byte ^ 0x36 for byte in range(256))
 _OPAD = bytes(byte ^ 0x5C for byte in range(256))
 
 
-def _hmac_states(secret: bytes, hash_name: str) -> tuple[Any, Any]:
+class HashState(Protocol):
+    """A hashlib object: what ``hmac_sign`` copies and feeds."""
+
+    def copy(self) -> HashState: ...
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
+def hmac_sign(inner: HashState, outer: HashState, data: bytes) -> bytes:
+    """HMAC (RFC 2104) of ``data`` from hash states already fed the key XOR ipad / opad.
+
+    Copying two primed states skips the key schedule that ``hmac.digest``
+    redoes on every call (two compression blocks and an EVP setup): 0.8 µs
+    instead of 1.5 µs for HS256 here. Compiling this with Cython gains
+    nothing (it is four method calls), so it has no kernel twin.
+    """
+    inner_hash = inner.copy()
+    inner_hash.update(data)
+    outer_hash = outer.copy()
+    outer_hash.update(inner_hash.digest())
+    return outer_hash.digest()
+
+
+def _hmac_states(secret: bytes, hash_name: str) -> tuple[HashState, HashState]:
     """Hash states primed with the key XOR ipad and XOR opad (RFC 2104 §2)."""
     block = hashlib.new(hash_name).block_size
     if len(secret) > block:

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import _kernels
 from ._entropy import default_entropy
+from ._headers import check_header_params
 from ._json import dumps_claims
 from .algorithms import get_algorithm
 from .errors import InvalidClaimsError, InvalidHeaderError
@@ -121,6 +122,8 @@ class AssertionSigner:
             header["kid"] = signing_key.kid
         if typ:
             header["typ"] = typ
+        if headers:
+            check_header_params(headers)
         for name, value in (headers or {}).items():
             if name in _SIGNER_HEADERS:
                 raise InvalidHeaderError(

@@ -12,15 +12,16 @@ from __future__ import annotations
 import functools
 import json
 from calendar import timegm
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from . import _kernels
+from ._headers import check_header_params
 from ._json import dumps_pyjwt
 from .algorithms import Algorithm, SignFunction, get_algorithm
-from .errors import InvalidHeaderError, InvalidPayloadError
-from .keys import KeySource, SigningKey, load_key
+from .errors import InvalidPayloadError
+from .keys import _PRIVATE_KEY_TYPES, KeySource, SigningKey, load_key, load_secret
 
 __all__ = ["encode"]
 
@@ -37,16 +38,23 @@ _TIME_CLAIMS = ("exp", "iat", "nbf")
 @functools.lru_cache(maxsize=256)
 def _cached_signer(key: Any, algorithm: str) -> tuple[SignFunction, int]:
     alg = get_algorithm(algorithm)
+    if alg.kty == "oct" and isinstance(key, str | bytes):
+        # PyJWT signs with the bytes of any str/bytes secret: never parse it as a key
+        return alg.signer(load_secret(key, algorithm)), alg.ec_size
     return alg.signer(load_key(key, algorithm=algorithm)), alg.ec_size
 
 
+#: Key types cached by value (str, bytes) or identity (immutable key objects). Paths are
+#: read every time (the file may be rotated); mappings and buffers are mutable.
+_CACHEABLE = (str, bytes, SigningKey, *_PRIVATE_KEY_TYPES)
+
+
 def _signer_for(key: KeySource, alg: Algorithm) -> tuple[SignFunction, int]:
-    try:
-        return _cached_signer(cast(Hashable, key), alg.name)
-    except TypeError as exc:  # an unhashable key object: load it every time
-        if "unhashable" not in str(exc):
-            raise
-        return alg.signer(load_key(key, algorithm=alg.name)), alg.ec_size
+    if isinstance(key, bytearray | memoryview):
+        key = bytes(key)
+    if isinstance(key, _CACHEABLE):
+        return _cached_signer(key, alg.name)
+    return _cached_signer.__wrapped__(key, alg.name)
 
 
 def encode(
@@ -90,19 +98,12 @@ def encode(
 
     header: dict[str, Any] = {"typ": "JWT", "alg": alg_name}
     if headers:
-        if "kid" in headers and not isinstance(headers["kid"], str):
-            raise InvalidHeaderError("the kid header must be a string")
-        if headers.get("b64") is False:
-            raise InvalidHeaderError("unencoded payloads (b64=false, RFC 7797) are not supported")
+        check_header_params(headers)
         header.update(headers)
     if not header["typ"]:
         del header["typ"]
     header.pop("b64", None)
 
-    if alg.kty == "oct" and isinstance(key, str):
-        # PyJWT signs with the UTF-8 bytes of any str secret, even one that
-        # starts with "{": never read it as JWK JSON the way load_key does.
-        key = key.encode("utf-8")
     sign, ec_size = _signer_for(key, alg)
     kernel = _kernels.kernel
     signing_input = (

@@ -40,7 +40,7 @@ from .algorithms import (
 )
 from .errors import InvalidKeyError
 
-__all__ = ["KeySource", "PrivateKey", "SigningKey", "generate_key", "load_key"]
+__all__ = ["KeySource", "PrivateKey", "SigningKey", "generate_key", "load_key", "load_secret"]
 
 PrivateKey: TypeAlias = (
     rsa.RSAPrivateKey
@@ -67,6 +67,8 @@ KeySource: TypeAlias = (
     "SigningKey | PrivateKey | Mapping[str, Any] | str | bytes | bytearray | memoryview"
     " | os.PathLike[str]"
 )
+
+_FINGERPRINT_SALT = os.urandom(32)
 
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 _CURVES: dict[str, ec.EllipticCurve] = {
@@ -136,12 +138,15 @@ class SigningKey:
 
     @property
     def fingerprint(self) -> str:
-        """First 12 hex digits of a SHA-256 over the public part (or the secret): safe to log."""
+        """12 hex digits identifying the key, safe to log.
+
+        SHA-256 of the public key; for a secret, a keyed BLAKE2s with a
+        per-process salt, so a logged fingerprint cannot confirm a guessed
+        secret offline (it is stable only within one process).
+        """
         if isinstance(self.key, bytes):
-            material = b"jwtmint-secret:" + self.key
-        else:
-            material = _public_der(self.key)
-        return hashlib.sha256(material).hexdigest()[:12]
+            return hashlib.blake2s(self.key, key=_FINGERPRINT_SALT, digest_size=6).hexdigest()
+        return hashlib.sha256(_public_der(self.key)).hexdigest()[:12]
 
     def with_options(self, *, kid: str | None = None, algorithm: str | None = None) -> SigningKey:
         """A copy with another ``kid`` or default ``algorithm`` (checked against the key)."""
@@ -266,6 +271,8 @@ def load_key(
         return source.with_options(kid=kid, algorithm=algorithm)
     pw = password.encode("utf-8") if isinstance(password, str) else password
     kid = _check_kid(kid) if kid is not None else None
+    # Without an HS* algorithm, only plain str/bytes without a password may be a secret.
+    secret_ok = algorithm in HMAC_ALGORITHMS or (pw is None and not isinstance(source, os.PathLike))
 
     if isinstance(source, os.PathLike):
         with open(source, "rb") as handle:
@@ -279,9 +286,9 @@ def load_key(
     if isinstance(source, _PRIVATE_KEY_TYPES + _NON_JWS_PRIVATE_KEY_TYPES):
         return _from_private_key(source, kid, algorithm)
     if isinstance(source, str):
-        return _from_text(source, pw, kid, algorithm)
+        return _from_text(source, pw, kid, algorithm, secret_ok)
     if isinstance(source, bytes | bytearray | memoryview):
-        return _from_bytes(bytes(source), pw, kid, algorithm)
+        return _from_bytes(bytes(source), pw, kid, algorithm, secret_ok)
     raise InvalidKeyError(
         f"cannot load a key from {type(source).__name__}; pass PEM, DER, a JWK, a PKCS#12 "
         "bundle, a cryptography private key, a path, or a secret"
@@ -345,32 +352,60 @@ def _is_der_public_or_cert(data: bytes) -> bool:
 def _from_secret(secret: bytes, kid: str | None, algorithm: str | None) -> SigningKey:
     if not secret:
         raise InvalidKeyError("the HMAC secret is empty; use at least 32 random bytes")
-    if _looks_like_asymmetric(secret):
+    if _looks_like_asymmetric(secret) or _holds_jwk(secret):
         raise InvalidKeyError(
-            "this looks like a key, certificate or PEM, not an HMAC secret; using it as one "
-            "is the algorithm-confusion trap: sign with the private key and RS/ES/EdDSA"
+            "this looks like a key, JWK(S), certificate or PEM, not an HMAC secret; using it "
+            "as one is the algorithm-confusion trap: sign with the private key and "
+            "RS/ES/EdDSA, or load an oct JWK with jwtmint.load_key"
         )
     return SigningKey(secret, "oct", None, algorithm or "HS256", kid)
 
 
+def _holds_jwk(data: bytes) -> bool:
+    """JSON with a "kty" member at any depth: a JWK or JWK Set, never raw secret bytes."""
+    if data.lstrip()[:1] not in (b"{", b"["):
+        return False
+    try:
+        value = json.loads(data)
+    except ValueError:  # also UnicodeDecodeError
+        return False
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if "kty" in item:
+                return True
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def load_secret(secret: str | bytes, algorithm: str) -> SigningKey:
+    """A raw HMAC secret as PyJWT takes it: the bytes themselves, never parsed as a JWK."""
+    data = secret.encode("utf-8") if isinstance(secret, str) else secret
+    return _from_secret(data, None, algorithm)
+
+
 def _from_text(
-    text: str, password: bytes | None, kid: str | None, algorithm: str | None
+    text: str, password: bytes | None, kid: str | None, algorithm: str | None, secret_ok: bool
 ) -> SigningKey:
     stripped = text.strip()
     if stripped.startswith("{"):
+        problem = None
         try:
             jwk = json.loads(stripped)
         except json.JSONDecodeError as exc:
-            raise InvalidKeyError(
-                f"the key text starts like a JWK but is not JSON: {exc.msg}"
-            ) from None
+            problem = exc.msg  # raised below, outside this block: the error's .doc is the key
+        if problem is not None:
+            raise InvalidKeyError(f"the key text starts like a JWK but is not JSON: {problem}")
         if isinstance(jwk, dict):
             return _from_jwk(jwk, kid, algorithm)
-    return _from_bytes(text.encode("utf-8"), password, kid, algorithm)
+    return _from_bytes(text.encode("utf-8"), password, kid, algorithm, secret_ok)
 
 
 def _from_bytes(
-    data: bytes, password: bytes | None, kid: str | None, algorithm: str | None
+    data: bytes, password: bytes | None, kid: str | None, algorithm: str | None, secret_ok: bool
 ) -> SigningKey:
     jwk = _json_jwk(data)
     if jwk is not None:  # a JWK read from a file, before the secret fallback can take it
@@ -387,6 +422,13 @@ def _from_bytes(
         raise InvalidKeyError(
             f"{algorithm} needs a private key, and these bytes are neither PEM, DER, "
             "PKCS#12 nor a JWK"
+        )
+    if not secret_ok:
+        # a file or a password means the caller expects key material: unknown formats
+        # (PuTTY, BER, ...) must not quietly become HMAC secrets
+        raise InvalidKeyError(
+            "these bytes are neither PEM, DER, PKCS#12 nor a JWK; if they are an HMAC "
+            "secret, pass algorithm='HS256' (or HS384/HS512)"
         )
     return _from_secret(data, kid, algorithm)
 
@@ -410,6 +452,8 @@ def _looks_like_der(data: bytes) -> bool:
     """An ASN.1 SEQUENCE whose length covers exactly the whole input."""
     if len(data) < 4 or data[0] != 0x30:
         return False
+    if data[1] == 0x80:  # BER indefinite length, as some PKCS#12 exporters write
+        return True
     first = data[1]
     if first < 0x80:
         return first + 2 == len(data)
@@ -490,7 +534,11 @@ def _from_der(
         ) from None
     if bundle.key is None:
         raise InvalidKeyError("the PKCS#12 bundle holds no private key")
-    x5t = _cert_thumbprint(bundle.cert.certificate) if bundle.cert is not None else None
+    x5t = None
+    if bundle.cert is not None:
+        if _public_der(bundle.key) != _cert_public_der(bundle.cert.certificate):  # type: ignore[arg-type]
+            raise InvalidKeyError("the PKCS#12 bundle's certificate does not belong to its key")
+        x5t = _cert_thumbprint(bundle.cert.certificate)
     return _from_private_key(bundle.key, kid, algorithm, x5t)  # type: ignore[arg-type]
 
 
@@ -530,6 +578,8 @@ def _parse_private(loader: Any, password: bytes | None) -> Any:
 
 
 def _from_jwk(jwk: Mapping[str, Any], kid: str | None, algorithm: str | None) -> SigningKey:
+    if "kty" not in jwk and "keys" in jwk:
+        raise InvalidKeyError("this is a JWK Set; pass one private key from its 'keys'")
     kty = jwk.get("kty")
     if kid is None and jwk.get("kid") is not None:
         kid = _check_kid(jwk["kid"])
@@ -557,7 +607,8 @@ def _from_jwk(jwk: Mapping[str, Any], kid: str | None, algorithm: str | None) ->
     except (ValueError, TypeError) as exc:
         if isinstance(exc, InvalidKeyError):
             raise
-        raise InvalidKeyError("the JWK's members are malformed or inconsistent") from exc
+        # from None: the cause (a decode error) can carry the private member's text
+        raise InvalidKeyError("the JWK's members are malformed or inconsistent") from None
     return _from_private_key(key, kid, algorithm)
 
 
