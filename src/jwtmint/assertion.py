@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from . import _kernels
 from ._entropy import default_entropy
 from ._headers import check_header_params
 from ._json import dumps_claims
-from .algorithms import get_algorithm
+from .algorithms import SignFunction, get_algorithm
 from .errors import InvalidClaimsError, InvalidHeaderError
 from .keys import KeySource, SigningKey, load_key
 
@@ -55,8 +57,45 @@ class ClientAssertion:
         return f"ClientAssertion(type={self.type!r}, value=<{len(self.value)} chars>)"
 
 
-def _batch_workers() -> int:
-    return max(1, os.cpu_count() or 1)
+class _KeyState:
+    """Everything a mint needs from the key, swapped as one reference on rotation.
+
+    A concurrent mint reads ``signer._state`` once, so it never pairs one
+    key's header (kid, alg) with another key's signature.
+    """
+
+    __slots__ = ("algorithm", "ec_size", "generation", "header_b64", "key", "sign")
+
+    def __init__(
+        self,
+        key: SigningKey,
+        algorithm: str | None,
+        typ: str | None,
+        headers: Mapping[str, Any] | None,
+        kernel: ModuleType,
+        generation: int,
+    ) -> None:
+        alg = get_algorithm(algorithm if algorithm is not None else key.algorithm)
+        self.sign = alg.signer(key)
+        self.key = key
+        self.algorithm = alg.name
+        self.ec_size = alg.ec_size
+        self.generation = generation
+        header: dict[str, Any] = {"alg": alg.name}
+        if key.kid is not None:
+            header["kid"] = key.kid
+        if typ:
+            header["typ"] = typ
+        if headers:
+            check_header_params(headers)
+            for name, value in headers.items():
+                if name in _SIGNER_HEADERS:
+                    raise InvalidHeaderError(
+                        f"header {name!r} is set by the signer; use algorithm=, typ= or "
+                        "load_key(kid=) instead"
+                    )
+                header[name] = value
+        self.header_b64: bytes = kernel.b64url_encode(dumps_claims(header, "headers"))
 
 
 class AssertionSigner:
@@ -66,23 +105,23 @@ class AssertionSigner:
     issuer identifier (draft-ietf-oauth-rfc7523bis), a string or a list;
     ``jti`` is 128 bits from the OS CSPRNG; ``iat`` = ``nbf`` = now and
     ``exp`` = now + ``lifetime`` seconds. ``clock`` (epoch seconds) and
-    ``entropy`` (16 random bytes per call) exist for tests. A signer is
-    immutable after construction and safe to share between threads and tasks.
+    ``entropy`` (16 random bytes per call) exist for tests. A signer is safe
+    to share between threads and tasks; :meth:`rotate_key` swaps its key
+    atomically.
     """
 
     __slots__ = (
-        "_algorithm",
         "_audience",
         "_clock",
-        "_ec_size",
         "_entropy",
-        "_header_b64",
+        "_headers",
         "_kernel",
-        "_key",
         "_lifetime",
         "_prefix",
-        "_sign",
+        "_rotation_lock",
+        "_state",
         "_suffix",
+        "_typ",
         "client_id",
     )
 
@@ -100,12 +139,11 @@ class AssertionSigner:
         clock: Clock | None = None,
         entropy: Entropy | None = None,
     ) -> None:
-        signing_key = load_key(key)
-        alg = get_algorithm(algorithm if algorithm is not None else signing_key.algorithm)
-        self._sign = alg.signer(signing_key)
-        self._key = signing_key
-        self._algorithm = alg.name
-        self._ec_size = alg.ec_size
+        self._kernel = _kernels.kernel
+        self._typ = typ
+        self._headers = dict(headers) if headers else None
+        self._state = _KeyState(load_key(key), algorithm, typ, self._headers, self._kernel, 0)
+        self._rotation_lock = threading.Lock()
 
         if not isinstance(client_id, str) or not client_id:
             raise InvalidClaimsError("client_id must be a non-empty string")
@@ -116,24 +154,6 @@ class AssertionSigner:
                 f"lifetime must be a positive int of seconds, got {lifetime!r}"
             )
         self._lifetime = lifetime
-
-        header: dict[str, Any] = {"alg": alg.name}
-        if signing_key.kid is not None:
-            header["kid"] = signing_key.kid
-        if typ:
-            header["typ"] = typ
-        if headers:
-            check_header_params(headers)
-        for name, value in (headers or {}).items():
-            if name in _SIGNER_HEADERS:
-                raise InvalidHeaderError(
-                    f"header {name!r} is set by the signer; use algorithm=, typ= or "
-                    "load_key(kid=) instead"
-                )
-            header[name] = value
-        kernel = _kernels.kernel
-        self._kernel = kernel
-        self._header_b64 = kernel.b64url_encode(dumps_claims(header, "headers"))
 
         extra = dict(extra_claims or {})
         clash = REGISTERED_CLAIMS.intersection(extra)
@@ -153,11 +173,16 @@ class AssertionSigner:
 
     @property
     def key(self) -> SigningKey:
-        return self._key
+        return self._state.key
 
     @property
     def algorithm(self) -> str:
-        return self._algorithm
+        return self._state.algorithm
+
+    @property
+    def key_generation(self) -> int:
+        """0 for the first key, one more after each :meth:`rotate_key`."""
+        return self._state.generation
 
     @property
     def audience(self) -> str | list[str]:
@@ -167,25 +192,45 @@ class AssertionSigner:
     def lifetime(self) -> int:
         return self._lifetime
 
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
     def __repr__(self) -> str:
+        state = self._state
         return (
             f"AssertionSigner(client_id={self.client_id!r}, audience={self._audience!r}, "
-            f"alg={self._algorithm!r}, kid={self._key.kid!r}, lifetime={self._lifetime}, "
+            f"alg={state.algorithm!r}, kid={state.key.kid!r}, lifetime={self._lifetime}, "
             f"implementation={self._kernel.IMPLEMENTATION!r})"
         )
+
+    def rotate_key(self, key: KeySource, *, algorithm: str | None = None) -> None:
+        """Sign with ``key`` from now on (its own algorithm unless ``algorithm`` is given).
+
+        Mints already running finish with the old key; every later mint uses
+        the new one. Assertion pools notice the new ``key_generation`` and
+        discard what they minted with the old key.
+        """
+        loaded = load_key(key)
+        with self._rotation_lock:
+            generation = self._state.generation + 1
+            self._state = _KeyState(
+                loaded, algorithm, self._typ, self._headers, self._kernel, generation
+            )
 
     def mint(self) -> str:
         """A fresh compact JWS: new ``jti``, ``iat`` = ``nbf`` = now, ``exp`` = now + lifetime."""
         now = math.floor(self._clock())
+        state = self._state
         return self._kernel.mint(
-            self._header_b64,
+            state.header_b64,
             self._prefix,
             self._suffix,
             self._entropy(),
             now,
             now + self._lifetime,
-            self._sign,
-            self._ec_size,
+            state.sign,
+            state.ec_size,
         )
 
     def client_assertion(self) -> ClientAssertion:
@@ -197,27 +242,69 @@ class AssertionSigner:
 
         The claims are spliced first (cheap, under the GIL); cryptography
         releases the GIL while it signs, so the signatures run in parallel.
+        HMAC is signed in the calling thread: hashlib keeps the GIL for
+        short messages, so threads would only add hand-offs.
         """
         if type(n) is not int or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         now = math.floor(self._clock())
         exp = now + self._lifetime
+        state = self._state
         splice = self._kernel.assertion_signing_input
-        header, prefix, suffix = self._header_b64, self._prefix, self._suffix
+        header, prefix, suffix = state.header_b64, self._prefix, self._suffix
         entropy = self._entropy
         inputs = [splice(header, prefix, entropy(), now, exp, suffix) for _ in range(n)]
-        workers = min(_batch_workers(), n)
-        sign = self._sign
-        if workers <= 1:
-            signatures = [sign(data) for data in inputs]
-        else:
-            step = -(-n // workers)
-            chunks = [inputs[i : i + step] for i in range(0, n, step)]
-            with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-                parts = pool.map(lambda chunk: [sign(data) for data in chunk], chunks)
-                signatures = [sig for part in parts for sig in part]
-        compact, ec_size = self._kernel.compact, self._ec_size
+        signatures = _sign_all(state.sign, inputs, parallel=state.key.kty != "oct")
+        compact, ec_size = self._kernel.compact, state.ec_size
         return [compact(data, sig, ec_size) for data, sig in zip(inputs, signatures, strict=True)]
+
+
+def _sign_chunk(sign: SignFunction, chunk: list[bytes]) -> list[bytes]:
+    return [sign(data) for data in chunk]
+
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _batch_executor() -> ThreadPoolExecutor:
+    """One pool of a thread per core for the process, made on first use."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(
+                max_workers=_batch_workers(), thread_name_prefix="jwtmint-sign"
+            )
+        return _executor
+
+
+def _forget_executor_in_child() -> None:
+    # a forked child has none of the parent's threads: make a new pool on demand
+    global _executor, _executor_lock
+    _executor = None
+    _executor_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_executor_in_child)
+
+
+def _batch_workers() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _sign_all(sign: SignFunction, inputs: list[bytes], *, parallel: bool) -> list[bytes]:
+    workers = _batch_workers() if parallel else 1
+    if workers <= 1 or len(inputs) < 2 * workers:
+        return _sign_chunk(sign, inputs)
+    step = -(-len(inputs) // workers)
+    chunks = [inputs[i : i + step] for i in range(0, len(inputs), step)]
+    executor = _batch_executor()
+    futures = [executor.submit(_sign_chunk, sign, chunk) for chunk in chunks[1:]]
+    first = _sign_chunk(sign, chunks[0])  # the calling thread signs its share too
+    return first + [sig for future in futures for sig in future.result()]
 
 
 def _check_audience(audience: object) -> str | list[str]:
