@@ -1,0 +1,101 @@
+"""Ed25519 through libsodium (PyNaCl) and through cryptography: the same signatures."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import jwtmint
+from jwtmint.algorithms import ed25519_backend, get_algorithm
+
+from .conftest import AUDIENCE, CLIENT_ID, FIXED_NOW, counter_entropy
+
+nacl = pytest.importorskip("nacl.bindings", reason="PyNaCl is in the test extra")
+
+KEY = jwtmint.load_key(ed25519.Ed25519PrivateKey.generate())
+
+
+def _signer(backend: str, monkeypatch: pytest.MonkeyPatch) -> jwtmint.algorithms.SignFunction:
+    monkeypatch.setenv("JWTMINT_ED25519_BACKEND", backend)
+    return get_algorithm("EdDSA").signer(KEY)
+
+
+def test_libsodium_is_chosen_when_installed_and_can_be_turned_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("JWTMINT_ED25519_BACKEND", raising=False)
+    assert ed25519_backend() == "libsodium"
+    monkeypatch.setenv("JWTMINT_ED25519_BACKEND", "cryptography")
+    assert ed25519_backend() == "cryptography"
+    # the cryptography backend is the key's own bound method
+    assert get_algorithm("EdDSA").signer(KEY) == KEY.key.sign  # type: ignore[union-attr]
+
+
+@settings(max_examples=200, deadline=None)
+@given(message=st.binary(max_size=2048))
+def test_both_backends_give_identical_signatures(message: bytes) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        sodium = _signer("libsodium", patch)
+        openssl = _signer("cryptography", patch)
+    signature = sodium(message)
+    assert signature == openssl(message)
+    assert isinstance(KEY.key, ed25519.Ed25519PrivateKey)
+    KEY.key.public_key().verify(signature, message)  # cryptography's own verify
+
+
+def test_ed448_keys_stay_on_cryptography(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed448
+
+    key = jwtmint.load_key(ed448.Ed448PrivateKey.generate())
+    monkeypatch.delenv("JWTMINT_ED25519_BACKEND", raising=False)
+    sign = get_algorithm("EdDSA").signer(key)
+    assert isinstance(key.key, ed448.Ed448PrivateKey)
+    key.key.public_key().verify(sign(b"abc"), b"abc")
+
+
+@pytest.mark.parametrize("backend", ["libsodium", "cryptography"])
+def test_assertions_are_byte_identical_across_backends(
+    kernel: ModuleType, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def mint(chosen: str) -> str:
+        monkeypatch.setenv("JWTMINT_ED25519_BACKEND", chosen)
+        signer = jwtmint.AssertionSigner(
+            KEY,
+            CLIENT_ID,
+            AUDIENCE,
+            clock=lambda: float(FIXED_NOW),
+            entropy=counter_entropy(),
+        )
+        return signer.mint()
+
+    token = mint(backend)
+    assert token == mint("libsodium" if backend == "cryptography" else "cryptography")
+    assert isinstance(KEY.key, ed25519.Ed25519PrivateKey)
+    claims = jwt.decode(
+        token,
+        KEY.key.public_key(),
+        algorithms=["EdDSA"],
+        audience=AUDIENCE,
+        issuer=CLIENT_ID,
+        options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+    )
+    assert claims["iat"] == FIXED_NOW
+
+
+def test_mint_many_with_libsodium_gives_distinct_valid_tokens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("JWTMINT_ED25519_BACKEND", raising=False)
+    signer = jwtmint.AssertionSigner(KEY, CLIENT_ID, AUDIENCE)
+    tokens = signer.mint_many(64)
+    assert len(set(tokens)) == 64
+    assert isinstance(KEY.key, ed25519.Ed25519PrivateKey)
+    for token in tokens:
+        jwt.decode(
+            token, KEY.key.public_key(), algorithms=["EdDSA"], audience=AUDIENCE, issuer=CLIENT_ID
+        )
