@@ -27,6 +27,7 @@ from .errors import (
 )
 from .jws import encode
 from .keys import SigningKey, generate_key, load_key
+from .pool import AssertionPool, PoolStats
 
 __version__ = "0.1.0"
 
@@ -41,6 +42,7 @@ __all__ = [
     "NO_EXTENSIONS",
     "REGISTERED_CLAIMS",
     "Algorithm",
+    "AssertionPool",
     "AssertionSigner",
     "ClientAssertion",
     "InvalidClaimsError",
@@ -48,6 +50,7 @@ __all__ = [
     "InvalidKeyError",
     "InvalidPayloadError",
     "JwtMintError",
+    "PoolStats",
     "SigningKey",
     "UnsupportedAlgorithmError",
     "__version__",
