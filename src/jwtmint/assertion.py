@@ -9,11 +9,9 @@ kernel, which splices them into the claims, signs and assembles the JWS.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -22,7 +20,8 @@ from . import _kernels
 from ._entropy import default_entropy
 from ._headers import check_header_params
 from ._json import dumps_claims
-from .algorithms import SignFunction, get_algorithm
+from .algorithms import get_algorithm
+from .batch import sign_batch
 from .errors import InvalidClaimsError, InvalidHeaderError
 from .keys import KeySource, SigningKey, load_key
 
@@ -237,13 +236,15 @@ class AssertionSigner:
         """A fresh assertion wrapped with its ``client_assertion_type``."""
         return ClientAssertion(self.mint())
 
-    def mint_many(self, n: int) -> list[str]:
-        """``n`` distinct assertions, the signatures spread over a thread per core.
+    def mint_many(self, n: int, *, processes: bool | None = None) -> list[str]:
+        """``n`` distinct assertions, the signatures spread over every core.
 
-        The claims are spliced first (cheap, under the GIL); cryptography
-        releases the GIL while it signs, so the signatures run in parallel.
-        HMAC is signed in the calling thread: hashlib keeps the GIL for
-        short messages, so threads would only add hand-offs.
+        The claims are spliced first (cheap, under the GIL), then signed by a
+        thread per core (cryptography releases the GIL while it signs), or,
+        for ECDSA batches of at least ``batch.PROCESS_BATCH_MIN``, by worker
+        processes, where threads scale poorly. ``processes`` forces (True) or
+        forbids (False) the worker processes. HMAC is signed in the calling
+        thread. See :mod:`jwtmint.batch`.
         """
         if type(n) is not int or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
@@ -254,57 +255,9 @@ class AssertionSigner:
         header, prefix, suffix = state.header_b64, self._prefix, self._suffix
         entropy = self._entropy
         inputs = [splice(header, prefix, entropy(), now, exp, suffix) for _ in range(n)]
-        signatures = _sign_all(state.sign, inputs, parallel=state.key.kty != "oct")
+        signatures = sign_batch(state.key, state.algorithm, state.sign, inputs, processes=processes)
         compact, ec_size = self._kernel.compact, state.ec_size
         return [compact(data, sig, ec_size) for data, sig in zip(inputs, signatures, strict=True)]
-
-
-def _sign_chunk(sign: SignFunction, chunk: list[bytes]) -> list[bytes]:
-    return [sign(data) for data in chunk]
-
-
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _batch_executor() -> ThreadPoolExecutor:
-    """One pool of a thread per core for the process, made on first use."""
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(
-                max_workers=_batch_workers(), thread_name_prefix="jwtmint-sign"
-            )
-        return _executor
-
-
-def _forget_executor_in_child() -> None:
-    # a forked child has none of the parent's threads: make a new pool on demand
-    global _executor, _executor_lock
-    _executor = None
-    _executor_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_executor_in_child)
-
-
-def _batch_workers() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
-def _sign_all(sign: SignFunction, inputs: list[bytes], *, parallel: bool) -> list[bytes]:
-    workers = _batch_workers() if parallel else 1
-    if workers <= 1 or len(inputs) < 2 * workers:
-        return _sign_chunk(sign, inputs)
-    step = -(-len(inputs) // workers)
-    chunks = [inputs[i : i + step] for i in range(0, len(inputs), step)]
-    executor = _batch_executor()
-    futures = [executor.submit(_sign_chunk, sign, chunk) for chunk in chunks[1:]]
-    first = _sign_chunk(sign, chunks[0])  # the calling thread signs its share too
-    return first + [sig for future in futures for sig in future.result()]
 
 
 def _check_audience(audience: object) -> str | list[str]:
