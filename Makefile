@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.jwtmint-installed
+# the peers of `jwtmint bench` (the bench extra): only `make bench` needs them
+BENCH_STAMP := $(VENV)/.jwtmint-bench-installed
 
 .PHONY: demo test lint typecheck unit bench annotate clean
 
@@ -31,8 +33,16 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-bench: $(STAMP)
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+BENCH_ARGS ?=
+
+# the pytest-benchmark suites (our regressions), then every peer vs the floor in one run
+bench: $(BENCH_STAMP)
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=median,iqr,ops --benchmark-sort=name -p no:cacheprovider
+	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench $(BENCH_ARGS)
 
 annotate: $(STAMP)
 	mkdir -p build/annotate

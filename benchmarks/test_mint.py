@@ -46,7 +46,7 @@ def test_pyjwt(benchmark: Benchmark, algorithm: str) -> None:
 
 def test_cryptography_sign(benchmark: Benchmark, algorithm: str) -> None:
     benchmark.group = algorithm
-    sign, verify, size = signing_floor(algorithm)
-    benchmark.extra_info["message_bytes"] = size
-    verify(sign())
-    verify(benchmark(sign))
+    floor = signing_floor(algorithm)
+    benchmark.extra_info["message_bytes"] = floor.message_bytes
+    floor.verify(floor.sign())
+    floor.verify(benchmark(floor.sign))

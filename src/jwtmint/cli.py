@@ -1,4 +1,4 @@
-"""``jwtmint demo | keygen | mint`` (also ``python -m jwtmint``)."""
+"""``jwtmint demo | bench | keygen | mint`` (also ``python -m jwtmint``)."""
 
 from __future__ import annotations
 
@@ -6,25 +6,39 @@ import argparse
 import json
 import os
 import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from . import _kernels
 from ._b64 import b64url_encode
-from ._timing import DEMO_ALGORITHMS, AlgorithmRun, decode_segments, environment, measure, prepare
+from .algorithms import ALGORITHMS
 from .assertion import AssertionSigner
+from .bench.adapters import PEERS
 from .errors import JwtMintError
 from .keys import generate_key, load_key
 
 __all__ = ["main"]
 
-_LABELS = {"jwtmint-c": "jwtmint C", "jwtmint-py": "jwtmint py", "pyjwt": "PyJWT"}
-# (repeats, seconds per batch): 9 algorithms x 3 contenders -> ~30 s, or ~5 s with --quick.
-_FULL, _QUICK = (15, 0.06), (9, 0.018)
+_DEMO_ALGORITHMS = "RS256,PS256,ES256,ES384,ES512,EdDSA,HS256,HS384,HS512"
+_BENCH_ALGORITHMS = "RS256,PS256,ES256,ES384,ES512,EdDSA,HS256"
+_PEERS = ",".join(peer.name for peer in PEERS)
+
+
+def _names(known: Iterable[str]) -> Callable[[str], list[str]]:
+    """An argparse type: a comma-separated list of names from ``known``."""
+    choices = list(known)
+
+    def parse(text: str) -> list[str]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if name not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {', '.join(unknown) or 'empty list'}; choose from {', '.join(choices)}"
+            )
+        return names
+
+    return parse
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,9 +51,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--quick", action="store_true", help="a ~5 s run instead of ~30 s")
     demo.add_argument("--json", action="store_true", help="machine-readable results only")
     demo.add_argument(
-        "--algorithms", type=lambda text: text.split(","), default=list(DEMO_ALGORITHMS),
+        "--algorithms", type=_names(ALGORITHMS), default=_DEMO_ALGORITHMS.split(","),
         metavar="ALG,ALG", help="comma-separated subset (default: all nine)",
     )  # fmt: skip
+
+    bench = commands.add_parser("bench", help="jwtmint vs the peers vs the signing floor")
+    bench.add_argument("--quick", action="store_true", help="a ~15 s run instead of ~70 s")
+    bench.add_argument("--json", action="store_true", help="machine-readable results only")
+    bench.add_argument(
+        "--algorithms", type=_names(ALGORITHMS), default=_BENCH_ALGORITHMS.split(","),
+        metavar="ALG,ALG",
+        help=f"comma-separated (default: {_BENCH_ALGORITHMS})",
+    )  # fmt: skip
+    bench.add_argument(
+        "--peers", type=_names(_PEERS.split(",")), default=None, metavar="NAME,NAME",
+        help=f"comma-separated subset of {_PEERS} (default: all; PyJWT is always timed)",
+    )  # fmt: skip
+    bench.add_argument("--repeats", type=int, help="batches per contender (default 15, quick 7)")
+    bench.add_argument("--batch-ms", type=float, help="ms per batch (default 50, quick 15)")
 
     keygen = commands.add_parser("keygen", help="a new private key (PEM) and its public JWK")
     keygen.add_argument("--alg", default="ES256")
@@ -60,7 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _keygen(args)
         if args.command == "mint":
             return _mint(args)
-        return _demo(args)
+        if args.command == "bench":
+            from .bench.runner import main as run_bench
+
+            return run_bench(
+                algorithms=args.algorithms, peers=args.peers, quick=args.quick,
+                as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms,
+            )  # fmt: skip
+        from .bench.demo import run_demo
+
+        return run_demo(args.algorithms, quick=args.quick, as_json=args.json)
     except (JwtMintError, OSError) as exc:
         parser.exit(2, f"jwtmint {args.command}: error: {exc}\n")
 
@@ -98,118 +136,6 @@ def _mint(args: argparse.Namespace) -> int:
     signer = AssertionSigner(key, args.client_id, audience, lifetime=args.lifetime)
     print(signer.mint())
     return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    try:
-        import jwt  # noqa: F401
-    except ImportError:
-        with_pyjwt = False
-    else:
-        with_pyjwt = True
-    speedups = _kernels.load_speedups()
-    repeats, batch_seconds = _QUICK if args.quick else _FULL
-
-    def say(text: str) -> None:
-        if not args.json:
-            print(text, file=sys.stderr, flush=True)
-
-    started = time.perf_counter()
-    runs: list[AlgorithmRun] = []
-    for algorithm in args.algorithms:
-        say(f"  {algorithm}: new key, check tokens, time ...")
-        run = prepare(algorithm, with_pyjwt=with_pyjwt, speedups=speedups)
-        run.timings = measure(
-            list(run.minters.items()), repeats=repeats, batch_seconds=batch_seconds
-        )
-        runs.append(run)
-    elapsed = time.perf_counter() - started
-    base = "jwtmint-c" if speedups is not None else "jwtmint-py"
-    example = next((r for r in runs if r.algorithm == "ES256"), runs[0])
-    header, claims = decode_segments(example.minters[base]())
-    checked_by = "PyJWT jwt.decode" if with_pyjwt else "cryptography (PyJWT is not installed)"
-    env = environment()
-    if not with_pyjwt:
-        env["pyjwt"] = None
-    results = {
-        "environment": env,
-        "settings": {"repeats": repeats, "batch_seconds": batch_seconds, "quick": args.quick},
-        "checked_by": checked_by,
-        "example": {"algorithm": example.algorithm, "header": header, "claims": claims},
-        "results": {
-            run.algorithm: {
-                "kid": run.key.kid,
-                "timings": {name: timing.as_dict() for name, timing in run.timings.items()},
-                "baseline": base,
-                "pyjwt_over_baseline": (
-                    round(run.timings["pyjwt"].median_us / run.timings[base].median_us, 3)
-                    if "pyjwt" in run.timings
-                    else None
-                ),
-            }
-            for run in runs
-        },
-        "elapsed_s": round(elapsed, 1),
-    }
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        _print_report(results, runs, base, with_pyjwt)
-    return 0
-
-
-def _us(value: float) -> str:
-    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 1000 else f"{value:.0f}"
-
-
-def _print_report(
-    results: dict[str, Any], runs: list[AlgorithmRun], base: str, with_pyjwt: bool
-) -> None:
-    env = results["environment"]
-    settings = results["settings"]
-    example = results["example"]
-    tokens = sum(len(run.minters) for run in runs)
-    print(f"jwtmint {env['jwtmint']} demo: client assertions minted, checked and timed")
-    print(f"  implementation: {env['implementation']} (C kernel: {env['c_kernel']})")
-    print(
-        f"  {env['python']} | cryptography {env['cryptography']} ({env['openssl']}) | "
-        f"PyJWT {env['pyjwt'] or 'not installed'} | orjson {env['orjson']}"
-    )
-    print(f"  CPU: {env['cpu']}, {env['cpu_count']} logical ({env['cpu_usable']} usable)")
-    print(
-        f"\nchecked: {tokens} tokens ({len(runs)} algorithms) verified with {results['checked_by']}"
-    )
-    print("  (signature, alg/kid/typ header, aud, iss = sub, exp - iat = 60, 128-bit jti)")
-    print(f"\nexample ({example['algorithm']}, {_LABELS[base]}), decoded:")
-    print(f"  header {json.dumps(example['header'], separators=(',', ':'))}")
-    print(f"  claims {json.dumps(example['claims'], separators=(',', ':'))}")
-
-    names = [name for name in _LABELS if any(name in run.timings for run in runs)]
-    print(
-        f"\nmedian µs per mint (±IQR % of median) and mints/s; {settings['repeats']} "
-        f"interleaved batches of ~{settings['batch_seconds'] * 1000:.0f} ms per cell"
-    )
-    ratio_head = f"{'PyJWT/' + _LABELS[base][8:]:>10}" if with_pyjwt else ""
-    print("alg    " + "".join(f"{_LABELS[name]:>25}" for name in names) + ratio_head)
-    for run in runs:
-        cells = []
-        for name in names:
-            timing = run.timings.get(name)
-            if timing is None:
-                cells.append(f"{'not built':>25}")
-                continue
-            median = timing.median_us
-            cells.append(f"{_us(median):>9} ±{timing.spread * 100:>2.0f}%{1e6 / median:>10,.0f}/s")
-        ratio = results["results"][run.algorithm]["pyjwt_over_baseline"]
-        ratio_text = f"{ratio:>9.2f}x" if ratio is not None else ""
-        print(f"{run.algorithm:<7}" + "".join(cells) + ratio_text)
-    if not with_pyjwt:
-        print("PyJWT is not installed (pip install pyjwt): no PyJWT column")
-    print(
-        f"\n{results['elapsed_s']:.1f} s. All contenders timed in this run, round-robin, GC off "
-        "during batches.\nA shared or throttled machine adds noise: compare ratios from one run, "
-        "not µs across runs."
-    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,42 @@
+"""The peer-comparison harness: ``jwtmint bench`` (and ``jwtmint demo``) as a library.
+
+Modules by concern: :mod:`~jwtmint.bench.job` (the assertion every contender
+mints, and its check), :mod:`~jwtmint.bench.adapters` (one ``mint()`` per peer,
+and the signing floor), :mod:`~jwtmint.bench.timing` (interleaved batches,
+medians), :mod:`~jwtmint.bench.runner` (check, time, ratios, JSON),
+:mod:`~jwtmint.bench.report` (the tables), :mod:`~jwtmint.bench.environment`
+(versions, machine) and :mod:`~jwtmint.bench.demo`.
+
+>>> from jwtmint.bench import run
+>>> results = run(["ES256"], ["jwtmint-c", "oxyjwt"], repeats=5, batch_seconds=0.02)
+>>> results["results"]["ES256"]["contenders"]["jwtmint-c"]["vs_pyjwt"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .adapters import PEERS, REFERENCE, Floor, NotSupported, Peer, floor, get_peer, quiet
+from .environment import environment
+from .job import Minter, TokenCheckError, check_token
+from .report import format_report
+from .runner import DEFAULT_ALGORITHMS, run
+from .timing import Timing, measure
+
+__all__ = [
+    "DEFAULT_ALGORITHMS",
+    "PEERS",
+    "REFERENCE",
+    "Floor",
+    "Minter",
+    "NotSupported",
+    "Peer",
+    "Timing",
+    "TokenCheckError",
+    "check_token",
+    "environment",
+    "floor",
+    "format_report",
+    "get_peer",
+    "measure",
+    "quiet",
+    "run",
+]

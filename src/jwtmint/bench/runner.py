@@ -1,0 +1,195 @@
+"""``jwtmint bench``: every peer, the floor and jwtmint, checked and then timed in one run.
+
+For each algorithm: one fresh key, shared by every contender; each adapter's
+first token is verified (PyJWT ``jwt.decode`` with audience and issuer) and a
+contender that fails is reported and not timed; then the floor and every
+checked contender are timed round-robin (:func:`jwtmint.bench.timing.measure`)
+and checked once more. The ratios ("vs floor", "vs PyJWT") divide medians of
+the same run, which is what makes them comparable on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..algorithms import ALGORITHMS
+from .adapters import PEERS, REFERENCE, NotSupported, Peer, floor, quiet
+from .environment import environment
+from .job import check_token, new_key, pyjwt_installed
+from .report import format_report
+from .timing import measure
+
+__all__ = ["DEFAULT_ALGORITHMS", "FULL", "QUICK", "main", "run"]
+
+DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA", "HS256")
+#: (repeats, seconds per batch): 7 algorithms x 11 contenders -> ~70 s, or ~15 s with --quick.
+FULL, QUICK = (15, 0.05), (7, 0.015)
+FLOOR = "floor"
+
+Progress = Callable[[str], None]
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def select(names: Sequence[str] | None, registry: Sequence[Peer] = PEERS) -> list[Peer]:
+    """The peers to run, in table order; PyJWT is always one (it is the reference)."""
+    known = {peer.name for peer in registry}
+    unknown = [name for name in names or () if name not in known]
+    if unknown:
+        raise ValueError(f"unknown peer(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    wanted = set(names) | {REFERENCE} if names else known
+    return [peer for peer in registry if peer.name in wanted]
+
+
+def run(
+    algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
+    peers: Sequence[str] | None = None,
+    *,
+    repeats: int = FULL[0],
+    batch_seconds: float = FULL[1],
+    registry: Sequence[Peer] = PEERS,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Check and time ``peers`` (default: all) on ``algorithms``; the results as plain JSON data."""
+    unknown = [alg for alg in algorithms if alg not in ALGORITHMS]
+    if unknown:
+        raise ValueError(f"unknown algorithm(s) {', '.join(unknown)}")
+    say = progress or (lambda _text: None)
+    started = time.perf_counter()
+    contenders = select(peers, registry)
+    use_pyjwt = pyjwt_installed()
+    peer_info: dict[str, dict[str, Any]] = {}
+    for peer in contenders:
+        reason = peer.missing()
+        peer_info[peer.name] = {
+            "label": peer.label,
+            "distribution": peer.distribution,
+            "version": peer.version(),
+            "status": "missing" if reason else "ok",
+            "reason": reason,
+        }
+    present = [peer for peer in contenders if peer_info[peer.name]["status"] == "ok"]
+    results: dict[str, Any] = {}
+    checked = 0
+    with quiet():
+        for algorithm in algorithms:
+            say(f"  {algorithm}: new key, check every contender's token, time ...")
+            results[algorithm], count = _run_algorithm(
+                algorithm, contenders, present, peer_info, use_pyjwt, repeats, batch_seconds
+            )
+            checked += count
+    return {
+        "tool": "jwtmint bench",
+        "environment": environment(),
+        "settings": {
+            "repeats": repeats,
+            "batch_seconds": batch_seconds,
+            "algorithms": list(algorithms),
+            "peers": [peer.name for peer in contenders],
+        },
+        "checked_by": (
+            "PyJWT jwt.decode (audience, issuer, required claims)"
+            if use_pyjwt
+            else "cryptography (PyJWT is not installed)"
+        ),
+        "tokens_checked": checked,
+        "peers": peer_info,
+        "results": results,
+        "elapsed_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def _run_algorithm(
+    algorithm: str,
+    contenders: Sequence[Peer],
+    present: Sequence[Peer],
+    peer_info: dict[str, dict[str, Any]],
+    use_pyjwt: bool,
+    repeats: int,
+    batch_seconds: float,
+) -> tuple[dict[str, Any], int]:
+    key = new_key(algorithm)
+    base = floor(key, algorithm)
+    base.verify(base.sign())
+    cells: dict[str, dict[str, Any]] = {
+        FLOOR: {"label": base.label, "status": "timed"},
+    }
+    for peer in contenders:
+        info = peer_info[peer.name]
+        cells[peer.name] = {"label": peer.label, "status": info["status"], "reason": info["reason"]}
+    callables: list[tuple[str, Callable[[], object]]] = [(FLOOR, base.sign)]
+    checked = 0
+
+    def check(peer: Peer, mint: Callable[[], str], when: str) -> bool:
+        nonlocal checked
+        try:
+            check_token(mint(), key, algorithm, use_pyjwt=use_pyjwt)
+        except Exception as exc:  # a wrong token or a crash: report it, time nothing
+            cells[peer.name].update(status="failed", reason=f"{when}: {_short(exc)}")
+            return False
+        checked += 1
+        return True
+
+    minters: dict[str, Callable[[], str]] = {}
+    for peer in present:
+        try:
+            mint = peer.minter(key, algorithm)
+        except NotSupported as exc:
+            cells[peer.name].update(status="n/a", reason=str(exc) or None)
+            continue
+        except Exception as exc:
+            cells[peer.name].update(status="failed", reason=f"adapter: {_short(exc)}")
+            continue
+        if check(peer, mint, "check before timing"):
+            minters[peer.name] = mint
+            callables.append((peer.name, mint))
+
+    timings = measure(callables, repeats=repeats, batch_seconds=batch_seconds)
+    base.verify(base.sign())
+    for peer in present:
+        if peer.name in minters and check(peer, minters[peer.name], "check after timing"):
+            cells[peer.name].update(status="timed", reason=None)
+    floor_us = timings[FLOOR].median_us
+    reference = (
+        timings.get(REFERENCE) if cells.get(REFERENCE, {}).get("status") == "timed" else None
+    )
+    for name, cell in cells.items():
+        if cell["status"] != "timed":
+            continue
+        timing = timings[name]
+        cell.update(timing.as_dict())
+        cell["vs_floor"] = round(timing.median_us / floor_us, 3)
+        cell["vs_pyjwt"] = (
+            round(timing.median_us / reference.median_us, 3) if reference is not None else None
+        )
+    return {"kid": key.kid, "message_bytes": base.message_bytes, "contenders": cells}, checked
+
+
+def main(
+    *,
+    algorithms: Sequence[str],
+    peers: Sequence[str] | None,
+    quick: bool,
+    as_json: bool,
+    repeats: int | None = None,
+    batch_ms: float | None = None,
+) -> int:
+    """The ``jwtmint bench`` command: progress on stderr, the table (or JSON) on stdout."""
+    default_repeats, default_batch = QUICK if quick else FULL
+    results = run(
+        algorithms,
+        peers,
+        repeats=repeats if repeats is not None else default_repeats,
+        batch_seconds=batch_ms / 1000 if batch_ms is not None else default_batch,
+        progress=None if as_json else lambda text: print(text, file=sys.stderr, flush=True),
+    )
+    results["settings"]["quick"] = quick
+    print(json.dumps(results, indent=2) if as_json else format_report(results))
+    return 0
