@@ -326,12 +326,14 @@ def _looks_like_asymmetric(data: bytes) -> bool:
     stripped = data.strip()
     if b"-----BEGIN " in stripped or stripped.startswith(_SSH_PUBLIC_PREFIXES):
         return True
-    if not _looks_like_der(stripped):
+    # DER is binary: judged on the bytes as given, since strip() would eat a final
+    # 0x20/0x0a/... byte of the encoding and hide it
+    if not _looks_like_der(data):
         return False
-    if _is_der_public_or_cert(stripped):
+    if _is_der_public_or_cert(data):
         return True
     try:
-        serialization.load_der_private_key(stripped, None)
+        serialization.load_der_private_key(data, None)
     except TypeError:  # encrypted: still a private key
         return True
     except (ValueError, UnsupportedAlgorithm):
