@@ -6,7 +6,7 @@ STAMP := $(VENV)/.jwtmint-installed
 # the peers of `jwtmint bench` (the bench extra): only `make bench` needs them
 BENCH_STAMP := $(VENV)/.jwtmint-bench-installed
 
-.PHONY: demo test lint typecheck unit bench annotate clean
+.PHONY: demo test lint typecheck unit bench annotate instructions clean
 
 $(STAMP): pyproject.toml setup.py constraints.txt src/jwtmint/_speedups.pyx
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,8 @@ demo: $(STAMP)
 	$(BIN)/python -m jwtmint demo $(DEMO_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -48,6 +48,10 @@ annotate: $(STAMP)
 	mkdir -p build/annotate
 	$(BIN)/cython -3 -a src/jwtmint/_speedups.pyx -o build/annotate/_speedups.c
 	@echo "wrote build/annotate/_speedups.html: yellow lines are Python interaction"
+
+# instructions per mint under callgrind (needs valgrind): repeatable where wall time is not
+instructions: $(BENCH_STAMP)
+	$(BIN)/python tools/callgrind_mint.py $(INSTRUCTIONS_ARGS)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/jwtmint/_speedups.c src/jwtmint/*.so
