@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed448
 
@@ -74,6 +75,14 @@ def verification_key(key: jwtmint.SigningKey) -> Any:
     return key.key.public_key()
 
 
+def verify_assertion(token: str, key: jwtmint.SigningKey, algorithm: str) -> dict[str, Any]:
+    """The claims, after PyJWT (independent code) checked signature, aud, iss and times."""
+    claims: dict[str, Any] = jwt.decode(
+        token, verification_key(key), algorithms=[algorithm], audience=AUDIENCE, issuer=CLIENT_ID
+    )
+    return claims
+
+
 @pytest.fixture
 def fixed_clock() -> Callable[[], float]:
     return lambda: float(FIXED_NOW)
@@ -100,4 +109,5 @@ __all__ = [
     "ed448_key",
     "signing_key",
     "verification_key",
+    "verify_assertion",
 ]

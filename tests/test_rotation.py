@@ -11,18 +11,12 @@ import pytest
 import jwtmint
 from jwtmint import InvalidKeyError
 
-from .conftest import ALL_ALGORITHMS, AUDIENCE, CLIENT_ID, signing_key, verification_key
+from .conftest import ALL_ALGORITHMS, AUDIENCE, CLIENT_ID, signing_key, verify_assertion
 
 
 def _verifies(token: str, key: jwtmint.SigningKey, algorithm: str) -> bool:
     try:
-        jwt.decode(
-            token,
-            verification_key(key),
-            algorithms=[algorithm],
-            audience=AUDIENCE,
-            issuer=CLIENT_ID,
-        )
+        verify_assertion(token, key, algorithm)
     except jwt.InvalidSignatureError:
         return False
     return True
