@@ -1,6 +1,14 @@
-"""mint_many through worker processes (large ECDSA batches) and its fallback to threads."""
+"""mint_many through worker processes, and every way that path can fail back to threads."""
 
 from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -9,7 +17,20 @@ from jwtmint import batch
 
 from .conftest import AUDIENCE, CLIENT_ID, signing_key, verify_assertion
 
-pytestmark = pytest.mark.skipif(batch.cpu_count() < 2, reason="batching needs two cores")
+pytestmark = pytest.mark.skipif(
+    batch.cpu_count() < 2 or os.name != "posix", reason="worker processes need POSIX and 2 cores"
+)
+
+#: a batch that the calling thread cannot sign alone: every worker gets a share
+BATCH = 8 * batch.cpu_count()
+
+
+@pytest.fixture(autouse=True)
+def fresh_workers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(batch, "_worker_failures", 0)
+    batch._close_workers()
+    yield
+    batch._close_workers()
 
 
 def _check(tokens: list[str], key: jwtmint.SigningKey, algorithm: str) -> None:
@@ -18,11 +39,19 @@ def _check(tokens: list[str], key: jwtmint.SigningKey, algorithm: str) -> None:
         verify_assertion(token, key, algorithm)
 
 
+def _mint_in_workers(signer: jwtmint.AssertionSigner, count: int = BATCH) -> list[str]:
+    """mint_many(processes=True), asserting that the workers signed their share."""
+    before = batch.signed_by_workers
+    tokens = signer.mint_many(count, processes=True)
+    assert batch.signed_by_workers > before, "the batch fell back to threads"
+    return tokens
+
+
 @pytest.mark.parametrize("algorithm", ["ES256", "ES384", "ES512", "EdDSA", "RS256"])
 def test_worker_processes_sign_for_every_asymmetric_algorithm(algorithm: str) -> None:
     key = signing_key(algorithm)
     signer = jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE)
-    _check(signer.mint_many(24, processes=True), key, algorithm)
+    _check(_mint_in_workers(signer), key, algorithm)
 
 
 def test_large_ecdsa_batches_choose_processes_and_small_ones_threads() -> None:
@@ -32,26 +61,104 @@ def test_large_ecdsa_batches_choose_processes_and_small_ones_threads() -> None:
     assert not batch.use_processes(signing_key("EdDSA"), "EdDSA", 10**6, None)
     assert not batch.use_processes(signing_key("HS256"), "HS256", 10**6, True)
     signer = jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE)
+    before = batch.signed_by_workers
     _check(signer.mint_many(batch.PROCESS_BATCH_MIN), key, "ES256")
+    assert batch.signed_by_workers > before
 
 
 def test_a_rotated_key_reaches_the_workers() -> None:
     first, second = jwtmint.generate_key("ES256"), jwtmint.generate_key("ES256")
     signer = jwtmint.AssertionSigner(first, CLIENT_ID, AUDIENCE)
-    _check(signer.mint_many(16, processes=True), first, "ES256")
+    _check(_mint_in_workers(signer), first, "ES256")
     signer.rotate_key(second)
-    _check(signer.mint_many(16, processes=True), second, "ES256")
+    _check(_mint_in_workers(signer), second, "ES256")
 
 
-def test_a_dead_worker_falls_back_to_threads() -> None:
+def test_a_dead_worker_falls_back_to_threads_then_new_workers_start() -> None:
     key = signing_key("ES256")
     signer = jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE)
-    signer.mint_many(8, processes=True)  # workers exist now
+    _mint_in_workers(signer)
     workers = batch._worker_pool()
     for worker in workers:
         worker._process.kill()
         worker._process.wait(timeout=10)
-    _check(signer.mint_many(16, processes=True), key, "ES256")
-    # the dead workers were dropped; the next batch starts fresh ones
+    before = batch.signed_by_workers
+    _check(signer.mint_many(BATCH, processes=True), key, "ES256")  # signed by threads
+    assert batch.signed_by_workers == before
+    assert batch._worker_failures == 1
+    _check(_mint_in_workers(signer), key, "ES256")  # fresh workers
     assert batch._worker_pool() is not workers
-    _check(signer.mint_many(16, processes=True), key, "ES256")
+
+
+def test_a_hung_worker_is_killed_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch, "_REPLY_TIMEOUT_BASE", 1.0)
+    key = signing_key("ES256")
+    signer = jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE)
+    _mint_in_workers(signer)
+    stuck = batch._worker_pool()[0]
+    os.kill(stuck._process.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    _check(signer.mint_many(BATCH, processes=True), key, "ES256")
+    assert time.monotonic() - started < 30  # bounded, not forever
+    assert stuck._dead and stuck._process.poll() is not None  # killed, not left stopped
+
+
+def test_concurrent_batches_survive_workers_dying_under_them() -> None:
+    key = signing_key("ES256")
+    signer = jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE)
+    errors: list[BaseException] = []
+    results: list[list[str]] = []
+    stop = threading.Event()
+
+    def batches() -> None:
+        try:
+            for _ in range(6):
+                results.append(signer.mint_many(BATCH, processes=True))
+        except BaseException as exc:
+            errors.append(exc)
+
+    def killer() -> None:
+        while not stop.wait(0.05):
+            for worker in list(batch._workers or ()):
+                if worker._process.poll() is None:
+                    worker._process.kill()
+
+    threads = [threading.Thread(target=batches) for _ in range(3)]
+    assassin = threading.Thread(target=killer)
+    assassin.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    stop.set()
+    assassin.join(timeout=10)
+    assert not errors
+    assert len(results) == 18
+    _check([token for part in results for token in part], key, "ES256")
+
+
+def test_the_worker_ignores_modules_planted_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "stolen"
+    planted = tmp_path / "jwtmint"
+    planted.mkdir()
+    (planted / "__init__.py").write_text("")
+    (planted / "_signworker.py").write_text(
+        f"open({str(marker)!r}, 'w').write('key')\ndef main(*args):\n    return 1\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    key = signing_key("ES256")
+    signer = jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE)
+    _check(_mint_in_workers(signer), key, "ES256")
+    assert not marker.exists()
+
+
+def test_workers_that_cannot_start_stop_being_tried(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    key = signing_key("ES256")
+    signer = jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE)
+    for _ in range(batch._MAX_WORKER_FAILURES + 2):
+        _check(signer.mint_many(BATCH, processes=True), key, "ES256")
+    assert batch._worker_failures == batch._MAX_WORKER_FAILURES
+    assert not batch.use_processes(key, "ES256", 10**6, True)

@@ -137,3 +137,14 @@ def test_mint_many_works_in_a_forked_child_after_the_parent_used_its_pool() -> N
     tokens = data.decode().split("\n")
     assert len(set(tokens)) == 16
     assert all(_verifies(token, key, "EdDSA") for token in tokens)
+
+
+def test_rotation_keeps_a_chosen_algorithm_the_new_key_can_use(kernel: ModuleType) -> None:
+    # a server that registered PS256 for this client must keep getting PS256
+    signer = jwtmint.AssertionSigner(signing_key("RS256"), CLIENT_ID, AUDIENCE, algorithm="PS256")
+    new = jwtmint.generate_key("RS256")
+    signer.rotate_key(new)
+    assert signer.algorithm == "PS256"
+    assert _verifies(signer.mint(), new, "PS256")
+    signer.rotate_key(signing_key("ES256"))  # a key that cannot do PS256 signs its own way
+    assert signer.algorithm == "ES256"

@@ -1,41 +1,61 @@
-"""A signing worker process for :mod:`jwtmint.batch` (``python -m jwtmint._signworker``).
+"""A signing worker process for :mod:`jwtmint.batch`.
 
-Started by its parent with pipes for stdin and stdout, never by
-multiprocessing: that would re-import the user's ``__main__`` in the child.
-Each request is a length-prefixed pickle of ``(pem, algorithm, messages)``
-from the parent that started it; each reply a length-prefixed pickle of the
-signatures, or of an error message. The key is loaded once per (pem,
-algorithm) and kept until the parent closes stdin.
+Started by its parent with ``python -I -c`` (isolated: neither the working
+directory nor PYTHON* variables reach ``sys.path``; the parent passes its own
+``sys.path``), never by multiprocessing, which would re-import the user's
+``__main__``. It reads requests from one inherited pipe and writes replies to
+another; stdin and stdout are not used, so stray output cannot corrupt the
+protocol. It keeps only the key of its latest request and exits when the
+parent closes the request pipe.
 """
 
 from __future__ import annotations
 
-import pickle
-import sys
+import os
+import signal
+
+from ._frames import decode_fields, encode_fields, frame_length
 
 
-def main() -> int:
-    from ._frames import read_frame, write_frame
+def _read_exact(fd: int, size: int) -> bytes | None:
+    chunks = []
+    while size:
+        chunk = os.read(fd, min(size, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def main(requests: int, replies: int) -> int:
     from .algorithms import SignFunction, get_algorithm
     from .keys import load_key
 
-    requests, replies = sys.stdin.buffer, sys.stdout.buffer
-    signers: dict[tuple[bytes, str], SignFunction] = {}
+    # Ctrl-C in the parent's terminal is the parent's business: it closes our pipe
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    current: tuple[bytes, bytes] | None = None
+    sign: SignFunction | None = None
     while True:
-        frame = read_frame(requests)
-        if frame is None:
+        header = _read_exact(requests, 4)
+        body = _read_exact(requests, frame_length(header)) if header else None
+        if body is None:
             return 0
-        pem, algorithm, messages = pickle.loads(frame)  # from our own parent only
+        algorithm, pem, *messages = decode_fields(body)
         try:
-            sign = signers.get((pem, algorithm))
-            if sign is None:
-                sign = get_algorithm(algorithm).signer(load_key(pem, algorithm=algorithm))
-                signers[(pem, algorithm)] = sign
-            reply: object = [sign(message) for message in messages]
-        except Exception as exc:  # reported to the parent, which raises it there
-            reply = f"{type(exc).__name__}: {exc}"
-        write_frame(replies, pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+            if sign is None or current != (algorithm, pem):
+                current, sign = None, None  # keep no retired key around
+                sign = get_algorithm(algorithm.decode("ascii")).signer(
+                    load_key(pem, algorithm=algorithm.decode("ascii"))
+                )
+                current = (algorithm, pem)
+            reply = encode_fields([b"S", *(sign(message) for message in messages)])
+        except Exception as exc:  # the parent falls back to threads and signs itself
+            reply = encode_fields([b"E", f"{type(exc).__name__}: {exc}".encode()])
+        _write_all(replies, reply)

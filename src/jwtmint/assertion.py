@@ -22,7 +22,7 @@ from ._headers import check_header_params
 from ._json import dumps_claims
 from .algorithms import get_algorithm
 from .batch import sign_batch
-from .errors import InvalidClaimsError, InvalidHeaderError
+from .errors import InvalidClaimsError, InvalidHeaderError, JwtMintError
 from .keys import KeySource, SigningKey, load_key
 
 __all__ = [
@@ -204,13 +204,24 @@ class AssertionSigner:
         )
 
     def rotate_key(self, key: KeySource, *, algorithm: str | None = None) -> None:
-        """Sign with ``key`` from now on (its own algorithm unless ``algorithm`` is given).
+        """Sign with ``key`` from now on.
 
-        Mints already running finish with the old key; every later mint uses
-        the new one. Assertion pools notice the new ``key_generation`` and
-        discard what they minted with the old key.
+        The algorithm stays what it was when the new key can sign with it
+        (a server may have registered it, e.g. PS256 for an RSA client), else
+        it is the new key's own; ``algorithm`` chooses explicitly. Mints
+        already running finish with the old key; every later mint uses the
+        new one. Assertion pools notice the new ``key_generation`` and discard
+        what they minted with the old key.
         """
         loaded = load_key(key)
+        if algorithm is None:
+            current = get_algorithm(self._state.algorithm)
+            try:
+                current.check_key(loaded)
+            except JwtMintError:
+                pass  # another kind of key: it signs with its own algorithm
+            else:
+                algorithm = current.name
         with self._rotation_lock:
             generation = self._state.generation + 1
             self._state = _KeyState(

@@ -1,34 +1,39 @@
 """Signing many inputs at once, on every core (the ``mint_many`` back end).
 
 cryptography releases the GIL while it signs, so a thread per core scales
-RSA (1.9x on 2 cores) and Ed25519 (1.8x). ECDSA does not: its per-call work
+RSA (1.9x on 2 cores) and Ed25519 (1.7x). ECDSA does not: its per-call work
 around the signature keeps the threads queued on the GIL (1.3-1.4x measured
-here), while separate processes reach 1.75x. So large ECDSA batches go to
+here), while separate processes reach 1.8x. So large ECDSA batches go to
 worker processes, everything else to threads, and HMAC, which hashlib runs
 under the GIL for short inputs, stays in the calling thread.
 
-Workers are ``python -m jwtmint._signworker`` children talking over pipes,
-not multiprocessing pools: those re-import the caller's ``__main__`` in the
-child, which breaks any script without an ``if __name__ == "__main__"``
-guard. A worker receives the private key as PKCS#8 PEM over its pipe (it
-never touches disk), loads it once per key and keeps it until this process
-exits or the worker fails; then batches fall back to threads.
+Workers (:mod:`jwtmint._signworker`) are started with ``python -I`` and the
+parent's ``sys.path``, not by multiprocessing (which re-imports the caller's
+``__main__``), in their own session (a Ctrl-C is the parent's). They talk
+over two dedicated pipes in a length-prefixed byte protocol (no pickle), and
+every wait on them has a deadline: a stuck worker is killed, never waited on.
+A worker receives the private key as PKCS#8 PEM over its pipe (never on
+disk) and keeps only its latest key. Whatever goes wrong on that path (a
+worker that dies, hangs, or cannot start) the batch is signed by threads
+instead; after ``_MAX_WORKER_FAILURES`` failures processes are not tried again.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
-import pickle
+import select
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from cryptography.hazmat.primitives import serialization
 
-from ._frames import read_frame, write_frame
+from ._frames import decode_fields, encode_fields, frame_length
 from .algorithms import SignFunction
 from .keys import SigningKey
 
@@ -37,6 +42,7 @@ __all__ = ["PROCESS_BATCH_MIN", "cpu_count", "sign_batch", "use_processes"]
 #: Smallest ECDSA batch sent to worker processes: below it, the pipe costs more than it saves.
 PROCESS_BATCH_MIN = 1024
 
+_log = logging.getLogger("jwtmint.batch")
 _lock = threading.Lock()
 _threads: ThreadPoolExecutor | None = None
 
@@ -56,64 +62,179 @@ def _thread_pool() -> ThreadPoolExecutor:
         return _threads
 
 
+class _WorkerFailed(Exception):
+    """A worker died, hung, answered garbage or could not sign: threads take over."""
+
+
+#: Seconds a worker may take for a batch: a base plus a per-message allowance.
+_REPLY_TIMEOUT_BASE = 10.0
+_REPLY_TIMEOUT_PER_MESSAGE = 0.005
+_MAX_WORKER_FAILURES = 3
+
+
 class _Worker:
-    """One ``jwtmint._signworker`` child; one request at a time."""
+    """One signing child process and its two pipes; one request at a time."""
 
     def __init__(self) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "jwtmint._signworker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+        request_read, self._requests = os.pipe()
+        self._replies, reply_write = os.pipe()
+        code = (
+            f"import sys; sys.path[:0] = {list(sys.path)!r}; "
+            "from jwtmint._signworker import main; "
+            f"raise SystemExit(main({request_read}, {reply_write}))"
         )
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-I", "-c", code],
+                pass_fds=(request_read, reply_write),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in (self._requests, self._replies):
+                os.close(fd)
+            raise
+        finally:
+            os.close(request_read)
+            os.close(reply_write)
+        os.set_blocking(self._requests, False)
+        os.set_blocking(self._replies, False)
         self._lock = threading.Lock()
+        self._dead = False
 
-    def sign(self, pem: bytes, algorithm: str, messages: list[bytes]) -> list[bytes]:
-        process = self._process
-        assert process.stdin is not None and process.stdout is not None
-        request = pickle.dumps((pem, algorithm, messages), protocol=pickle.HIGHEST_PROTOCOL)
+    def sign(self, algorithm: str, pem: bytes, messages: list[bytes]) -> list[bytes]:
+        deadline = (
+            time.monotonic() + _REPLY_TIMEOUT_BASE + _REPLY_TIMEOUT_PER_MESSAGE * len(messages)
+        )
         with self._lock:
+            if self._dead:
+                raise _WorkerFailed("worker already closed")
             try:
-                write_frame(process.stdin, request)
-                reply = read_frame(process.stdout)
-            except OSError as exc:
-                raise _WorkerFailed(f"signing worker pipe failed: {exc}") from None
-        if reply is None:
-            raise _WorkerFailed(f"signing worker exited with {process.poll()}")
-        result = pickle.loads(reply)  # from the child this process started
-        if isinstance(result, str):
-            raise _WorkerFailed(f"signing worker failed: {result}")
-        return result  # type: ignore[no-any-return]
+                self._send(encode_fields([algorithm.encode("ascii"), pem, *messages]), deadline)
+                kind, *fields = decode_fields(
+                    self._receive(frame_length(self._receive(4, deadline)), deadline)
+                )
+            except (OSError, ValueError) as exc:
+                self._kill()
+                raise _WorkerFailed(f"{type(exc).__name__}: {exc}") from None
+            except _WorkerFailed:
+                self._kill()
+                raise
+        if kind != b"S" or len(fields) != len(messages):
+            raise _WorkerFailed("worker could not sign")  # its text may quote our input
+        return fields
+
+    def _send(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        poller = select.poll()
+        poller.register(self._requests, select.POLLOUT)
+        while view:
+            self._wait(poller, deadline)
+            try:
+                view = view[os.write(self._requests, view) :]
+            except BlockingIOError:
+                continue
+
+    def _receive(self, size: int, deadline: float) -> bytes:
+        chunks: list[bytes] = []
+        poller = select.poll()
+        poller.register(self._replies, select.POLLIN)
+        while size:
+            self._wait(poller, deadline)
+            try:
+                chunk = os.read(self._replies, min(size, 1 << 20))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise _WorkerFailed(f"worker exited ({self._process.poll()})")
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _wait(poller: select.poll, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not poller.poll(remaining * 1000):
+            raise _WorkerFailed("worker did not answer in time")
+
+    def _kill(self) -> None:
+        """Stop the child and close the pipes; callers hold the lock."""
+        if self._dead:
+            return
+        self._dead = True
+        for fd in (self._requests, self._replies):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(OSError):
+            self._process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout=5)
 
     def close(self) -> None:
-        if self._process.stdin is not None:
-            with contextlib.suppress(OSError):  # the worker is already gone
-                self._process.stdin.close()
-        try:
-            self._process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
+        """Close the request pipe (the child exits at EOF); kill it if it lingers."""
+        with self._lock:
+            if self._dead:
+                return
+            self._dead = True
+            with contextlib.suppress(OSError):
+                os.close(self._requests)
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._process.wait(timeout=5)
+            with contextlib.suppress(OSError):
+                os.close(self._replies)
 
-
-class _WorkerFailed(Exception):
-    """A worker died or could not sign: the batch falls back to threads."""
+    def forget_in_child(self) -> None:
+        """In a forked child: close our copies of the pipes without touching the process."""
+        self._dead = True
+        for fd in (self._requests, self._replies):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 _workers: list[_Worker] | None = None
+_worker_failures = 0
+#: Signatures made by worker processes so far (tests check the process path really ran).
+signed_by_workers = 0
 
 
 def _worker_pool() -> list[_Worker]:
     global _workers
     with _lock:
         if _workers is None:
-            # the calling thread signs a share too: one worker fewer than cores
-            _workers = [_Worker() for _ in range(max(1, cpu_count() - 1))]
+            started: list[_Worker] = []
+            try:
+                # the calling thread signs a share too: one worker fewer than cores
+                for _ in range(max(1, cpu_count() - 1)):
+                    started.append(_Worker())
+            except BaseException:
+                for worker in started:
+                    worker.close()
+                raise
+            _workers = started
         return _workers
 
 
-def _drop_workers() -> None:
+def _worker_failed() -> None:
+    """Drop every worker after a failure; the next large batch starts fresh ones."""
+    global _workers, _worker_failures
+    with _lock:
+        workers, _workers = _workers, None
+        _worker_failures += 1
+        if _worker_failures == _MAX_WORKER_FAILURES:
+            _log.warning(
+                "jwtmint: signing workers failed %d times; mint_many uses threads from now on",
+                _worker_failures,
+            )
+    for worker in workers or ():
+        worker.close()
+
+
+def _close_workers() -> None:
     global _workers
     with _lock:
         workers, _workers = _workers, None
@@ -121,12 +242,15 @@ def _drop_workers() -> None:
         worker.close()
 
 
-atexit.register(_drop_workers)
+atexit.register(_close_workers)
 
 
 def _forget_pools_in_child() -> None:
-    # a forked child has none of the parent's threads, and the workers are the parent's
+    # a forked child has none of the parent's threads, and the workers are the parent's:
+    # close our copies of their pipes, or they would not see EOF when the parent exits
     global _threads, _workers, _lock
+    for worker in _workers or ():
+        worker.forget_in_child()
     _threads = None
     _workers = None
     _lock = threading.Lock()
@@ -147,11 +271,45 @@ def _split(inputs: list[bytes], parts: int) -> list[list[bytes]]:
 
 def use_processes(key: SigningKey, algorithm: str, count: int, processes: bool | None) -> bool:
     """Whether a batch of ``count`` goes to worker processes (``processes`` None: decide)."""
-    if key.kty == "oct" or cpu_count() < 2:
+    if key.kty == "oct" or cpu_count() < 2 or os.name != "posix":
+        return False
+    if _worker_failures >= _MAX_WORKER_FAILURES:
         return False
     if processes is not None:
         return processes
     return algorithm.startswith("ES") and count >= PROCESS_BATCH_MIN
+
+
+def _sign_in_workers(
+    key: SigningKey, algorithm: str, sign: SignFunction, inputs: list[bytes]
+) -> list[bytes] | None:
+    """The signatures, with a share signed here and the rest by the workers; None on failure.
+
+    Every failure on this path ends here: the caller signs with threads, and
+    no exception (whose frames would hold the PEM) escapes.
+    """
+    global signed_by_workers
+    assert not isinstance(key.key, bytes)
+    try:
+        pem = key.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        workers = _worker_pool()
+        shares = _split(inputs, len(workers) + 1)
+        threads = _thread_pool()
+        futures = [
+            threads.submit(worker.sign, algorithm, pem, share)
+            for worker, share in zip(workers, shares[1:], strict=False)
+        ]
+        mine = _sign_chunk(sign, shares[0])
+        theirs = [sig for future in futures for sig in future.result()]
+    except Exception:
+        _worker_failed()
+        return None
+    signed_by_workers += len(theirs)
+    return mine + theirs
 
 
 def sign_batch(
@@ -170,27 +328,15 @@ def sign_batch(
     cores = cpu_count()
     if key.kty == "oct" or cores < 2 or len(inputs) < 2 * cores:
         return _sign_chunk(sign, inputs)
-    chunks = _split(inputs, cores)
-    threads = _thread_pool()
     if use_processes(key, algorithm, len(inputs), processes):
-        assert not isinstance(key.key, bytes)
-        pem = key.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        try:
-            workers = _worker_pool()
-            # a thread per worker waits on its pipe (no GIL held while it waits)
-            shares = _split(inputs, len(workers) + 1)
-            futures = [
-                threads.submit(worker.sign, pem, algorithm, share)
-                for worker, share in zip(workers, shares[1:], strict=False)
-            ]
-            mine = _sign_chunk(sign, shares[0])
-            return mine + [sig for future in futures for sig in future.result()]
-        except (_WorkerFailed, OSError):
-            _drop_workers()  # a worker died or could not start: use threads from now on
-    futures = [threads.submit(_sign_chunk, sign, chunk) for chunk in chunks[1:]]
+        signed = _sign_in_workers(key, algorithm, sign, inputs)
+        if signed is not None:
+            return signed
+    try:
+        threads = _thread_pool()
+        chunks = _split(inputs, cores)
+        futures = [threads.submit(_sign_chunk, sign, chunk) for chunk in chunks[1:]]
+    except RuntimeError:  # interpreter shutdown: no new threads, sign here
+        return _sign_chunk(sign, inputs)
     mine = _sign_chunk(sign, chunks[0])
     return mine + [sig for future in futures for sig in future.result()]

@@ -340,7 +340,8 @@ def floor(key: SigningKey, algorithm: str) -> Floor:
         sign = functools.partial(hmac_sign, inner, outer, message)
 
         def verify(signature: bytes) -> None:
-            assert hmac.compare_digest(signature, hmac.new(obj, message, digest).digest())
+            if not hmac.compare_digest(signature, hmac.new(obj, message, digest).digest()):
+                raise ValueError("the HMAC floor computed a wrong MAC")
 
         return Floor(sign, verify, len(message), "floor: hmac_sign")
 

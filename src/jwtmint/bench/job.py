@@ -11,7 +11,6 @@ those.
 
 from __future__ import annotations
 
-import base64
 import hmac
 import json
 import secrets
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from .._b64 import b64url_decode
 from ..assertion import CLIENT_ASSERTION_TYP
 from ..keys import SigningKey, generate_key
 
@@ -105,7 +105,8 @@ _HASHES: dict[str, hashes.HashAlgorithm] = {
 
 
 def _b64url_decode(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    # strict: a peer whose segments or jti use "+/" or padding fails the check
+    return b64url_decode(segment)
 
 
 def _verify_with_cryptography(token: str, key: SigningKey, algorithm: str) -> None:
