@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed448
 
 import jwtmint
-from jwtmint import _kernels, _pure
+from jwtmint import _kernels, _pure, jws
 
 SPEEDUPS = _kernels.load_speedups()
 
@@ -49,7 +49,10 @@ def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     """
     module = request.param
     monkeypatch.setattr(_kernels, "kernel", module)
+    # encode() caches signers, and an HMAC signer comes from the kernel of its day
+    jws._cached_signer.cache_clear()
     yield module
+    jws._cached_signer.cache_clear()
 
 
 _KEY_CACHE: dict[str, jwtmint.SigningKey] = {}

@@ -27,9 +27,9 @@ from jwtmint.algorithms import (
     HMAC_ALGORITHMS,
     MIN_RSA_BITS,
     Algorithm,
-    _hmac_states,
     default_algorithm_for,
     hmac_sign,
+    hmac_states,
 )
 
 from .conftest import ALL_ALGORITHMS, ed448_key, signing_key
@@ -387,7 +387,7 @@ def test_hmac_sign_equals_stdlib_hmac_for_any_key_size(hash_name: str, key_size:
     # key sizes around the block sizes (64 for SHA-256, 128 for SHA-384/512): longer keys
     # are hashed first (RFC 2104 §2), shorter ones padded
     secret = bytes(range(256))[:key_size] + b"\xff" * max(0, key_size - 256)
-    inner, outer = _hmac_states(secret, hash_name)
+    inner, outer = hmac_states(secret, hash_name)
     for message in (b"", b"abc", bytes(range(256)) * 5):
         expected = hmac.new(secret, message, hash_name).digest()
         assert hmac_sign(inner, outer, message) == expected
@@ -396,6 +396,6 @@ def test_hmac_sign_equals_stdlib_hmac_for_any_key_size(hash_name: str, key_size:
 
 
 def test_hmac_sign_rfc4231_test_case_2() -> None:
-    inner, outer = _hmac_states(b"Jefe", "sha256")
+    inner, outer = hmac_states(b"Jefe", "sha256")
     mac = hmac_sign(inner, outer, b"what do ya want for nothing?")
     assert mac.hex() == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"

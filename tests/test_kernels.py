@@ -482,3 +482,36 @@ def test_c_and_python_kernels_agree_on_real_ecdsa(
         der = key.sign(b"%d" % i, ec.ECDSA(hash_type()))
         assert SPEEDUPS.der_to_raw(der, size) == _pure.der_to_raw(der, size)
         assert SPEEDUPS.compact(b"a.b", der, size) == _pure.compact(b"a.b", der, size)
+
+
+# --------------------------------------------------------------------------- hmac_signer
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    secret=st.binary(max_size=300),
+    message=st.binary(max_size=2000),
+    hash_name=st.sampled_from(["sha256", "sha384", "sha512"]),
+)
+def test_hmac_signer_equals_stdlib_hmac(
+    kernel: ModuleType, secret: bytes, message: bytes, hash_name: str
+) -> None:
+    import hmac
+
+    sign = kernel.hmac_signer(secret, hash_name)
+    assert sign(message) == hmac.new(secret, message, hash_name).digest()
+    assert sign(message) == sign(message)  # the primed states are copied, never consumed
+
+
+def test_the_c_hmac_signer_keeps_its_key_to_itself() -> None:
+    import pickle
+
+    if SPEEDUPS is None or SPEEDUPS.HMAC_BACKEND != "openssl":
+        pytest.skip("the OpenSSL HMAC backend is not built")
+    secret = b"s3cr3t-" * 8
+    sign = SPEEDUPS.hmac_signer(secret, "sha256")
+    assert "s3cr3t" not in repr(sign)
+    with pytest.raises(TypeError):
+        pickle.dumps(sign)

@@ -8,7 +8,10 @@ Used when the extension is not built, off CPython, or when
 from __future__ import annotations
 
 import binascii
+import functools
+import hashlib
 from collections.abc import Callable
+from typing import Protocol
 
 __all__ = [
     "IMPLEMENTATION",
@@ -16,10 +19,13 @@ __all__ = [
     "b64url_encode",
     "compact",
     "der_to_raw",
+    "hmac_signer",
     "mint",
 ]
 
 IMPLEMENTATION = "py"
+#: How HS256/384/512 are computed: hashlib objects primed with the key pads.
+HMAC_BACKEND = "hashlib"
 
 
 # bytes.translate with a 256-byte table is the cheapest pure-Python way from
@@ -122,3 +128,50 @@ def mint(
     if type(signature) is not bytes:
         raise TypeError("sign() must return bytes")
     return compact(signing_input, signature, ec_size)
+
+
+_IPAD = bytes(byte ^ 0x36 for byte in range(256))
+_OPAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
+class _HashState(Protocol):
+    """A hashlib object: what ``hmac_sign`` copies and feeds."""
+
+    def copy(self) -> _HashState: ...
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
+def _hmac_sign(inner: _HashState, outer: _HashState, data: bytes) -> bytes:
+    """HMAC (RFC 2104) of ``data`` from hash states already fed the key XOR ipad / opad.
+
+    Copying two primed states skips the key schedule that ``hmac.digest``
+    redoes on every call (two compression blocks and an EVP setup): 0.7 µs
+    instead of 1.5 µs for HS256 here.
+    """
+    inner_hash = inner.copy()
+    inner_hash.update(data)
+    outer_hash = outer.copy()
+    outer_hash.update(inner_hash.digest())
+    return outer_hash.digest()
+
+
+def _hmac_states(secret: bytes, hash_name: str) -> tuple[_HashState, _HashState]:
+    """Hash states primed with the key XOR ipad and XOR opad (RFC 2104 §2)."""
+    block = hashlib.new(hash_name).block_size
+    if len(secret) > block:
+        secret = hashlib.new(hash_name, secret).digest()
+    padded = secret.ljust(block, b"\0")
+    return hashlib.new(hash_name, padded.translate(_IPAD)), hashlib.new(
+        hash_name, padded.translate(_OPAD)
+    )
+
+
+def hmac_signer(secret: bytes, hash_name: str) -> Callable[[bytes], bytes]:
+    """A ``sign(data) -> MAC`` callable for HMAC with ``hash_name`` (sha256/384/512) and ``secret``.
+
+    The C twin computes the same MACs with OpenSSL's SHA functions on
+    pre-padded states, and ``mint`` calls it without a Python call.
+    """
+    inner, outer = _hmac_states(secret, hash_name)
+    return functools.partial(_hmac_sign, inner, outer)

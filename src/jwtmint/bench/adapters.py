@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
 from .. import _kernels, _pure
-from ..algorithms import _hmac_states, hmac_sign
+from ..algorithms import hmac_sign, hmac_states
 from ..assertion import AssertionSigner
 from ..keys import SigningKey
 from .job import AUDIENCE, CLIENT_ID, LIFETIME, TYP, Minter, claims, header
@@ -336,7 +336,7 @@ def floor(key: SigningKey, algorithm: str) -> Floor:
         # hash states primed with the key pads, copied per call (RFC 2104): hmac.digest
         # redoes the key schedule and is ~2x slower
         digest = "sha" + algorithm[2:]
-        inner, outer = _hmac_states(obj, digest)
+        inner, outer = hmac_states(obj, digest)
         sign = functools.partial(hmac_sign, inner, outer, message)
 
         def verify(signature: bytes) -> None:

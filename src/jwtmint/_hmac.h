@@ -1,0 +1,119 @@
+/* HMAC-SHA-256/384/512 (RFC 2104) over states pre-fed with the key pads.
+ *
+ * With OpenSSL's headers at build time (JWTMINT_HAVE_OPENSSL), the low-level
+ * SHA functions are used: they run OpenSSL's assembly (SHA-NI where the CPU
+ * has it) with no EVP object, allocation or provider lookup per call. A
+ * signature is two struct copies and two Update/Final pairs. Without them,
+ * jm_hmac_available is 0 and the extension uses hashlib, like the Python twin.
+ */
+#ifndef JWTMINT_HMAC_H
+#define JWTMINT_HMAC_H
+
+#include <stddef.h>
+#include <string.h>
+
+#ifdef JWTMINT_HAVE_OPENSSL
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
+
+static const int jm_hmac_available = 1;
+
+typedef struct {
+    int bits;
+    SHA256_CTX inner256, outer256;
+    SHA512_CTX inner512, outer512;
+} jm_hmac;
+
+static int jm_hmac_init(jm_hmac *h, int bits, const unsigned char *key, size_t key_len)
+{
+    unsigned char block[128], hashed[64];
+    size_t block_size = bits == 256 ? 64 : 128;
+    size_t i;
+
+    if (bits != 256 && bits != 384 && bits != 512)
+        return -1;
+    memset(h, 0, sizeof(*h));
+    h->bits = bits;
+    if (key_len > block_size) {  /* RFC 2104 §2: hash keys longer than a block */
+        if (bits == 256)
+            SHA256(key, key_len, hashed), key_len = 32;
+        else if (bits == 384)
+            SHA384(key, key_len, hashed), key_len = 48;
+        else
+            SHA512(key, key_len, hashed), key_len = 64;
+        key = hashed;
+    }
+    memset(block, 0, sizeof(block));
+    memcpy(block, key, key_len);
+    for (i = 0; i < block_size; i++)
+        block[i] ^= 0x36;
+    if (bits == 256) {
+        SHA256_Init(&h->inner256);
+        SHA256_Update(&h->inner256, block, block_size);
+    } else if (bits == 384) {
+        SHA384_Init(&h->inner512);
+        SHA384_Update(&h->inner512, block, block_size);
+    } else {
+        SHA512_Init(&h->inner512);
+        SHA512_Update(&h->inner512, block, block_size);
+    }
+    for (i = 0; i < block_size; i++)
+        block[i] ^= 0x36 ^ 0x5c;
+    if (bits == 256) {
+        SHA256_Init(&h->outer256);
+        SHA256_Update(&h->outer256, block, block_size);
+    } else if (bits == 384) {
+        SHA384_Init(&h->outer512);
+        SHA384_Update(&h->outer512, block, block_size);
+    } else {
+        SHA512_Init(&h->outer512);
+        SHA512_Update(&h->outer512, block, block_size);
+    }
+    memset(block, 0, sizeof(block));
+    memset(hashed, 0, sizeof(hashed));
+    return 0;
+}
+
+/* Writes the MAC (32, 48 or 64 bytes) to out; returns its length. */
+static size_t jm_hmac_sign(const jm_hmac *h, const unsigned char *data, size_t len, unsigned char *out)
+{
+    unsigned char inner[64];
+    if (h->bits == 256) {
+        SHA256_CTX ctx = h->inner256;
+        SHA256_Update(&ctx, data, len);
+        SHA256_Final(inner, &ctx);
+        ctx = h->outer256;
+        SHA256_Update(&ctx, inner, 32);
+        SHA256_Final(out, &ctx);
+        return 32;
+    } else {
+        size_t size = h->bits == 384 ? 48 : 64;
+        SHA512_CTX ctx = h->inner512;
+        if (h->bits == 384) {
+            SHA384_Update(&ctx, data, len);
+            SHA384_Final(inner, &ctx);
+            ctx = h->outer512;
+            SHA384_Update(&ctx, inner, size);
+            SHA384_Final(out, &ctx);
+        } else {
+            SHA512_Update(&ctx, data, len);
+            SHA512_Final(inner, &ctx);
+            ctx = h->outer512;
+            SHA512_Update(&ctx, inner, size);
+            SHA512_Final(out, &ctx);
+        }
+        return size;
+    }
+}
+
+#else
+
+static const int jm_hmac_available = 0;
+typedef struct { int bits; } jm_hmac;
+static int jm_hmac_init(jm_hmac *h, int bits, const unsigned char *key, size_t key_len)
+{ (void)h; (void)bits; (void)key; (void)key_len; return -1; }
+static size_t jm_hmac_sign(const jm_hmac *h, const unsigned char *data, size_t len, unsigned char *out)
+{ (void)h; (void)data; (void)len; (void)out; return 0; }
+
+#endif
+#endif
