@@ -8,9 +8,10 @@ calls the peer's usual "encode a JWT" entry point with the header
 not installed is reported (:meth:`Peer.missing`), never fatal.
 
 The floor is not a JWT library: it is cryptography's bare ``sign()`` of a
-message as long as one of our signing inputs, with the same key (for HMAC,
-:func:`jwtmint.algorithms.hmac_sign` over primed hash states, the cheapest
-HMAC Python offers). No JWT library can beat it with the same backend.
+message as long as one of our signing inputs, with the same key. For HMAC it
+is the active kernel's ``hmac_signer`` (OpenSSL's SHA functions on pre-padded
+states in C, or hashlib states primed with the key pads): the cheapest HMAC
+at hand. No JWT library can beat the floor with the same backend.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
 from .. import _kernels, _pure
-from ..algorithms import hmac_sign, hmac_states
 from ..assertion import AssertionSigner
 from ..keys import SigningKey
 from .job import AUDIENCE, CLIENT_ID, LIFETIME, TYP, Minter, claims, header
@@ -333,17 +333,18 @@ def floor(key: SigningKey, algorithm: str) -> Floor:
     sign: Callable[[], bytes]
     verify: Callable[[bytes], None]
     if isinstance(obj, bytes):
-        # hash states primed with the key pads, copied per call (RFC 2104): hmac.digest
-        # redoes the key schedule and is ~2x slower
+        # the cheapest HMAC at hand: the active kernel's (OpenSSL's SHA on pre-padded
+        # states in C, else hashlib states primed with the key pads); hmac.digest redoes
+        # the key schedule and is ~2x slower than either
         digest = "sha" + algorithm[2:]
-        inner, outer = hmac_states(obj, digest)
-        sign = functools.partial(hmac_sign, inner, outer, message)
+        sign = functools.partial(_kernels.kernel.hmac_signer(obj, digest), message)
 
         def verify(signature: bytes) -> None:
             if not hmac.compare_digest(signature, hmac.new(obj, message, digest).digest()):
                 raise ValueError("the HMAC floor computed a wrong MAC")
 
-        return Floor(sign, verify, len(message), "floor: hmac_sign")
+        backend = getattr(_kernels.kernel, "HMAC_BACKEND", "hashlib")
+        return Floor(sign, verify, len(message), f"floor: HMAC ({backend})")
 
     if isinstance(obj, rsa.RSAPrivateKey):
         hash_alg = _HASHES[algorithm[2:]]
