@@ -515,3 +515,46 @@ def test_the_c_hmac_signer_keeps_its_key_to_itself() -> None:
     assert "s3cr3t" not in repr(sign)
     with pytest.raises(TypeError):
         pickle.dumps(sign)
+
+
+# --------------------------------------------------------------------------- minter
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    now=st.one_of(
+        st.integers(min_value=-(2**40), max_value=2**40),
+        st.floats(min_value=-(2.0**40), max_value=2.0**40),
+    ),
+    lifetime=st.integers(min_value=1, max_value=10**6),
+    jti=st.binary(min_size=16, max_size=16),
+)
+def test_minter_is_mint_with_floor_of_the_clock(
+    kernel: ModuleType, now: float, lifetime: int, jti: bytes
+) -> None:
+    import math
+
+    header, prefix, suffix = b"eyJhbGciOiJIUzI1NiJ9", b'{"iss":"c","jti":"', b"}"
+
+    def sign(data: bytes) -> bytes:
+        return data[-4:]
+
+    bound = kernel.minter(header, prefix, suffix, lifetime, lambda: now, lambda: jti, sign, 0)
+    floor = math.floor(now)
+    assert bound() == kernel.mint(header, prefix, suffix, jti, floor, floor + lifetime, sign, 0)
+
+
+def test_minter_refuses_what_mint_would_not_sign(kernel: ModuleType) -> None:
+    def sign(data: bytes) -> bytes:
+        return b"sig"
+
+    with pytest.raises(UnicodeDecodeError):
+        kernel.minter(b"\xffheader", b"{", b"}", 60, lambda: 0.0, lambda: b"j" * 16, sign, 0)
+    bad_entropy = kernel.minter(b"h", b"{", b"}", 60, lambda: 0.0, lambda: "j" * 16, sign, 0)
+    with pytest.raises(TypeError):
+        bad_entropy()
+    bad_sign = kernel.minter(b"h", b"{", b"}", 60, lambda: 0.0, lambda: b"j" * 16, str, 0)
+    with pytest.raises(TypeError):
+        bad_sign()

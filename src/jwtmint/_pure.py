@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 import functools
 import hashlib
+import math
 from collections.abc import Callable
 from typing import Protocol
 
@@ -21,6 +22,7 @@ __all__ = [
     "der_to_raw",
     "hmac_signer",
     "mint",
+    "minter",
 ]
 
 IMPLEMENTATION = "py"
@@ -128,6 +130,69 @@ def mint(
     if type(signature) is not bytes:
         raise TypeError("sign() must return bytes")
     return compact(signing_input, signature, ec_size)
+
+
+class _Minter:
+    __slots__ = (
+        "_clock",
+        "_ec_size",
+        "_entropy",
+        "_header_b64",
+        "_lifetime",
+        "_prefix",
+        "_sign",
+        "_suffix",
+    )
+
+    def __init__(
+        self,
+        header_b64: bytes,
+        prefix: bytes,
+        suffix: bytes,
+        lifetime: int,
+        clock: Callable[[], float],
+        entropy: Callable[[], bytes],
+        sign: Callable[[bytes], bytes],
+        ec_size: int,
+    ) -> None:
+        self._header_b64, self._prefix, self._suffix = header_b64, prefix, suffix
+        self._lifetime, self._clock, self._entropy = lifetime, clock, entropy
+        self._sign, self._ec_size = sign, ec_size
+
+    def __call__(self) -> str:
+        now = math.floor(self._clock())
+        jti = self._entropy()
+        if type(jti) is not bytes:
+            raise TypeError("entropy() must return bytes")
+        return mint(
+            self._header_b64,
+            self._prefix,
+            self._suffix,
+            jti,
+            now,
+            now + self._lifetime,
+            self._sign,
+            self._ec_size,
+        )
+
+
+def minter(
+    header_b64: bytes,
+    prefix: bytes,
+    suffix: bytes,
+    lifetime: int,
+    clock: Callable[[], float],
+    entropy: Callable[[], bytes],
+    sign: Callable[[bytes], bytes],
+    ec_size: int,
+) -> Callable[[], str]:
+    """A zero-argument ``mint``: now = floor(clock()), jti from entropy(), exp = now + lifetime.
+
+    Everything per signer is bound once; each call is one ``mint``. The
+    header must be ASCII (it is copied into the token as it is).
+    """
+    header_b64.decode("ascii")
+    return _Minter(header_b64, prefix, suffix, lifetime, clock, entropy, sign, ec_size)
 
 
 _IPAD = bytes(byte ^ 0x36 for byte in range(256))

@@ -10,6 +10,10 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
+from libc.math cimport floor as c_floor
+from cpython.float cimport PyFloat_AS_DOUBLE
+
+import math
 
 cdef extern from "Python.h":
     object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
@@ -312,3 +316,50 @@ def mint(bytes header_b64 not None, bytes prefix not None, bytes suffix not None
         raise TypeError("sign() must return bytes")
     return _compact(signing_input, signature, ec_size, True)
 
+
+
+cdef class _Minter:
+    cdef bytes header_b64, prefix, suffix
+    cdef long long lifetime
+    cdef object clock, entropy, sign
+    cdef int ec_size
+
+    def __call__(self):
+        cdef object now_value = self.clock()
+        cdef long long now
+        cdef double seconds
+        if type(now_value) is float:
+            seconds = PyFloat_AS_DOUBLE(now_value)
+            if -9.0e18 < seconds < 9.0e18:
+                now = <long long>c_floor(seconds)
+            else:
+                now = math.floor(now_value)  # OverflowError, as the pure twin's %d would not
+        else:
+            now = math.floor(now_value)
+        jti = self.entropy()
+        if type(jti) is not bytes:
+            raise TypeError("entropy() must return bytes")
+        signing_input = _signing_input(self.header_b64, self.prefix, jti, now,
+                                       now + self.lifetime, self.suffix)
+        if type(self.sign) is _HmacSigner:
+            signature = (<_HmacSigner>self.sign)._sign(signing_input)
+        else:
+            signature = self.sign(signing_input)
+        if type(signature) is not bytes:
+            raise TypeError("sign() must return bytes")
+        return _compact(signing_input, signature, self.ec_size, True)
+
+
+def minter(bytes header_b64 not None, bytes prefix not None, bytes suffix not None,
+           long long lifetime, clock, entropy, sign, int ec_size):
+    """A zero-argument ``mint``: now = floor(clock()), jti from entropy(), exp = now + lifetime.
+
+    Everything per signer is bound once; each call is one ``mint``. The
+    header must be ASCII (it is copied into the token as it is).
+    """
+    header_b64.decode("ascii")
+    cdef _Minter bound = _Minter.__new__(_Minter)
+    bound.header_b64, bound.prefix, bound.suffix = header_b64, prefix, suffix
+    bound.lifetime, bound.clock, bound.entropy = lifetime, clock, entropy
+    bound.sign, bound.ec_size = sign, ec_size
+    return bound

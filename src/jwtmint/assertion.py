@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 from . import _kernels
@@ -63,17 +62,16 @@ class _KeyState:
     key's header (kid, alg) with another key's signature.
     """
 
-    __slots__ = ("algorithm", "ec_size", "generation", "header_b64", "key", "sign")
+    __slots__ = ("algorithm", "ec_size", "generation", "header_b64", "key", "minter", "sign")
 
     def __init__(
         self,
+        signer: AssertionSigner,
         key: SigningKey,
         algorithm: str | None,
-        typ: str | None,
-        headers: Mapping[str, Any] | None,
-        kernel: ModuleType,
         generation: int,
     ) -> None:
+        typ, headers, kernel = signer._typ, signer._headers, signer._kernel
         alg = get_algorithm(algorithm if algorithm is not None else key.algorithm)
         self.sign = alg.signer(key)
         self.key = key
@@ -95,6 +93,17 @@ class _KeyState:
                     )
                 header[name] = value
         self.header_b64: bytes = kernel.b64url_encode(dumps_claims(header, "headers"))
+        #: mint() in one call: the kernel binds this key's header and signature to the claims
+        self.minter: Callable[[], str] = kernel.minter(
+            self.header_b64,
+            signer._prefix,
+            signer._suffix,
+            signer._lifetime,
+            signer._clock,
+            signer._entropy,
+            self.sign,
+            self.ec_size,
+        )
 
 
 class AssertionSigner:
@@ -141,7 +150,7 @@ class AssertionSigner:
         self._kernel = _kernels.kernel
         self._typ = typ
         self._headers = dict(headers) if headers else None
-        self._state = _KeyState(load_key(key), algorithm, typ, self._headers, self._kernel, 0)
+        signing_key = load_key(key)
         self._rotation_lock = threading.Lock()
 
         if not isinstance(client_id, str) or not client_id:
@@ -169,6 +178,7 @@ class AssertionSigner:
         self._suffix = b"," + dumps_claims(extra, "extra_claims")[1:] if extra else b"}"
         self._clock: Clock = clock if clock is not None else time.time
         self._entropy: Entropy = entropy if entropy is not None else default_entropy
+        self._state = _KeyState(self, signing_key, algorithm, 0)
 
     @property
     def key(self) -> SigningKey:
@@ -224,24 +234,11 @@ class AssertionSigner:
                 algorithm = current.name
         with self._rotation_lock:
             generation = self._state.generation + 1
-            self._state = _KeyState(
-                loaded, algorithm, self._typ, self._headers, self._kernel, generation
-            )
+            self._state = _KeyState(self, loaded, algorithm, generation)
 
     def mint(self) -> str:
         """A fresh compact JWS: new ``jti``, ``iat`` = ``nbf`` = now, ``exp`` = now + lifetime."""
-        now = math.floor(self._clock())
-        state = self._state
-        return self._kernel.mint(
-            state.header_b64,
-            self._prefix,
-            self._suffix,
-            self._entropy(),
-            now,
-            now + self._lifetime,
-            state.sign,
-            state.ec_size,
-        )
+        return self._state.minter()
 
     def client_assertion(self) -> ClientAssertion:
         """A fresh assertion wrapped with its ``client_assertion_type``."""
