@@ -71,7 +71,7 @@ def format_report(results: dict[str, Any]) -> str:
         "",
         f"{results['elapsed_s']:.1f} s. Contenders interleaved round-robin, GC off during batches. "
         "A shared or throttled machine adds noise:\ncompare ratios from one run, "
-        "not µs across runs. The floor for HS* is the cheapest HMAC at hand (its label says which).",
+        "not µs across runs. The HS* floor is the cheapest HMAC at hand (its label says which).",
     ]
     return "\n".join(lines)
 
