@@ -98,3 +98,19 @@ def test_mint_many_with_libsodium_gives_distinct_valid_tokens(
         jwt.decode(
             token, KEY.key.public_key(), algorithms=["EdDSA"], audience=AUDIENCE, issuer=CLIENT_ID
         )
+
+
+def test_the_public_pynacl_binding_is_the_fallback_and_gives_the_same_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from jwtmint.algorithms import _sodium_ed25519_signer
+
+    assert isinstance(KEY.key, ed25519.Ed25519PrivateKey)
+    direct = _sodium_ed25519_signer(KEY.key)
+    monkeypatch.setitem(sys.modules, "nacl._sodium", None)  # import now raises ImportError
+    public = _sodium_ed25519_signer(KEY.key)
+    assert direct.__name__ == "sign_direct" and public.__name__ == "sign"
+    for message in (b"", b"abc", bytes(range(256)) * 4):
+        assert direct(message) == public(message) == KEY.key.sign(message)
