@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml setup.py constraints.txt src/jwtmint/_speedups.pyx src/
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
-	$(BIN)/python -c "import jwtmint, sys; print('jwtmint', jwtmint.__version__, 'implementation:', jwtmint.IMPLEMENTATION)"
+	$(BIN)/python -c "import jwtmint, jwtmint._kernels as k; print('jwtmint', jwtmint.__version__, 'implementation:', jwtmint.IMPLEMENTATION, 'HMAC:', getattr(k.kernel, 'HMAC_BACKEND', 'hashlib'))"
 	touch $(STAMP)
 
 DEMO_ARGS ?=

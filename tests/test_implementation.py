@@ -172,3 +172,13 @@ def test_both_kernels_export_the_same_names_and_parameters() -> None:
         # the docstrings (past the embedded signature) are the same text
         pure_doc = inspect.getdoc(getattr(_pure, name)) or ""
         assert pure_doc.splitlines()[0] in compiled.__doc__, name
+
+
+def test_the_openssl_hmac_is_built_when_ci_asks_for_it() -> None:
+    # .ci/run installs OpenSSL's headers and sets this: the C HMAC must not silently
+    # fall back to hashlib there
+    if not os.environ.get("JWTMINT_REQUIRE_OPENSSL_HMAC"):
+        pytest.skip("JWTMINT_REQUIRE_OPENSSL_HMAC is not set (.ci/run sets it)")
+    speedups = _speedups()
+    assert speedups is not None, "the C extension is not built"
+    assert speedups.HMAC_BACKEND == "openssl"
