@@ -30,12 +30,15 @@ def _have_openssl() -> bool:
         with open(source, "w") as handle:
             handle.write(
                 "#define OPENSSL_SUPPRESS_DEPRECATED\n#include <openssl/sha.h>\n"
-                "int main(void) { SHA256_CTX c; unsigned char d[32];"
-                " SHA256_Init(&c); SHA256_Final(d, &c); return d[0] & 0; }\n"
+                "int probe(void) { SHA256_CTX c; unsigned char d[32];"
+                " SHA256_Init(&c); SHA256_Final(d, &c); return d[0]; }\n"
             )
         try:
-            objects = compiler.compile([source], output_dir=tmp)
-            compiler.link_executable(objects, "probe", output_dir=tmp, libraries=["crypto"])
+            # compiled and linked as a shared object, as the extension will be
+            objects = compiler.compile([source], output_dir=tmp, extra_preargs=["-fPIC"])
+            compiler.link_shared_object(
+                objects, os.path.join(tmp, "probe.so"), libraries=["crypto"]
+            )
         except Exception:
             return False
     return True
@@ -43,7 +46,9 @@ def _have_openssl() -> bool:
 
 if NO_EXTENSIONS:
     ext_modules = []
-    print("jwtmint: building the pure-Python package (JWTMINT_NO_EXTENSIONS is set)", file=sys.stderr)
+    print(
+        "jwtmint: building the pure-Python package (JWTMINT_NO_EXTENSIONS is set)", file=sys.stderr
+    )
 else:
     from Cython.Build import cythonize
 

@@ -162,3 +162,36 @@ def test_workers_that_cannot_start_stop_being_tried(monkeypatch: pytest.MonkeyPa
         _check(signer.mint_many(BATCH, processes=True), key, "ES256")
     assert batch._worker_failures == batch._MAX_WORKER_FAILURES
     assert not batch.use_processes(key, "ES256", 10**6, True)
+
+
+def test_a_batch_queued_behind_another_does_not_time_out_a_healthy_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the deadline starts when a batch gets the worker, not while it waits for it
+    monkeypatch.setattr(batch, "_REPLY_TIMEOUT_BASE", 0.5)
+    monkeypatch.setattr(batch, "_REPLY_TIMEOUT_PER_MESSAGE", 0.001)
+    key = signing_key("ES256")
+    signer = jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE)
+    _mint_in_workers(signer)
+    results: list[list[str]] = []
+    big = threading.Thread(target=lambda: results.append(signer.mint_many(6000, processes=True)))
+    big.start()
+    time.sleep(0.05)
+    results.append(signer.mint_many(BATCH, processes=True))
+    big.join(timeout=120)
+    assert batch._worker_failures == 0
+    assert len(results) == 2
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA", "RS256"])
+def test_malformed_worker_signatures_fall_back_to_threads(
+    algorithm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def garbage(self: object, algorithm: str, pem: bytes, messages: list[bytes]) -> list[bytes]:
+        return [b"\x30\x06\x02\x01\x01\x02\x01" for _ in messages]  # short, and bad DER
+
+    monkeypatch.setattr(batch._Worker, "sign", garbage)
+    key = signing_key(algorithm)
+    signer = jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE)
+    _check(signer.mint_many(BATCH, processes=True), key, algorithm)
+    assert batch._worker_failures == 1

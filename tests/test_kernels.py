@@ -558,3 +558,12 @@ def test_minter_refuses_what_mint_would_not_sign(kernel: ModuleType) -> None:
     bad_sign = kernel.minter(b"h", b"{", b"}", 60, lambda: 0.0, lambda: b"j" * 16, str, 0)
     with pytest.raises(TypeError):
         bad_sign()
+
+
+def test_minter_refuses_an_exp_beyond_64_bits(kernel: ModuleType) -> None:
+    def sign(data: bytes) -> bytes:
+        return b"sig"
+
+    bound = kernel.minter(b"h", b"{", b"}", 60, lambda: 2**63 - 30, lambda: b"j" * 16, sign, 0)
+    with pytest.raises(OverflowError):
+        bound()

@@ -143,8 +143,30 @@ def test_rotation_keeps_a_chosen_algorithm_the_new_key_can_use(kernel: ModuleTyp
     # a server that registered PS256 for this client must keep getting PS256
     signer = jwtmint.AssertionSigner(signing_key("RS256"), CLIENT_ID, AUDIENCE, algorithm="PS256")
     new = jwtmint.generate_key("RS256")
-    signer.rotate_key(new)
+    signer.rotate_key(new.key)  # a bare key object: no algorithm of its own
     assert signer.algorithm == "PS256"
     assert _verifies(signer.mint(), new, "PS256")
-    signer.rotate_key(signing_key("ES256"))  # a key that cannot do PS256 signs its own way
+    signer.rotate_key(signing_key("ES256").key)  # another kind of key signs its own way
     assert signer.algorithm == "ES256"
+
+
+def test_a_key_that_names_its_algorithm_gets_it(kernel: ModuleType) -> None:
+    signer = jwtmint.AssertionSigner(signing_key("RS256"), CLIENT_ID, AUDIENCE)
+    raw = jwtmint.generate_key("RS256").key
+    signer.rotate_key(jwtmint.load_key(raw, algorithm="PS256"))
+    assert signer.algorithm == "PS256"
+    signer.rotate_key(jwtmint.load_key(raw), algorithm="RS512")
+    assert signer.algorithm == "RS512"
+
+
+def test_rotation_refuses_to_weaken_an_hmac_algorithm(kernel: ModuleType) -> None:
+    signer = jwtmint.AssertionSigner(signing_key("HS512"), CLIENT_ID, AUDIENCE)
+    with pytest.raises(InvalidKeyError, match="at least 64 bytes"):
+        signer.rotate_key(b"s" * 32)  # enough for HS256, not for HS512: no quiet downgrade
+    assert signer.algorithm == "HS512" and signer.key_generation == 0
+
+
+@pytest.mark.parametrize("lifetime", [jwtmint.assertion.MAX_LIFETIME + 1, 2**63])
+def test_lifetimes_beyond_a_year_are_refused(kernel: ModuleType, lifetime: int) -> None:
+    with pytest.raises(jwtmint.InvalidClaimsError, match="lifetime"):
+        jwtmint.AssertionSigner(signing_key("HS256"), CLIENT_ID, AUDIENCE, lifetime=lifetime)

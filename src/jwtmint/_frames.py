@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["MAX_FRAME", "decode_fields", "encode_fields", "frame_length"]
+__all__ = ["MAX_FRAME", "PROTOCOL", "decode_fields", "encode_fields", "frame_length"]
+
+#: The first field of every request: a worker of another jwtmint version refuses it.
+PROTOCOL = b"jwtmint-sign/1"
 
 #: Largest frame either side accepts: a batch of a million 300-byte messages fits.
 MAX_FRAME = 1 << 30

@@ -14,6 +14,7 @@
 
 #ifdef JWTMINT_HAVE_OPENSSL
 #define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 static const int jm_hmac_available = 1;
@@ -69,9 +70,15 @@ static int jm_hmac_init(jm_hmac *h, int bits, const unsigned char *key, size_t k
         SHA512_Init(&h->outer512);
         SHA512_Update(&h->outer512, block, block_size);
     }
-    memset(block, 0, sizeof(block));
-    memset(hashed, 0, sizeof(hashed));
+    /* OPENSSL_cleanse, not memset: the compiler may drop stores to dead locals */
+    OPENSSL_cleanse(block, sizeof(block));
+    OPENSSL_cleanse(hashed, sizeof(hashed));
     return 0;
+}
+
+static void jm_hmac_clear(jm_hmac *h)
+{
+    OPENSSL_cleanse(h, sizeof(*h));
 }
 
 /* Writes the MAC (32, 48 or 64 bytes) to out; returns its length. */
@@ -85,6 +92,7 @@ static size_t jm_hmac_sign(const jm_hmac *h, const unsigned char *data, size_t l
         ctx = h->outer256;
         SHA256_Update(&ctx, inner, 32);
         SHA256_Final(out, &ctx);
+        OPENSSL_cleanse(&ctx, sizeof(ctx));
         return 32;
     } else {
         size_t size = h->bits == 384 ? 48 : 64;
@@ -102,6 +110,7 @@ static size_t jm_hmac_sign(const jm_hmac *h, const unsigned char *data, size_t l
             SHA512_Update(&ctx, inner, size);
             SHA512_Final(out, &ctx);
         }
+        OPENSSL_cleanse(&ctx, sizeof(ctx));
         return size;
     }
 }
@@ -114,6 +123,7 @@ static int jm_hmac_init(jm_hmac *h, int bits, const unsigned char *key, size_t k
 { (void)h; (void)bits; (void)key; (void)key_len; return -1; }
 static size_t jm_hmac_sign(const jm_hmac *h, const unsigned char *data, size_t len, unsigned char *out)
 { (void)h; (void)data; (void)len; (void)out; return 0; }
+static void jm_hmac_clear(jm_hmac *h) { (void)h; }
 
 #endif
 #endif

@@ -7,6 +7,7 @@ checkers always see the Python twin; both define the same names.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import warnings
@@ -22,7 +23,15 @@ def load_speedups() -> ModuleType | None:
     """The compiled module, or None when it is not built (or stale) for this interpreter."""
     try:
         from . import _speedups  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
+    except ImportError as exc:
+        if importlib.util.find_spec(f"{__package__}._speedups") is not None:
+            # built but not loadable (e.g. libcrypto missing at run time): say so
+            warnings.warn(
+                f"jwtmint._speedups is built but cannot be imported ({exc}); "
+                "using the pure-Python kernels",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return None
     missing = set(_pure.__all__) - set(dir(_speedups))
     if missing:

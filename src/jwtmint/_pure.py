@@ -132,6 +132,9 @@ def mint(
     return compact(signing_input, signature, ec_size)
 
 
+_INT64 = 2**63
+
+
 class _Minter:
     __slots__ = (
         "_clock",
@@ -161,6 +164,8 @@ class _Minter:
 
     def __call__(self) -> str:
         now = math.floor(self._clock())
+        if not -_INT64 <= now <= _INT64 - 1 - self._lifetime:  # as the C twin's 64-bit ints
+            raise OverflowError("clock() + lifetime does not fit in 64 bits")
         jti = self._entropy()
         if type(jti) is not bytes:
             raise TypeError("entropy() must return bytes")

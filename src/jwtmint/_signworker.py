@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import signal
 
-from ._frames import decode_fields, encode_fields, frame_length
+from ._frames import PROTOCOL, decode_fields, encode_fields, frame_length
 
 
 def _read_exact(fd: int, size: int) -> bytes | None:
@@ -44,10 +44,18 @@ def main(requests: int, replies: int) -> int:
     sign: SignFunction | None = None
     while True:
         header = _read_exact(requests, 4)
-        body = _read_exact(requests, frame_length(header)) if header else None
-        if body is None:
+        if header is None:
             return 0
-        algorithm, pem, *messages = decode_fields(body)
+        try:
+            body = _read_exact(requests, frame_length(header))
+            if body is None:
+                return 0
+            protocol, algorithm, pem, *messages = decode_fields(body)
+            if protocol != PROTOCOL:
+                raise ValueError("the parent speaks another protocol version")
+        except ValueError:  # out of step with the parent: say so and stop
+            _write_all(replies, encode_fields([b"E", b"protocol"]))
+            return 1
         try:
             if sign is None or current != (algorithm, pem):
                 current, sign = None, None  # keep no retired key around
@@ -57,5 +65,5 @@ def main(requests: int, replies: int) -> int:
                 current = (algorithm, pem)
             reply = encode_fields([b"S", *(sign(message) for message in messages)])
         except Exception as exc:  # the parent falls back to threads and signs itself
-            reply = encode_fields([b"E", f"{type(exc).__name__}: {exc}".encode()])
+            reply = encode_fields([b"E", type(exc).__name__.encode()])
         _write_all(replies, reply)

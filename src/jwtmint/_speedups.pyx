@@ -11,6 +11,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 from libc.math cimport floor as c_floor
+from libc.limits cimport LLONG_MAX
 from cpython.float cimport PyFloat_AS_DOUBLE
 
 import math
@@ -26,6 +27,7 @@ cdef extern from "_hmac.h":
         int bits
     const int jm_hmac_available
     int jm_hmac_init(jm_hmac* h, int bits, const unsigned char* key, size_t key_len) nogil
+    void jm_hmac_clear(jm_hmac* h) nogil
     size_t jm_hmac_sign(const jm_hmac* h, const unsigned char* data, size_t length,
                         unsigned char* out) nogil
 
@@ -257,7 +259,8 @@ def compact(bytes signing_input not None, bytes signature not None, int ec_size)
 cdef class _HmacSigner:
     """HMAC-SHA-256/384/512 with the key pads absorbed once; call it with the data.
 
-    Holds only the two hash states (no copy of the key); has no repr of them.
+    Holds the two hash states, which can MAC like the key itself: never shown
+    in its repr, not picklable, and wiped when the object is freed.
     """
 
     cdef jm_hmac state
@@ -268,6 +271,9 @@ cdef class _HmacSigner:
                         <size_t>PyBytes_GET_SIZE(secret)) != 0:
             raise ValueError("HMAC needs SHA-256, SHA-384 or SHA-512 and the OpenSSL backend")
         self.size = bits // 8
+
+    def __dealloc__(self):
+        jm_hmac_clear(&self.state)  # the padded states are as good as the key
 
     def __repr__(self):
         return f"<_HmacSigner SHA-{self.size * 8}>"
@@ -336,6 +342,8 @@ cdef class _Minter:
                 now = math.floor(now_value)  # OverflowError, as the pure twin's %d would not
         else:
             now = math.floor(now_value)
+        if now > LLONG_MAX - self.lifetime:  # exp must not wrap around
+            raise OverflowError("clock() + lifetime does not fit in 64 bits")
         jti = self.entropy()
         if type(jti) is not bytes:
             raise TypeError("entropy() must return bytes")

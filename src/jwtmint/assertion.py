@@ -21,7 +21,7 @@ from ._headers import check_header_params
 from ._json import dumps_claims
 from .algorithms import get_algorithm
 from .batch import sign_batch
-from .errors import InvalidClaimsError, InvalidHeaderError, JwtMintError
+from .errors import InvalidClaimsError, InvalidHeaderError
 from .keys import KeySource, SigningKey, load_key
 
 __all__ = [
@@ -39,6 +39,8 @@ CLIENT_ASSERTION_TYP = "client-authentication+jwt"
 #: Claims the signer sets itself; ``extra_claims`` may not override them.
 REGISTERED_CLAIMS = frozenset({"iss", "sub", "aud", "jti", "iat", "nbf", "exp"})
 _SIGNER_HEADERS = frozenset({"alg", "kid", "typ"})
+#: Longest assertion lifetime accepted (a year); client assertions live seconds to minutes.
+MAX_LIFETIME = 365 * 24 * 3600
 
 Clock = Callable[[], float]
 Entropy = Callable[[], bytes]
@@ -157,9 +159,9 @@ class AssertionSigner:
             raise InvalidClaimsError("client_id must be a non-empty string")
         self.client_id = client_id
         self._audience = _check_audience(audience)
-        if type(lifetime) is not int or lifetime <= 0:
+        if type(lifetime) is not int or not 0 < lifetime <= MAX_LIFETIME:
             raise InvalidClaimsError(
-                f"lifetime must be a positive int of seconds, got {lifetime!r}"
+                f"lifetime must be an int of seconds from 1 to {MAX_LIFETIME}, got {lifetime!r}"
             )
         self._lifetime = lifetime
 
@@ -216,21 +218,24 @@ class AssertionSigner:
     def rotate_key(self, key: KeySource, *, algorithm: str | None = None) -> None:
         """Sign with ``key`` from now on.
 
-        The algorithm stays what it was when the new key can sign with it
-        (a server may have registered it, e.g. PS256 for an RSA client), else
-        it is the new key's own; ``algorithm`` chooses explicitly. Mints
+        The algorithm is ``algorithm`` when given; else the new key's own when
+        it is a :class:`SigningKey` or a JWK with ``alg``; else it stays what
+        it was (a server may have registered it, e.g. PS256 for an RSA client)
+        for a key of the same type, raising InvalidKeyError if that key cannot
+        sign with it, and is the new key's default for a key of another type. Mints
         already running finish with the old key; every later mint uses the
         new one. Assertion pools notice the new ``key_generation`` and discard
         what they minted with the old key.
         """
         loaded = load_key(key)
-        if algorithm is None:
+        # a SigningKey, or a JWK with "alg", says which algorithm it signs with: that wins
+        chosen = isinstance(key, SigningKey) or (isinstance(key, Mapping) and "alg" in key)
+        if algorithm is None and not chosen:
             current = get_algorithm(self._state.algorithm)
-            try:
+            if loaded.kty == current.kty:
+                # same kind of key: keep the algorithm, or say why not (a secret too short
+                # for HS512, a P-384 key for ES256) rather than switch it quietly
                 current.check_key(loaded)
-            except JwtMintError:
-                pass  # another kind of key: it signs with its own algorithm
-            else:
                 algorithm = current.name
         with self._rotation_lock:
             generation = self._state.generation + 1

@@ -32,9 +32,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed448, ed25519, rsa
 
-from ._frames import decode_fields, encode_fields, frame_length
-from .algorithms import SignFunction
+from . import _pure
+from ._frames import MAX_FRAME, PROTOCOL, decode_fields, encode_fields, frame_length
+from .algorithms import SignFunction, get_algorithm
 from .keys import SigningKey
 
 __all__ = ["PROCESS_BATCH_MIN", "cpu_count", "sign_batch", "use_processes"]
@@ -66,9 +68,13 @@ class _WorkerFailed(Exception):
     """A worker died, hung, answered garbage or could not sign: threads take over."""
 
 
+class _WorkerClosed(_WorkerFailed):
+    """The batch could not use a worker another batch had just closed: not a new failure."""
+
+
 #: Seconds a worker may take for a batch: a base plus a per-message allowance.
 _REPLY_TIMEOUT_BASE = 10.0
-_REPLY_TIMEOUT_PER_MESSAGE = 0.005
+_REPLY_TIMEOUT_PER_MESSAGE = 0.05  # an RSA-8192 signature takes ~20 ms
 _MAX_WORKER_FAILURES = 3
 #: The calling thread's share of a process batch relative to one worker's (measured: 1.1).
 _CALLER_WEIGHT = 1.1
@@ -106,14 +112,18 @@ class _Worker:
         self._dead = False
 
     def sign(self, algorithm: str, pem: bytes, messages: list[bytes]) -> list[bytes]:
-        deadline = (
-            time.monotonic() + _REPLY_TIMEOUT_BASE + _REPLY_TIMEOUT_PER_MESSAGE * len(messages)
-        )
+        request = encode_fields([PROTOCOL, algorithm.encode("ascii"), pem, *messages])
+        if len(request) - 4 > MAX_FRAME:
+            raise _WorkerClosed("batch too large for one frame")  # not the worker's fault
         with self._lock:
             if self._dead:
-                raise _WorkerFailed("worker already closed")
+                raise _WorkerClosed("worker already closed")
+            # the deadline starts once this batch has the worker, not while it queues
+            deadline = (
+                time.monotonic() + _REPLY_TIMEOUT_BASE + _REPLY_TIMEOUT_PER_MESSAGE * len(messages)
+            )
             try:
-                self._send(encode_fields([algorithm.encode("ascii"), pem, *messages]), deadline)
+                self._send(request, deadline)
                 kind, *fields = decode_fields(
                     self._receive(frame_length(self._receive(4, deadline)), deadline)
                 )
@@ -309,11 +319,32 @@ def _sign_in_workers(
         ]
         mine = _sign_chunk(sign, shares[0])
         theirs = [sig for future in futures for sig in future.result()]
+        _check_signatures(key, algorithm, theirs)
+    except _WorkerClosed:
+        return None
     except Exception:
         _worker_failed()
         return None
     signed_by_workers += len(theirs)
     return mine + theirs
+
+
+def _check_signatures(key: SigningKey, algorithm: str, signatures: list[bytes]) -> None:
+    """Raise unless every signature has its algorithm's shape (a worker of another version,
+    or a broken one, must not put garbage into tokens)."""
+    if algorithm.startswith("ES"):
+        size = get_algorithm(algorithm).ec_size
+        for signature in signatures:
+            _pure.der_to_raw(signature, size)  # raises ValueError when malformed
+        return
+    obj = key.key
+    expected = (obj.key_size + 7) // 8 if isinstance(obj, rsa.RSAPrivateKey) else None
+    if isinstance(obj, ed25519.Ed25519PrivateKey):
+        expected = 64
+    elif isinstance(obj, ed448.Ed448PrivateKey):
+        expected = 114
+    if expected is None or any(len(signature) != expected for signature in signatures):
+        raise _WorkerFailed("a worker returned signatures of the wrong size")
 
 
 def sign_batch(
