@@ -19,12 +19,19 @@ from . import _pure
 __all__ = ["NO_EXTENSIONS", "kernel", "load_speedups"]
 
 
+def _is_built() -> bool:
+    try:
+        return importlib.util.find_spec(f"{__package__}._speedups") is not None
+    except (ImportError, ValueError):  # a None placed in sys.modules, as tests do
+        return False
+
+
 def load_speedups() -> ModuleType | None:
     """The compiled module, or None when it is not built (or stale) for this interpreter."""
     try:
         from . import _speedups  # type: ignore[attr-defined,unused-ignore]
     except ImportError as exc:
-        if importlib.util.find_spec(f"{__package__}._speedups") is not None:
+        if _is_built():
             # built but not loadable (e.g. libcrypto missing at run time): say so
             warnings.warn(
                 f"jwtmint._speedups is built but cannot be imported ({exc}); "
