@@ -135,52 +135,6 @@ def mint(
 _INT64 = 2**63
 
 
-class _Minter:
-    __slots__ = (
-        "_clock",
-        "_ec_size",
-        "_entropy",
-        "_header_b64",
-        "_lifetime",
-        "_prefix",
-        "_sign",
-        "_suffix",
-    )
-
-    def __init__(
-        self,
-        header_b64: bytes,
-        prefix: bytes,
-        suffix: bytes,
-        lifetime: int,
-        clock: Callable[[], float],
-        entropy: Callable[[], bytes],
-        sign: Callable[[bytes], bytes],
-        ec_size: int,
-    ) -> None:
-        self._header_b64, self._prefix, self._suffix = header_b64, prefix, suffix
-        self._lifetime, self._clock, self._entropy = lifetime, clock, entropy
-        self._sign, self._ec_size = sign, ec_size
-
-    def __call__(self) -> str:
-        now = math.floor(self._clock())
-        if not -_INT64 <= now <= _INT64 - 1 - self._lifetime:  # as the C twin's 64-bit ints
-            raise OverflowError("clock() + lifetime does not fit in 64 bits")
-        jti = self._entropy()
-        if type(jti) is not bytes:
-            raise TypeError("entropy() must return bytes")
-        return mint(
-            self._header_b64,
-            self._prefix,
-            self._suffix,
-            jti,
-            now,
-            now + self._lifetime,
-            self._sign,
-            self._ec_size,
-        )
-
-
 def minter(
     header_b64: bytes,
     prefix: bytes,
@@ -197,7 +151,17 @@ def minter(
     header must be ASCII (it is copied into the token as it is).
     """
     header_b64.decode("ascii")
-    return _Minter(header_b64, prefix, suffix, lifetime, clock, entropy, sign, ec_size)
+
+    def mint_now() -> str:
+        now = math.floor(clock())
+        if not -_INT64 <= now <= _INT64 - 1 - lifetime:  # as the C twin's 64-bit ints
+            raise OverflowError("clock() + lifetime does not fit in 64 bits")
+        jti = entropy()
+        if type(jti) is not bytes:
+            raise TypeError("entropy() must return bytes")
+        return mint(header_b64, prefix, suffix, jti, now, now + lifetime, sign, ec_size)
+
+    return mint_now
 
 
 _IPAD = bytes(byte ^ 0x36 for byte in range(256))
