@@ -25,6 +25,22 @@ typedef struct {
     SHA512_CTX inner512, outer512;
 } jm_hmac;
 
+/* A fresh hash state of the given size that has absorbed one padded key block. */
+static void jm_prime(int bits, const unsigned char *block, size_t size,
+                     SHA256_CTX *state256, SHA512_CTX *state512)
+{
+    if (bits == 256) {
+        SHA256_Init(state256);
+        SHA256_Update(state256, block, size);
+    } else if (bits == 384) {
+        SHA384_Init(state512);
+        SHA384_Update(state512, block, size);
+    } else {
+        SHA512_Init(state512);
+        SHA512_Update(state512, block, size);
+    }
+}
+
 static int jm_hmac_init(jm_hmac *h, int bits, const unsigned char *key, size_t key_len)
 {
     unsigned char block[128], hashed[64];
@@ -48,28 +64,10 @@ static int jm_hmac_init(jm_hmac *h, int bits, const unsigned char *key, size_t k
     memcpy(block, key, key_len);
     for (i = 0; i < block_size; i++)
         block[i] ^= 0x36;
-    if (bits == 256) {
-        SHA256_Init(&h->inner256);
-        SHA256_Update(&h->inner256, block, block_size);
-    } else if (bits == 384) {
-        SHA384_Init(&h->inner512);
-        SHA384_Update(&h->inner512, block, block_size);
-    } else {
-        SHA512_Init(&h->inner512);
-        SHA512_Update(&h->inner512, block, block_size);
-    }
+    jm_prime(bits, block, block_size, &h->inner256, &h->inner512);
     for (i = 0; i < block_size; i++)
         block[i] ^= 0x36 ^ 0x5c;
-    if (bits == 256) {
-        SHA256_Init(&h->outer256);
-        SHA256_Update(&h->outer256, block, block_size);
-    } else if (bits == 384) {
-        SHA384_Init(&h->outer512);
-        SHA384_Update(&h->outer512, block, block_size);
-    } else {
-        SHA512_Init(&h->outer512);
-        SHA512_Update(&h->outer512, block, block_size);
-    }
+    jm_prime(bits, block, block_size, &h->outer256, &h->outer512);
     /* OPENSSL_cleanse, not memset: the compiler may drop stores to dead locals */
     OPENSSL_cleanse(block, sizeof(block));
     OPENSSL_cleanse(hashed, sizeof(hashed));
