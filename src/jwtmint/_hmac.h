@@ -12,6 +12,14 @@
 #include <stddef.h>
 #include <string.h>
 
+/* Zero memory in a way the compiler cannot drop as a dead store. */
+static void jm_wipe(void *data, size_t size)
+{
+    volatile unsigned char *p = (volatile unsigned char *)data;
+    while (size--)
+        *p++ = 0;
+}
+
 #ifdef JWTMINT_HAVE_OPENSSL
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>

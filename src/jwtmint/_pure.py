@@ -23,6 +23,7 @@ __all__ = [
     "hmac_signer",
     "mint",
     "minter",
+    "sodium_signer",
 ]
 
 IMPLEMENTATION = "py"
@@ -209,3 +210,27 @@ def hmac_signer(secret: bytes, hash_name: str) -> Callable[[bytes], bytes]:
     """
     inner, outer = _hmac_states(secret, hash_name)
     return functools.partial(_hmac_sign, inner, outer)
+
+
+def sodium_signer(secret: bytes) -> Callable[[bytes], bytes] | None:
+    """Ed25519 signing with libsodium from PyNaCl's cffi module, or None without it.
+
+    ``secret`` is libsodium's 64-byte secret key (seed || public key). The C
+    twin calls the same libsodium function through its address, with the
+    GIL released while it signs.
+    """
+    try:
+        from nacl._sodium import ffi, lib  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    if len(secret) != 64:
+        raise ValueError("an Ed25519 secret key for libsodium has 64 bytes")
+    new, buffer, c_sign, null = ffi.new, ffi.buffer, lib.crypto_sign, ffi.NULL
+
+    def sign_direct(data: bytes) -> bytes:
+        signed = new("unsigned char[]", len(data) + 64)
+        if c_sign(signed, null, data, len(data), secret) != 0:
+            raise RuntimeError("libsodium crypto_sign failed")
+        return buffer(signed, 64)[:]  # type: ignore[no-any-return]
+
+    return sign_direct
