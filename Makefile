@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.jwtmint-bench-installed
 
 .PHONY: demo test lint typecheck unit bench annotate instructions clean
 
-$(STAMP): pyproject.toml setup.py constraints.txt src/jwtmint/_speedups.pyx src/jwtmint/_hmac.h
+$(STAMP): pyproject.toml setup.py constraints.txt src/jwtmint/_speedups.pyx src/jwtmint/_openssl.h
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'

@@ -153,3 +153,41 @@ def test_the_c_sodium_signer_keeps_its_key_to_itself() -> None:
         pickle.dumps(sign)
     with pytest.raises(ValueError, match="64 bytes"):
         SPEEDUPS.sodium_signer(secret[:32])
+
+
+@pytest.mark.parametrize(("algorithm", "bits"), [("ES256", 256), ("ES384", 384), ("ES512", 512)])
+def test_the_c_ecdsa_signer_verifies_with_cryptography(algorithm: str, bits: int) -> None:
+    import pickle
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from jwtmint import _pure
+
+    from .conftest import SPEEDUPS, signing_key
+
+    key = signing_key(algorithm)
+    assert isinstance(key.key, ec.EllipticCurvePrivateKey)
+    sec1 = key.key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    assert _pure.ecdsa_signer(sec1, bits) is None  # the twin has no direct path
+    if SPEEDUPS is None or SPEEDUPS.HMAC_BACKEND != "openssl":
+        pytest.skip("the extension is not built against OpenSSL")
+    sign = SPEEDUPS.ecdsa_signer(sec1, bits)
+    assert sign is not None and getattr(sign, "releases_gil", False)
+    hash_algorithm: hashes.HashAlgorithm = {
+        256: hashes.SHA256(),
+        384: hashes.SHA384(),
+        512: hashes.SHA512(),
+    }[bits]
+    for message in (b"", b"abc", bytes(range(256)) * 3):
+        key.key.public_key().verify(sign(message), message, ec.ECDSA(hash_algorithm))
+    assert sign(b"abc") != sign(b"abc")  # a fresh nonce every time
+    assert sec1.hex() not in repr(sign)
+    with pytest.raises(TypeError):
+        pickle.dumps(sign)
+    with pytest.raises(ValueError, match="could not load"):
+        SPEEDUPS.ecdsa_signer(b"\x30\x03\x02\x01\x01", bits)

@@ -20,6 +20,7 @@ __all__ = [
     "b64url_encode",
     "compact",
     "der_to_raw",
+    "ecdsa_signer",
     "hmac_signer",
     "mint",
     "minter",
@@ -234,3 +235,12 @@ def sodium_signer(secret: bytes) -> Callable[[bytes], bytes] | None:
         return buffer(signed, 64)[:]  # type: ignore[no-any-return]
 
     return sign_direct
+
+
+def ecdsa_signer(sec1_der: bytes, bits: int) -> Callable[[bytes], bytes] | None:
+    """An ECDSA ``sign(data) -> DER`` callable on OpenSSL directly, or None where there is none.
+
+    ``sec1_der`` is the private key as SEC1 DER; ``bits`` is the hash size
+    (256, 384, 512). The pure twin has no such path and always returns None.
+    """
+    return None

@@ -22,13 +22,19 @@ cdef extern from "Python.h":
 
 IMPLEMENTATION = "c"
 
-cdef extern from "_hmac.h":
+cdef extern from "_openssl.h":
     ctypedef struct jm_hmac:
         int bits
     const int jm_hmac_available
     int jm_hmac_init(jm_hmac* h, int bits, const unsigned char* key, size_t key_len) nogil
     void jm_hmac_clear(jm_hmac* h) nogil
     void jm_wipe(void* data, size_t size) nogil
+    ctypedef struct jm_ecdsa:
+        int bits
+    int jm_ecdsa_init(jm_ecdsa* e, const unsigned char* der, long der_len, int bits) nogil
+    void jm_ecdsa_free(jm_ecdsa* e) nogil
+    int jm_ecdsa_sign(const jm_ecdsa* e, const unsigned char* data, size_t length,
+                      unsigned char* out) nogil
     size_t jm_hmac_sign(const jm_hmac* h, const unsigned char* data, size_t length,
                         unsigned char* out) nogil
 
@@ -309,6 +315,8 @@ cdef class _SodiumSigner:
     cdef crypto_sign_fn fn
     cdef unsigned char secret[64]
     cdef object library  # PyNaCl's module: keeps the shared library loaded
+    #: Threads sign in parallel: jwtmint.batch needs no worker processes for it.
+    releases_gil = True
 
     def __dealloc__(self):
         jm_wipe(self.secret, 64)
@@ -361,6 +369,57 @@ def sodium_signer(bytes secret not None):
     return signer
 
 
+cdef class _EcdsaSigner:
+    """ECDSA with OpenSSL's EC_KEY, loaded once; the GIL is released while it signs.
+
+    Returns DER like cryptography's sign(), so the kernels convert it to R||S
+    the same way. Holds the private key inside OpenSSL; never shown, not
+    picklable, freed (and cleared by OpenSSL) with the object.
+    """
+
+    cdef jm_ecdsa state
+    #: Threads sign in parallel: jwtmint.batch needs no worker processes for it.
+    releases_gil = True
+
+    def __dealloc__(self):
+        jm_ecdsa_free(&self.state)
+
+    def __repr__(self):
+        return f"<_EcdsaSigner ES{self.state.bits}>"
+
+    def __reduce__(self):
+        raise TypeError("_EcdsaSigner holds key material and cannot be pickled")
+
+    cdef bytes _sign(self, bytes data):
+        cdef unsigned char der[2 * MAX_EC_SIZE + 16]
+        cdef const unsigned char* message = <const unsigned char*>PyBytes_AS_STRING(data)
+        cdef size_t length = <size_t>PyBytes_GET_SIZE(data)
+        cdef int size
+        with nogil:  # tens of µs of curve arithmetic: other threads run meanwhile
+            size = jm_ecdsa_sign(&self.state, message, length, der)
+        if size <= 0:
+            raise RuntimeError("OpenSSL ECDSA signing failed")
+        return PyBytes_FromStringAndSize(<char*>der, size)
+
+    def __call__(self, bytes data not None):
+        return self._sign(data)
+
+
+def ecdsa_signer(bytes sec1_der not None, int bits):
+    """An ECDSA ``sign(data) -> DER`` callable on OpenSSL directly, or None where there is none.
+
+    ``sec1_der`` is the private key as SEC1 DER; ``bits`` is the hash size
+    (256, 384, 512). The pure twin has no such path and always returns None.
+    """
+    if not jm_hmac_available:
+        return None
+    cdef _EcdsaSigner signer = _EcdsaSigner.__new__(_EcdsaSigner)
+    if jm_ecdsa_init(&signer.state, <const unsigned char*>PyBytes_AS_STRING(sec1_der),
+                     PyBytes_GET_SIZE(sec1_der), bits) != 0:
+        raise ValueError("OpenSSL could not load this EC private key")
+    return signer
+
+
 def hmac_signer(bytes secret not None, str hash_name not None):
     """A ``sign(data) -> MAC`` callable for HMAC with ``hash_name`` (sha256/384/512) and ``secret``.
 
@@ -386,6 +445,8 @@ def mint(bytes header_b64 not None, bytes prefix not None, bytes suffix not None
         signature = (<_HmacSigner>sign)._sign(signing_input)
     elif type(sign) is _SodiumSigner:
         signature = (<_SodiumSigner>sign)._sign(signing_input)
+    elif type(sign) is _EcdsaSigner:
+        signature = (<_EcdsaSigner>sign)._sign(signing_input)
     else:
         signature = sign(signing_input)
     if type(signature) is not bytes:
@@ -423,6 +484,8 @@ cdef class _Minter:
             signature = (<_HmacSigner>self.sign)._sign(signing_input)
         elif type(self.sign) is _SodiumSigner:
             signature = (<_SodiumSigner>self.sign)._sign(signing_input)
+        elif type(self.sign) is _EcdsaSigner:
+            signature = (<_EcdsaSigner>self.sign)._sign(signing_input)
         else:
             signature = self.sign(signing_input)
         if type(signature) is not bytes:

@@ -281,14 +281,26 @@ def _split(inputs: list[bytes], parts: int) -> list[list[bytes]]:
     return [inputs[i : i + step] for i in range(0, len(inputs), step)]
 
 
-def use_processes(key: SigningKey, algorithm: str, count: int, processes: bool | None) -> bool:
-    """Whether a batch of ``count`` goes to worker processes (``processes`` None: decide)."""
+def use_processes(
+    key: SigningKey,
+    algorithm: str,
+    count: int,
+    processes: bool | None,
+    sign: SignFunction | None = None,
+) -> bool:
+    """Whether a batch of ``count`` goes to worker processes (``processes`` None: decide).
+
+    Only ECDSA signed through cryptography needs them; the extension's own
+    ECDSA signer releases the GIL (``releases_gil``) and scales over threads.
+    """
     if key.kty == "oct" or cpu_count() < 2 or os.name != "posix":
         return False
     if _worker_failures >= _MAX_WORKER_FAILURES:
         return False
     if processes is not None:
         return processes
+    if getattr(sign, "releases_gil", False):
+        return False
     return algorithm.startswith("ES") and count >= PROCESS_BATCH_MIN
 
 
@@ -363,7 +375,7 @@ def sign_batch(
     cores = cpu_count()
     if key.kty == "oct" or cores < 2 or len(inputs) < 2 * cores:
         return _sign_chunk(sign, inputs)
-    if use_processes(key, algorithm, len(inputs), processes):
+    if use_processes(key, algorithm, len(inputs), processes, sign):
         signed = _sign_in_workers(key, algorithm, sign, inputs)
         if signed is not None:
             return signed

@@ -1,4 +1,6 @@
-/* HMAC-SHA-256/384/512 (RFC 2104) over states pre-fed with the key pads.
+/* OpenSSL's libcrypto called directly, where cryptography's per-call work costs most.
+ *
+ * HMAC-SHA-256/384/512 (RFC 2104) over states pre-fed with the key pads.
  *
  * With OpenSSL's headers at build time (JWTMINT_HAVE_OPENSSL), the low-level
  * SHA functions are used: they run OpenSSL's assembly (SHA-NI where the CPU
@@ -6,8 +8,8 @@
  * signature is two struct copies and two Update/Final pairs. Without them,
  * jm_hmac_available is 0 and the extension uses hashlib, like the Python twin.
  */
-#ifndef JWTMINT_HMAC_H
-#define JWTMINT_HMAC_H
+#ifndef JWTMINT_OPENSSL_H
+#define JWTMINT_OPENSSL_H
 
 #include <stddef.h>
 #include <string.h>
@@ -23,6 +25,8 @@ static void jm_wipe(void *data, size_t size)
 #ifdef JWTMINT_HAVE_OPENSSL
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/ecdsa.h>
 #include <openssl/sha.h>
 
 static const int jm_hmac_available = 1;
@@ -121,6 +125,49 @@ static size_t jm_hmac_sign(const jm_hmac *h, const unsigned char *data, size_t l
     }
 }
 
+/* ECDSA (RFC 7518 §3.4) with an EC_KEY loaded once from SEC1 DER: one hash and one
+ * ECDSA_do_sign per signature, no EVP context, and the caller may drop the GIL. */
+typedef struct {
+    EC_KEY *key;
+    int bits;
+} jm_ecdsa;
+
+static int jm_ecdsa_init(jm_ecdsa *e, const unsigned char *der, long der_len, int bits)
+{
+    const unsigned char *p = der;
+    e->bits = bits;
+    e->key = (bits == 256 || bits == 384 || bits == 512) ? d2i_ECPrivateKey(NULL, &p, der_len) : NULL;
+    return e->key ? 0 : -1;
+}
+
+static void jm_ecdsa_free(jm_ecdsa *e)
+{
+    if (e->key)
+        EC_KEY_free(e->key);  /* clears the private scalar */
+    e->key = NULL;
+}
+
+/* The DER signature (at most 2 * 66 + 9 bytes) into out; its length, or -1. */
+static int jm_ecdsa_sign(const jm_ecdsa *e, const unsigned char *data, size_t len, unsigned char *out)
+{
+    unsigned char digest[64];
+    int digest_len, n;
+    ECDSA_SIG *sig;
+    unsigned char *p = out;
+    if (e->bits == 256)
+        SHA256(data, len, digest), digest_len = 32;
+    else if (e->bits == 384)
+        SHA384(data, len, digest), digest_len = 48;
+    else
+        SHA512(data, len, digest), digest_len = 64;
+    sig = ECDSA_do_sign(digest, digest_len, e->key);
+    if (sig == NULL)
+        return -1;
+    n = i2d_ECDSA_SIG(sig, &p);
+    ECDSA_SIG_free(sig);
+    return n;
+}
+
 #else
 
 static const int jm_hmac_available = 0;
@@ -130,6 +177,12 @@ static int jm_hmac_init(jm_hmac *h, int bits, const unsigned char *key, size_t k
 static size_t jm_hmac_sign(const jm_hmac *h, const unsigned char *data, size_t len, unsigned char *out)
 { (void)h; (void)data; (void)len; (void)out; return 0; }
 static void jm_hmac_clear(jm_hmac *h) { (void)h; }
+typedef struct { void *key; int bits; } jm_ecdsa;
+static int jm_ecdsa_init(jm_ecdsa *e, const unsigned char *der, long der_len, int bits)
+{ (void)der; (void)der_len; e->key = NULL; e->bits = bits; return -1; }
+static void jm_ecdsa_free(jm_ecdsa *e) { (void)e; }
+static int jm_ecdsa_sign(const jm_ecdsa *e, const unsigned char *data, size_t len, unsigned char *out)
+{ (void)e; (void)data; (void)len; (void)out; return -1; }
 
 #endif
 #endif
