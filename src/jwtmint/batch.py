@@ -1,11 +1,12 @@
 """Signing many inputs at once, on every core (the ``mint_many`` back end).
 
-cryptography releases the GIL while it signs, so a thread per core scales
-RSA (1.9x on 2 cores) and Ed25519 (1.7x). ECDSA does not: its per-call work
-around the signature keeps the threads queued on the GIL (1.3-1.4x measured
-here), while separate processes reach 1.8x. So large ECDSA batches go to
-worker processes, everything else to threads, and HMAC, which hashlib runs
-under the GIL for short inputs, stays in the calling thread.
+The extension's signers (HMAC, ECDSA on OpenSSL, Ed25519 on libsodium) and
+cryptography's RSA release the GIL while they sign, so a thread per core
+scales them (1.7-1.9x on 2 cores). ECDSA signed through cryptography does
+not: its per-call work keeps the threads queued on the GIL (1.3-1.4x), while
+separate processes reach 1.7-1.8x. So large batches of that kind go to
+worker processes, everything else to threads, and HMAC, which is over in well
+under a microsecond, stays in the calling thread.
 
 Workers (:mod:`jwtmint._signworker`) are started with ``python -I`` and the
 parent's ``sys.path``, not by multiprocessing (which re-imports the caller's
