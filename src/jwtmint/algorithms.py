@@ -123,16 +123,19 @@ class Algorithm:
             return functools.partial(obj.sign, padding=pss, algorithm=_HASHES[bits]())
         if family == "ES":
             assert isinstance(obj, ec.EllipticCurvePrivateKey)
-            # OpenSSL directly when the extension has it: cryptography holds the GIL for
-            # part of each ECDSA call, so threads scaled only 1.3-1.4x on two cores
-            sec1 = obj.private_bytes(
-                serialization.Encoding.DER,
-                serialization.PrivateFormat.TraditionalOpenSSL,
-                serialization.NoEncryption(),
-            )
-            direct = _kernels.kernel.ecdsa_signer(sec1, int(bits))
-            if direct is not None:
-                return direct
+            if bits == "256":
+                # P-256 on OpenSSL directly when the extension has it: cryptography holds
+                # the GIL for part of each ECDSA call (threads scaled 1.3-1.4x on two
+                # cores). Only P-256: the system OpenSSL the extension links (3.0 here)
+                # signs P-384 4x and P-521 8 % slower than cryptography's own
+                sec1 = obj.private_bytes(
+                    serialization.Encoding.DER,
+                    serialization.PrivateFormat.TraditionalOpenSSL,
+                    serialization.NoEncryption(),
+                )
+                direct = _kernels.kernel.ecdsa_signer(sec1, 256)
+                if direct is not None:
+                    return direct
             return functools.partial(obj.sign, signature_algorithm=ec.ECDSA(_HASHES[bits]()))
         assert isinstance(obj, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey)
         if isinstance(obj, ed25519.Ed25519PrivateKey) and ed25519_backend() == "libsodium":
