@@ -1,6 +1,6 @@
 """Signing many inputs at once, on every core (the ``mint_many`` back end).
 
-The extension's signers (HMAC, ECDSA on OpenSSL, Ed25519 on libsodium) and
+The extension's signers (HMAC, ES256 on OpenSSL, Ed25519 on libsodium) and
 cryptography's RSA release the GIL while they sign, so a thread per core
 scales them (1.7-1.9x on 2 cores). ECDSA signed through cryptography does
 not: its per-call work keeps the threads queued on the GIL (1.3-1.4x), while
