@@ -6,7 +6,7 @@
  * SHA functions are used: they run OpenSSL's assembly (SHA-NI where the CPU
  * has it) with no EVP object, allocation or provider lookup per call. A
  * signature is two struct copies and two Update/Final pairs. Without them,
- * jm_hmac_available is 0 and the extension uses hashlib, like the Python twin.
+ * jm_openssl_available is 0 and the extension uses hashlib, like the Python twin.
  */
 #ifndef JWTMINT_OPENSSL_H
 #define JWTMINT_OPENSSL_H
@@ -29,7 +29,7 @@ static void jm_wipe(void *data, size_t size)
 #include <openssl/ecdsa.h>
 #include <openssl/sha.h>
 
-static const int jm_hmac_available = 1;
+static const int jm_openssl_available = 1;
 
 typedef struct {
     int bits;
@@ -170,7 +170,7 @@ static int jm_ecdsa_sign(const jm_ecdsa *e, const unsigned char *data, size_t le
 
 #else
 
-static const int jm_hmac_available = 0;
+static const int jm_openssl_available = 0;
 typedef struct { int bits; } jm_hmac;
 static int jm_hmac_init(jm_hmac *h, int bits, const unsigned char *key, size_t key_len)
 { (void)h; (void)bits; (void)key; (void)key_len; return -1; }

@@ -25,7 +25,7 @@ IMPLEMENTATION = "c"
 cdef extern from "_openssl.h":
     ctypedef struct jm_hmac:
         int bits
-    const int jm_hmac_available
+    const int jm_openssl_available
     int jm_hmac_init(jm_hmac* h, int bits, const unsigned char* key, size_t key_len) nogil
     void jm_hmac_clear(jm_hmac* h) nogil
     void jm_wipe(void* data, size_t size) nogil
@@ -39,7 +39,7 @@ cdef extern from "_openssl.h":
                         unsigned char* out) nogil
 
 #: How HS256/384/512 are computed: "openssl" (C, pre-padded SHA states) or "hashlib".
-HMAC_BACKEND = "openssl" if jm_hmac_available else "hashlib"
+HMAC_BACKEND = "openssl" if jm_openssl_available else "hashlib"
 
 cdef const char* _B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
@@ -411,7 +411,7 @@ def ecdsa_signer(bytes sec1_der not None, int bits):
     ``sec1_der`` is the private key as SEC1 DER; ``bits`` is the hash size
     (256, 384, 512). The pure twin has no such path and always returns None.
     """
-    if not jm_hmac_available:
+    if not jm_openssl_available:
         return None
     cdef _EcdsaSigner signer = _EcdsaSigner.__new__(_EcdsaSigner)
     if jm_ecdsa_init(&signer.state, <const unsigned char*>PyBytes_AS_STRING(sec1_der),
@@ -426,7 +426,7 @@ def hmac_signer(bytes secret not None, str hash_name not None):
     The C twin computes the same MACs with OpenSSL's SHA functions on
     pre-padded states, and ``mint`` calls it without a Python call.
     """
-    if jm_hmac_available and hash_name in ("sha256", "sha384", "sha512"):
+    if jm_openssl_available and hash_name in ("sha256", "sha384", "sha512"):
         return _HmacSigner(secret, int(hash_name[3:]))
     from . import _pure
     return _pure.hmac_signer(secret, hash_name)
