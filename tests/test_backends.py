@@ -191,3 +191,25 @@ def test_the_c_ecdsa_signer_verifies_with_cryptography(algorithm: str, bits: int
         pickle.dumps(sign)
     with pytest.raises(ValueError, match="could not load"):
         SPEEDUPS.ecdsa_signer(b"\x30\x03\x02\x01\x01", bits)
+
+
+def test_the_c_signers_refuse_wrong_curves_and_bare_construction() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from .conftest import SPEEDUPS
+
+    if SPEEDUPS is None or SPEEDUPS.HMAC_BACKEND != "openssl":
+        pytest.skip("the extension is not built against OpenSSL")
+    for curve, bits in ((ec.SECP384R1(), 256), (ec.SECP256R1(), 384), (ec.SECP256K1(), 256)):
+        der = ec.generate_private_key(curve).private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+        with pytest.raises(ValueError, match="could not load"):
+            SPEEDUPS.ecdsa_signer(der, bits)
+    # the classes are reachable as type(signer): made bare, they refuse instead of crashing
+    for cls in (SPEEDUPS._EcdsaSigner, SPEEDUPS._SodiumSigner):
+        with pytest.raises(RuntimeError):
+            cls()(b"x")

@@ -27,6 +27,7 @@ static void jm_wipe(void *data, size_t size)
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
+#include <openssl/obj_mac.h>
 #include <openssl/sha.h>
 
 static const int jm_openssl_available = 1;
@@ -135,8 +136,17 @@ typedef struct {
 static int jm_ecdsa_init(jm_ecdsa *e, const unsigned char *der, long der_len, int bits)
 {
     const unsigned char *p = der;
+    int nid = bits == 256 ? NID_X9_62_prime256v1 : bits == 384 ? NID_secp384r1
+            : bits == 512 ? NID_secp521r1 : NID_undef;
     e->bits = bits;
-    e->key = (bits == 256 || bits == 384 || bits == 512) ? d2i_ECPrivateKey(NULL, &p, der_len) : NULL;
+    e->key = nid != NID_undef ? d2i_ECPrivateKey(NULL, &p, der_len) : NULL;
+    /* the JWS curve for the hash, and nothing wider: jm_ecdsa_sign writes at most
+     * ECDSA_size() bytes, which for P-521 is 139 (callers give 148) */
+    if (e->key != NULL
+        && (EC_GROUP_get_curve_name(EC_KEY_get0_group(e->key)) != nid || ECDSA_size(e->key) > 148)) {
+        EC_KEY_free(e->key);
+        e->key = NULL;
+    }
     return e->key ? 0 : -1;
 }
 

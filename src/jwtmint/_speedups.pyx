@@ -30,6 +30,7 @@ cdef extern from "_openssl.h":
     void jm_hmac_clear(jm_hmac* h) nogil
     void jm_wipe(void* data, size_t size) nogil
     ctypedef struct jm_ecdsa:
+        void* key
         int bits
     int jm_ecdsa_init(jm_ecdsa* e, const unsigned char* der, long der_len, int bits) nogil
     void jm_ecdsa_free(jm_ecdsa* e) nogil
@@ -332,6 +333,9 @@ cdef class _SodiumSigner:
         cdef const unsigned char* message = <const unsigned char*>PyBytes_AS_STRING(data)
         cdef unsigned char* signed_message = <unsigned char*>PyMem_Malloc(length + 64)
         cdef int status
+        if self.fn == NULL:  # made without sodium_signer()
+            PyMem_Free(signed_message)
+            raise RuntimeError("_SodiumSigner has no function: use sodium_signer()")
         if signed_message == NULL:
             raise MemoryError()
         try:
@@ -374,7 +378,8 @@ cdef class _EcdsaSigner:
 
     Returns DER like cryptography's sign(), so the kernels convert it to R||S
     the same way. Holds the private key inside OpenSSL; never shown, not
-    picklable, freed (and cleared by OpenSSL) with the object.
+    picklable, freed (and cleared by OpenSSL) with the object. (The SEC1 DER
+    it was loaded from is an ordinary bytes object, not wiped.)
     """
 
     cdef jm_ecdsa state
@@ -395,6 +400,8 @@ cdef class _EcdsaSigner:
         cdef const unsigned char* message = <const unsigned char*>PyBytes_AS_STRING(data)
         cdef size_t length = <size_t>PyBytes_GET_SIZE(data)
         cdef int size
+        if self.state.key == NULL:  # made without ecdsa_signer()
+            raise RuntimeError("_EcdsaSigner has no key: use ecdsa_signer()")
         with nogil:  # tens of µs of curve arithmetic: other threads run meanwhile
             size = jm_ecdsa_sign(&self.state, message, length, der)
         if size <= 0:
