@@ -439,6 +439,20 @@ def hmac_signer(bytes secret not None, str hash_name not None):
     return _pure.hmac_signer(secret, hash_name)
 
 
+cdef bytes _call_sign(sign, bytes signing_input):
+    """The signature: the extension's own signers without a Python call, others called."""
+    if type(sign) is _HmacSigner:
+        return (<_HmacSigner>sign)._sign(signing_input)
+    if type(sign) is _SodiumSigner:
+        return (<_SodiumSigner>sign)._sign(signing_input)
+    if type(sign) is _EcdsaSigner:
+        return (<_EcdsaSigner>sign)._sign(signing_input)
+    signature = sign(signing_input)
+    if type(signature) is not bytes:
+        raise TypeError("sign() must return bytes")
+    return signature
+
+
 def mint(bytes header_b64 not None, bytes prefix not None, bytes suffix not None,
          bytes jti not None, long long iat, long long exp, sign, int ec_size):
     """One whole assertion: splice the claims, sign, assemble."""
@@ -448,17 +462,7 @@ def mint(bytes header_b64 not None, bytes prefix not None, bytes suffix not None
     if not _is_ascii(<const unsigned char*>PyBytes_AS_STRING(header_b64), PyBytes_GET_SIZE(header_b64)):
         header_b64.decode("ascii")
     signing_input = _signing_input(header_b64, prefix, jti, iat, exp, suffix)
-    if type(sign) is _HmacSigner:  # no Python call for the fastest algorithms
-        signature = (<_HmacSigner>sign)._sign(signing_input)
-    elif type(sign) is _SodiumSigner:
-        signature = (<_SodiumSigner>sign)._sign(signing_input)
-    elif type(sign) is _EcdsaSigner:
-        signature = (<_EcdsaSigner>sign)._sign(signing_input)
-    else:
-        signature = sign(signing_input)
-    if type(signature) is not bytes:
-        raise TypeError("sign() must return bytes")
-    return _compact(signing_input, signature, ec_size, True)
+    return _compact(signing_input, _call_sign(sign, signing_input), ec_size, True)
 
 
 
@@ -487,17 +491,7 @@ cdef class _Minter:
             raise TypeError("entropy() must return bytes")
         signing_input = _signing_input(self.header_b64, self.prefix, jti, now,
                                        now + self.lifetime, self.suffix)
-        if type(self.sign) is _HmacSigner:
-            signature = (<_HmacSigner>self.sign)._sign(signing_input)
-        elif type(self.sign) is _SodiumSigner:
-            signature = (<_SodiumSigner>self.sign)._sign(signing_input)
-        elif type(self.sign) is _EcdsaSigner:
-            signature = (<_EcdsaSigner>self.sign)._sign(signing_input)
-        else:
-            signature = self.sign(signing_input)
-        if type(signature) is not bytes:
-            raise TypeError("sign() must return bytes")
-        return _compact(signing_input, signature, self.ec_size, True)
+        return _compact(signing_input, _call_sign(self.sign, signing_input), self.ec_size, True)
 
 
 def minter(bytes header_b64 not None, bytes prefix not None, bytes suffix not None,

@@ -232,27 +232,25 @@ def _worker_pool() -> list[_Worker]:
         return _workers
 
 
-def _worker_failed() -> None:
-    """Drop every worker after a failure; the next large batch starts fresh ones."""
-    global _workers, _worker_failures
-    with _lock:
-        workers, _workers = _workers, None
-        _worker_failures += 1
-        if _worker_failures == _MAX_WORKER_FAILURES:
-            _log.warning(
-                "jwtmint: signing workers failed %d times; mint_many uses threads from now on",
-                _worker_failures,
-            )
-    for worker in workers or ():
-        worker.close()
-
-
 def _close_workers() -> None:
     global _workers
     with _lock:
         workers, _workers = _workers, None
     for worker in workers or ():
         worker.close()
+
+
+def _worker_failed() -> None:
+    """Count a failure and drop every worker; the next large batch starts fresh ones."""
+    global _worker_failures
+    with _lock:
+        _worker_failures += 1
+        if _worker_failures == _MAX_WORKER_FAILURES:
+            _log.warning(
+                "jwtmint: signing workers failed %d times; mint_many uses threads from now on",
+                _worker_failures,
+            )
+    _close_workers()
 
 
 atexit.register(_close_workers)

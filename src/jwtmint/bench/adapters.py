@@ -24,17 +24,17 @@ import importlib
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from types import ModuleType
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
 from .. import _kernels, _pure
 from ..assertion import AssertionSigner
 from ..keys import SigningKey
-from .job import AUDIENCE, CLIENT_ID, LIFETIME, TYP, Minter, claims, header
+from . import environment
+from .job import AUDIENCE, CLIENT_ID, HASHES, LIFETIME, TYP, Minter, claims, header
 
 __all__ = [
     "PEERS",
@@ -100,10 +100,7 @@ class Peer:
         return None
 
     def version(self) -> str | None:
-        try:
-            return metadata.version(self.distribution)
-        except metadata.PackageNotFoundError:
-            return None
+        return environment.version(self.distribution)
 
     def minter(self, key: SigningKey, algorithm: str) -> Minter:
         """A ``mint()`` for ``key`` and ``algorithm``; raises :class:`NotSupported` if none."""
@@ -319,13 +316,6 @@ class Floor:
     label: str
 
 
-_HASHES: dict[str, hashes.HashAlgorithm] = {
-    "256": hashes.SHA256(),
-    "384": hashes.SHA384(),
-    "512": hashes.SHA512(),
-}
-
-
 def floor(key: SigningKey, algorithm: str) -> Floor:
     """cryptography's bare ``sign()`` of a real signing input (~300-400 B) with ``key``."""
     message = jwtmint_minter(key, _pure, algorithm)().rpartition(".")[0].encode("ascii")
@@ -347,7 +337,7 @@ def floor(key: SigningKey, algorithm: str) -> Floor:
         return Floor(sign, verify, len(message), f"floor: HMAC ({backend})")
 
     if isinstance(obj, rsa.RSAPrivateKey):
-        hash_alg = _HASHES[algorithm[2:]]
+        hash_alg = HASHES[algorithm[2:]]
         pad: padding.AsymmetricPadding = (
             padding.PKCS1v15()
             if algorithm.startswith("RS")
@@ -360,7 +350,7 @@ def floor(key: SigningKey, algorithm: str) -> Floor:
             rsa_public.verify(signature, message, pad, hash_alg)
 
     elif isinstance(obj, ec.EllipticCurvePrivateKey):
-        ecdsa = ec.ECDSA(_HASHES[algorithm[2:]])
+        ecdsa = ec.ECDSA(HASHES[algorithm[2:]])
         sign = functools.partial(obj.sign, message, ecdsa)
         ec_public = obj.public_key()
 

@@ -8,6 +8,7 @@ from importlib import metadata
 from typing import Any
 
 from .. import _kernels, algorithms
+from ..batch import cpu_count
 
 __all__ = ["cpu_model", "environment", "version"]
 
@@ -34,16 +35,11 @@ def environment() -> dict[str, Any]:
     """jwtmint's build, Python, cryptography and OpenSSL, PyJWT, orjson, CPU and cores."""
     from cryptography.hazmat.backends.openssl.backend import backend
 
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count() or 1
-    ed25519_backend = getattr(algorithms, "ed25519_backend", None)
     return {
         "jwtmint": version("jwtmint"),
         "implementation": _kernels.kernel.IMPLEMENTATION,
         "c_kernel": "built" if _kernels.load_speedups() is not None else "not built",
-        "ed25519_backend": ed25519_backend() if callable(ed25519_backend) else "cryptography",
+        "ed25519_backend": algorithms.ed25519_backend(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "cryptography": version("cryptography"),
         "openssl": backend.openssl_version_text(),
@@ -51,6 +47,6 @@ def environment() -> dict[str, Any]:
         "orjson": version("orjson"),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "cpu_usable": usable,
+        "cpu_usable": cpu_count(),
         "platform": platform.platform(),
     }

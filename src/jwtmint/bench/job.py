@@ -30,6 +30,7 @@ from ..keys import SigningKey, generate_key
 __all__ = [
     "AUDIENCE",
     "CLIENT_ID",
+    "HASHES",
     "HMAC_KID",
     "LIFETIME",
     "REQUIRED_CLAIMS",
@@ -97,7 +98,8 @@ class TokenCheckError(AssertionError):
     """Raised when a minted token does not verify or does not carry the expected claims."""
 
 
-_HASHES: dict[str, hashes.HashAlgorithm] = {
+#: The hash of each algorithm's family by its bit size ("256" for RS256, ES256, ...).
+HASHES: dict[str, hashes.HashAlgorithm] = {
     "256": hashes.SHA256(),
     "384": hashes.SHA384(),
     "512": hashes.SHA512(),
@@ -113,7 +115,7 @@ def _verify_with_cryptography(token: str, key: SigningKey, algorithm: str) -> No
     signing_input, _, sig_b64 = token.rpartition(".")
     data, signature = signing_input.encode("ascii"), _b64url_decode(sig_b64)
     obj = key.key
-    hash_alg = _HASHES.get(algorithm[2:], _HASHES["256"])
+    hash_alg = HASHES.get(algorithm[2:], HASHES["256"])
     try:
         if isinstance(obj, bytes):
             expected = hmac.digest(obj, data, hash_alg.name)
