@@ -7,7 +7,14 @@
     ├── UnsupportedAlgorithmError   (also ValueError)
     ├── InvalidClaimsError          (also ValueError)
     ├── InvalidHeaderError          (also ValueError)
-    └── InvalidPayloadError         (also TypeError)
+    ├── InvalidPayloadError         (also TypeError)
+    ├── ConfigurationError          (also ValueError)
+    ├── UnknownClientError          (also LookupError)
+    └── TokenRequestError
+        └── TokenEndpointError
+            ├── TokenEndpointTimeout    (also TimeoutError)
+            ├── InvalidTokenResponseError
+            └── DiscoveryError
 
 Messages say what went wrong and what to do about it; they never carry key
 material, secrets or tokens.
@@ -15,12 +22,21 @@ material, secrets or tokens.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
+    "ConfigurationError",
+    "DiscoveryError",
     "InvalidClaimsError",
     "InvalidHeaderError",
     "InvalidKeyError",
     "InvalidPayloadError",
+    "InvalidTokenResponseError",
     "JwtMintError",
+    "TokenEndpointError",
+    "TokenEndpointTimeout",
+    "TokenRequestError",
+    "UnknownClientError",
     "UnsupportedAlgorithmError",
 ]
 
@@ -47,3 +63,69 @@ class InvalidHeaderError(JwtMintError, ValueError):
 
 class InvalidPayloadError(JwtMintError, TypeError):
     """Raised when a payload given to ``encode`` is not a mapping of claims."""
+
+
+class ConfigurationError(JwtMintError, ValueError):
+    """Raised when a client or token manager is configured inconsistently (at construction)."""
+
+
+class UnknownClientError(JwtMintError, LookupError):
+    """Raised when a token is asked for a client name the manager was not given."""
+
+    def __init__(self, name: str, known: Iterable[str] = ()) -> None:
+        self.name = name
+        names = sorted(known)
+        shown = ", ".join(repr(n) for n in names[:10]) + (" ..." if len(names) > 10 else "")
+        super().__init__(
+            f"no client named {name!r}; configure it in TokenManager(clients=...)"
+            + (f" (known: {shown})" if names else "")
+        )
+
+    def __str__(self) -> str:
+        # LookupError would be fine, but KeyError-style quoting of the message is not
+        return str(self.args[0])
+
+
+class TokenRequestError(JwtMintError):
+    """Raised when the token endpoint refuses a token request (RFC 6749 §5.2).
+
+    Branch on :attr:`error` (``invalid_client``, ``invalid_scope``, ...), not
+    on :attr:`status`: servers answer ``invalid_client`` with 400 or 401.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str | None = None,
+        error_description: str | None = None,
+        error_uri: str | None = None,
+        status: int | None = None,
+        client: str | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.error = error
+        self.error_description = error_description
+        self.error_uri = error_uri
+        self.status = status
+        self.client = client
+        self.attempts = attempts
+
+
+class TokenEndpointError(TokenRequestError):
+    """Raised when the token endpoint could not be reached or kept failing (network, 5xx, 429)
+    after every retry within the deadline."""
+
+
+class TokenEndpointTimeout(TokenEndpointError, TimeoutError):
+    """Raised when the token endpoint did not answer within the request timeout or deadline."""
+
+
+class InvalidTokenResponseError(TokenEndpointError):
+    """Raised when the token endpoint answered something that is not an RFC 6749 response."""
+
+
+class DiscoveryError(TokenEndpointError):
+    """Raised when authorization server metadata (RFC 8414 / OpenID discovery) cannot be
+    fetched or does not fit the issuer."""
