@@ -1,0 +1,185 @@
+// A real authorization server for jwtmint's integration tests: panva's oidc-provider
+// (OpenID Certified), configured for the client_credentials grant and every token endpoint
+// client authentication method, listening on 127.0.0.1 over plain http.
+//
+//   node server.mjs config.json
+//
+// config.json: {
+//   "clients": [oidc-provider client metadata, ...],   // registered at start
+//   "port": 0,                                          // 0: any free port
+//   "resource_scopes": ["api.read", ...],               // optional: the scopes the API knows
+//   "require_issuer_audience": false,                   // optional: see below
+//   "access_token_ttl": 300                             // optional: seconds
+// }
+//
+// stdout carries exactly one line, `READY <issuer>`, once the server listens; everything else
+// (oidc-provider's notices included) goes to stderr. The server exits when stdin closes, so
+// it cannot outlive the test process that started it, and on SIGTERM/SIGINT.
+//
+// What oidc-provider 9.13.3 does with client assertions (lib/shared/jwt_client_auth.js):
+// - `aud` must be (or, for an array, contain) one of: the issuer identifier, the token
+//   endpoint URL, or the URL of the endpoint being called (the same URL at the token
+//   endpoint; the introspection/revocation URL there). So accepting an assertion does NOT
+//   prove that the client sent aud = issuer. Only FAPI 2.0 profiles narrow it to the issuer
+//   alone; `require_issuer_audience: true` below applies that rule (draft-ietf-oauth-
+//   rfc7523bis) through the assertJwtClientAuthClaimsAndHeader hook.
+// - `exp`, `jti` and `iss` (= client_id) are required; the signature is checked with
+//   `clockTolerance` (oidc-provider's default 15 s; 5 s here); `alg` must equal the client's
+//   token_endpoint_auth_signing_alg when registered, else be one of
+//   enabledJWA.clientAuthSigningAlgValues of the right kind (HS* for client_secret_jwt).
+// - jti replay: ReplayDetection stores sha256(iss + jti) until exp + clockTolerance, then
+//   refuses a second use ("client assertion tokens must only be used once", invalid_client).
+//   With the default in-memory adapter (used here) the store is one process-wide LRU with
+//   maxSize 1000 shared by every model (access tokens, client credentials, replay entries,
+//   ...): two generations of up to 1000 entries, so between 1000 and ~2000 recent entries are
+//   remembered; an older jti can fall out before it expires. The check is find-then-save,
+//   not atomic. Production deployments use a persistent adapter instead.
+// - client_credentials with resource indicators: requested scopes the resource server does
+//   not list are silently dropped from the token (the response `scope` is narrower); only a
+//   scope declared in the provider's `scopes` that the client's registered `scope` does not
+//   allow gives `invalid_scope`.
+//
+// Test-only endpoint: GET /_test/assertions lists the header and claims of every client
+// assertion that led to an issued token, so tests can check aud, jti, typ... as the server
+// saw them.
+
+import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+
+// oidc-provider prints notices with console.info/console.log: keep stdout for READY alone
+console.info = console.error;
+console.log = console.error;
+
+const { default: Provider, errors } = await import('oidc-provider');
+
+const RESOURCE = 'urn:jwtmint:api';
+const configPath = process.argv[2];
+if (!configPath) {
+  console.error('usage: node server.mjs config.json');
+  process.exit(2);
+}
+const config = JSON.parse(readFileSync(configPath, 'utf8'));
+const resourceScopes = config.resource_scopes ?? ['api.read', 'api.write', 'api.admin'];
+const accessTokenTTL = config.access_token_ttl ?? 300;
+const requireIssuerAudience = config.require_issuer_audience === true;
+
+const assertions = [];
+
+function decodeSegment(segment) {
+  return JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+}
+
+// listen first, so that the issuer carries the real port
+const server = createServer();
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(config.port ?? 0, '127.0.0.1', resolve);
+});
+const issuer = `http://127.0.0.1:${server.address().port}`;
+
+// the provider's own signing key (ID tokens, JWT access tokens): ephemeral, so that it does
+// not fall back to its development keystore and warn about it
+const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const providerJwk = { ...privateKey.export({ format: 'jwk' }), alg: 'ES256', use: 'sig' };
+
+const provider = new Provider(issuer, {
+  clients: config.clients,
+  // the provider's key is ES256 (above); oidc-provider's client default would be RS256
+  clientDefaults: {
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    id_token_signed_response_alg: 'ES256',
+  },
+  jwks: { keys: [providerJwk] },
+  scopes: ['openid', 'offline_access', ...resourceScopes],
+  clockTolerance: 5,
+  clientAuthMethods: [
+    'private_key_jwt',
+    'client_secret_jwt',
+    'client_secret_basic',
+    'client_secret_post',
+  ],
+  enabledJWA: {
+    clientAuthSigningAlgValues: [
+      'RS256', 'RS384', 'RS512',
+      'PS256', 'PS384', 'PS512',
+      'ES256', 'ES384', 'ES512',
+      'Ed25519', 'EdDSA',
+      'HS256', 'HS384', 'HS512',
+    ],
+  },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      // client_credentials without a resource parameter: this API. Without a default
+      // resource, oidc-provider keeps only OpenID scopes and drops api.* silently.
+      defaultResource: async () => RESOURCE,
+      useGrantedResource: async () => true,
+      getResourceServerInfo: async (ctx, resourceIndicator) => {
+        if (resourceIndicator !== RESOURCE) {
+          throw new errors.InvalidTarget();
+        }
+        return {
+          scope: resourceScopes.join(' '),
+          accessTokenFormat: 'opaque',
+          accessTokenTTL,
+        };
+      },
+    },
+  },
+  ttl: {
+    ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL ?? accessTokenTTL,
+  },
+  async assertJwtClientAuthClaimsAndHeader(ctx, claims) {
+    if (requireIssuerAudience && claims.aud !== issuer) {
+      throw new errors.InvalidClientAuth('audience (aud) must equal the issuer identifier');
+    }
+  },
+});
+
+provider.on('grant.success', (ctx) => {
+  const assertion = ctx.oidc.params?.client_assertion;
+  if (typeof assertion !== 'string') return;
+  const [header, claims] = assertion.split('.', 2).map(decodeSegment);
+  assertions.push({ client_id: ctx.oidc.client?.clientId, header, claims });
+});
+
+// static clients are validated lazily, on first use: validate them now, so that bad metadata
+// fails the start instead of a test's token request
+for (const { client_id: clientId } of config.clients) {
+  try {
+    await provider.Client.find(clientId);
+  } catch (error) {
+    console.error(`client ${clientId}: ${error.error_description ?? error.message}`);
+    process.exit(1);
+  }
+}
+
+const callback = provider.callback();
+server.on('request', (req, res) => {
+  if (req.method === 'GET' && req.url === '/_test/assertions') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(assertions));
+    return;
+  }
+  callback(req, res);
+});
+
+function shutdown() {
+  server.close();
+  server.closeAllConnections();
+  process.exit(0);
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+process.stdin.on('end', shutdown);
+process.stdin.on('error', shutdown);
+process.stdin.resume();
+
+process.stdout.write(`READY ${issuer}\n`);
