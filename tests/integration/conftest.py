@@ -1,0 +1,72 @@
+"""Fixtures for the tests against a real authorization server (panva's oidc-provider).
+
+A test module registers the clients it needs and gets one server for the module::
+
+    @pytest.fixture(scope="module")
+    def issuer(oidc_provider: OidcProviderFactory) -> Iterator[str]:
+        with oidc_provider([private_key_jwt_client("rs-client", key)]) as issuer:
+            yield issuer
+
+Without node or the npm install the tests skip, unless JWTMINT_REQUIRE_OIDC_PROVIDER=1
+(CI sets it) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+import aiohttp
+import pytest
+
+from .oidc_server import REQUIRE_ENV, missing_prerequisite, start_oidc_provider
+
+__all__ = ["OidcProviderFactory", "discover", "recorded_assertions"]
+
+
+class OidcProviderFactory(Protocol):
+    def __call__(
+        self,
+        clients: Sequence[Mapping[str, Any]],
+        *,
+        require_issuer_audience: bool = ...,
+        access_token_ttl: int = ...,
+    ) -> AbstractContextManager[str]: ...
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> OidcProviderFactory:
+    """Starts oidc-provider servers: ``with oidc_provider(clients) as issuer: ...``."""
+    reason = missing_prerequisite()
+    if reason is not None:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{REQUIRE_ENV}=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    workdir = tmp_path_factory.mktemp("oidc-provider")
+    factory: OidcProviderFactory = functools.partial(start_oidc_provider, workdir=workdir)
+    return factory
+
+
+async def discover(session: aiohttp.ClientSession, issuer: str) -> dict[str, Any]:
+    """The server's OpenID Provider metadata."""
+    async with session.get(f"{issuer}/.well-known/openid-configuration") as response:
+        assert response.status == 200
+        metadata: dict[str, Any] = await response.json()
+    return metadata
+
+
+async def recorded_assertions(
+    session: aiohttp.ClientSession, issuer: str, client_id: str
+) -> list[dict[str, Any]]:
+    """Header and claims of each client assertion of ``client_id`` that got a token, in order.
+
+    server.mjs records them when oidc-provider has issued the token, i.e. after it checked
+    the signature, aud, exp and the jti against its replay store.
+    """
+    async with session.get(f"{issuer}/_test/assertions") as response:
+        assert response.status == 200
+        seen: list[dict[str, Any]] = await response.json()
+    return [entry for entry in seen if entry["client_id"] == client_id]
