@@ -27,8 +27,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# the integration tests' authorization server (panva's oidc-provider): installed when npm
+# is on PATH; without it those tests skip (CI sets JWTMINT_REQUIRE_OIDC_PROVIDER=1: they fail)
+OIDC_DIR := tests/integration/oidc-provider
+OIDC_STAMP := $(OIDC_DIR)/node_modules/.package-lock.json
+
+$(OIDC_STAMP): $(OIDC_DIR)/package-lock.json
+	npm ci --prefix $(OIDC_DIR) --no-audit --no-fund
+	touch $(OIDC_STAMP)
+
 # JWTMINT_REQUIRE_EXTENSIONS makes the guard test fail if the C module did not load.
-unit: $(STAMP)
+unit: $(STAMP) $(if $(shell command -v npm),$(OIDC_STAMP))
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m pytest
 
 test: lint typecheck unit
