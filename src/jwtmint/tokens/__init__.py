@@ -1,0 +1,54 @@
+"""Access tokens for named OAuth 2.0 clients: requested, cached and renewed before expiry.
+
+The asyncio counterpart of Duende.AccessTokenManagement: a
+:class:`TokenManager` holds named :class:`ClientCredentialsClient` configs,
+requests tokens with the client_credentials grant (RFC 6749 §4.4) over one
+pooled aiohttp session, authenticates with a client secret or a fresh client
+assertion (RFC 7523) per attempt, caches tokens per client, scope, resource
+and parameters, renews them before they expire, and sends one request at a
+time per cache key.
+
+>>> async with TokenManager({"invoice": client}) as tokens:   # doctest: +SKIP
+...     token = await tokens.get_token("invoice")
+"""
+
+from __future__ import annotations
+
+from ..errors import (
+    ConfigurationError,
+    DiscoveryError,
+    InvalidTokenResponseError,
+    TokenEndpointError,
+    TokenEndpointTimeout,
+    TokenRequestError,
+    UnknownClientError,
+)
+from ._cache import CacheEntry, CacheKey, MemoryTokenCache, TokenCache
+from ._client import AUTH_METHODS, ClientCredentialsClient
+from ._manager import TokenManager
+from ._request import ClientAssertionService, TokenRequestParameters
+from ._retry import RetryPolicy
+from ._runner import run
+from ._token import Token
+
+__all__ = [
+    "AUTH_METHODS",
+    "CacheEntry",
+    "CacheKey",
+    "ClientAssertionService",
+    "ClientCredentialsClient",
+    "ConfigurationError",
+    "DiscoveryError",
+    "InvalidTokenResponseError",
+    "MemoryTokenCache",
+    "RetryPolicy",
+    "Token",
+    "TokenCache",
+    "TokenEndpointError",
+    "TokenEndpointTimeout",
+    "TokenManager",
+    "TokenRequestError",
+    "TokenRequestParameters",
+    "UnknownClientError",
+    "run",
+]

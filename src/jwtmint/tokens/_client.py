@@ -1,0 +1,276 @@
+"""Named client configuration: who the client is and how it authenticates."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from typing import Final
+from urllib.parse import quote_plus, urlsplit
+
+from ..errors import ConfigurationError, InvalidKeyError
+from ..keys import KeySource, SigningKey, load_key, load_secret
+from ._cache import Parameters, normalize_parameters, normalize_resource
+
+__all__ = [
+    "AUTH_METHODS",
+    "RESERVED_PARAMETERS",
+    "ClientCredentialsClient",
+]
+
+CLIENT_SECRET_BASIC: Final = "client_secret_basic"
+CLIENT_SECRET_POST: Final = "client_secret_post"
+CLIENT_SECRET_JWT: Final = "client_secret_jwt"
+PRIVATE_KEY_JWT: Final = "private_key_jwt"
+NONE: Final = "none"
+#: token_endpoint_auth_method values (RFC 7591 §2, OpenID Connect Core §9)
+AUTH_METHODS: Final = frozenset(
+    {CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, CLIENT_SECRET_JWT, PRIVATE_KEY_JWT, NONE}
+)
+#: form fields the manager writes itself; custom parameters may not set them
+RESERVED_PARAMETERS: Final = frozenset(
+    {
+        "grant_type",
+        "scope",
+        "resource",
+        "client_id",
+        "client_secret",
+        "client_assertion",
+        "client_assertion_type",
+    }
+)
+
+
+def _check_url(name: str, url: object) -> str:
+    if not isinstance(url, str):
+        raise ConfigurationError(f"{name} must be a URL string, got {type(url).__name__}")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ConfigurationError(f"{name} must be an absolute http(s) URL, got {url!r}")
+    if parts.fragment:
+        raise ConfigurationError(f"{name} must not have a fragment, got {url!r}")
+    return url
+
+
+class ClientCredentialsClient:
+    """One client of the client_credentials grant (RFC 6749 §4.4) and how it authenticates.
+
+    ``auth_method`` is a ``token_endpoint_auth_method`` (OpenID Connect Core
+    §9): ``client_secret_basic`` (RFC 6749 §2.3.1), ``client_secret_post``,
+    ``client_secret_jwt`` (an HS256 assertion keyed by the secret),
+    ``private_key_jwt`` (an assertion signed with ``private_key``) or
+    ``none``. Without one it is inferred: a private key means
+    ``private_key_jwt``, a secret ``client_secret_basic``, neither ``none``
+    (or whatever a ``ClientAssertionService`` provides).
+
+    The token endpoint is ``token_endpoint``, or found by discovery from
+    ``issuer`` (RFC 8414, OpenID Connect Discovery). The assertion audience
+    is ``audience`` when given, else the issuer when known
+    (draft-ietf-oauth-rfc7523bis), else the token endpoint. ``scope``,
+    ``resource`` (RFC 8707) and ``parameters`` go into every token request
+    for this client unless ``get_token`` overrides them. Every mistake that
+    can be seen here raises :class:`~jwtmint.errors.ConfigurationError` now,
+    not at the first token request.
+    """
+
+    __slots__ = (
+        "_basic_authorization",
+        "_secret",
+        "assertion_lifetime",
+        "audience",
+        "auth_method",
+        "client_id",
+        "issuer",
+        "parameters",
+        "private_key",
+        "resource",
+        "scope",
+        "signing_algorithm",
+        "token_endpoint",
+    )
+
+    def __init__(
+        self,
+        client_id: str,
+        *,
+        token_endpoint: str | None = None,
+        issuer: str | None = None,
+        client_secret: str | bytes | None = None,
+        private_key: KeySource | None = None,
+        auth_method: str | None = None,
+        signing_algorithm: str | None = None,
+        audience: str | None = None,
+        scope: str | Sequence[str] | None = None,
+        resource: str | Sequence[str] | None = None,
+        parameters: Mapping[str, str | Sequence[str]] | None = None,
+        assertion_lifetime: int = 60,
+    ) -> None:
+        if not isinstance(client_id, str) or not client_id:
+            raise ConfigurationError("client_id must be a non-empty string")
+        self.client_id = client_id
+        if token_endpoint is None and issuer is None:
+            raise ConfigurationError(
+                f"client {client_id!r} needs token_endpoint= or issuer= (for discovery)"
+            )
+        self.token_endpoint = (
+            _check_url("token_endpoint", token_endpoint) if token_endpoint is not None else None
+        )
+        self.issuer = _check_url("issuer", issuer) if issuer is not None else None
+        self.audience = _check_url("audience", audience) if audience is not None else None
+        if client_secret is not None and private_key is not None:
+            raise ConfigurationError(
+                f"client {client_id!r} has both a client_secret and a private_key; "
+                "give the one its auth_method uses"
+            )
+        if client_secret is not None and (
+            not isinstance(client_secret, str | bytes) or not client_secret
+        ):
+            raise ConfigurationError("client_secret must be a non-empty str or bytes")
+        self._secret = client_secret
+        self.auth_method = self._choose_method(auth_method, client_secret, private_key)
+        self.signing_algorithm = signing_algorithm
+        self.private_key = self._load_private_key(private_key, signing_algorithm)
+        if self.auth_method == CLIENT_SECRET_JWT:
+            assert client_secret is not None
+            try:  # too short for the algorithm? say so now
+                load_secret(client_secret, signing_algorithm or "HS256")
+            except InvalidKeyError as exc:
+                raise ConfigurationError(f"client {client_id!r}: {exc}") from None
+        if type(assertion_lifetime) is not int or not 1 <= assertion_lifetime <= 3600:
+            raise ConfigurationError("assertion_lifetime must be an int of seconds, 1 to 3600")
+        self.assertion_lifetime = assertion_lifetime
+        self.scope = _scope(scope)
+        self.resource = _resources(resource)
+        self.parameters: Parameters = check_parameters(parameters)
+        self._basic_authorization = (
+            _basic(client_id, client_secret) if self.auth_method == CLIENT_SECRET_BASIC else None
+        )
+
+    def _choose_method(
+        self, method: str | None, secret: str | bytes | None, key: KeySource | None
+    ) -> str:
+        cid = self.client_id
+        if method is None:
+            if key is not None:
+                return PRIVATE_KEY_JWT
+            return CLIENT_SECRET_BASIC if secret is not None else NONE
+        if method not in AUTH_METHODS:
+            raise ConfigurationError(
+                f"client {cid!r}: unknown auth_method {method!r}; use one of "
+                + ", ".join(sorted(AUTH_METHODS))
+            )
+        needs_secret = method in (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, CLIENT_SECRET_JWT)
+        if needs_secret and secret is None:
+            raise ConfigurationError(f"client {cid!r}: {method} needs client_secret=")
+        if method == PRIVATE_KEY_JWT and secret is not None:
+            raise ConfigurationError(
+                f"client {cid!r}: private_key_jwt signs with private_key=, not a client_secret"
+            )
+        if method == NONE and (secret is not None or key is not None):
+            raise ConfigurationError(
+                f"client {cid!r}: auth_method 'none' sends no credentials; drop the secret or key"
+            )
+        if key is not None and method != PRIVATE_KEY_JWT:
+            raise ConfigurationError(f"client {cid!r}: a private_key is used by private_key_jwt")
+        return method
+
+    def _load_private_key(self, key: KeySource | None, algorithm: str | None) -> SigningKey | None:
+        if key is None:
+            # private_key_jwt without a key: the assertions come from a ClientAssertionService
+            return None
+        try:
+            loaded = load_key(key)
+            if algorithm is not None:
+                loaded = loaded.with_options(algorithm=algorithm)
+        except InvalidKeyError as exc:
+            raise ConfigurationError(f"client {self.client_id!r}: {exc}") from None
+        if loaded.kty == "oct":
+            raise ConfigurationError(
+                f"client {self.client_id!r}: private_key is an HMAC secret; pass it as "
+                "client_secret= with auth_method='client_secret_jwt'"
+            )
+        return loaded
+
+    @property
+    def client_secret(self) -> str | bytes | None:
+        return self._secret
+
+    @property
+    def basic_authorization(self) -> str | None:
+        """``Basic ...`` for client_secret_basic, computed once."""
+        return self._basic_authorization
+
+    @property
+    def uses_assertion(self) -> bool:
+        return self.auth_method in (CLIENT_SECRET_JWT, PRIVATE_KEY_JWT)
+
+    def __repr__(self) -> str:
+        parts = [f"{self.client_id!r}", f"auth_method={self.auth_method!r}"]
+        if self.issuer:
+            parts.append(f"issuer={self.issuer!r}")
+        if self.token_endpoint:
+            parts.append(f"token_endpoint={self.token_endpoint!r}")
+        if self.scope:
+            parts.append(f"scope={self.scope!r}")
+        if self.private_key is not None:
+            parts.append(f"key={self.private_key.fingerprint}")
+        if self._secret is not None:
+            parts.append("client_secret=<hidden>")
+        return f"ClientCredentialsClient({', '.join(parts)})"
+
+    __str__ = __repr__
+
+
+def _scope(scope: str | Sequence[str] | None) -> str | None:
+    if scope is None:
+        return None
+    words = scope.split() if isinstance(scope, str) else list(scope)
+    if not all(isinstance(w, str) and w and " " not in w for w in words):
+        raise ConfigurationError("scope must be a space-delimited string or a list of scope tokens")
+    return " ".join(words) or None
+
+
+def _resources(resource: str | Sequence[str] | None) -> tuple[str, ...]:
+    values = normalize_resource(resource)
+    for value in values:
+        # RFC 8707 §2: an absolute URI without a fragment
+        if not isinstance(value, str) or ":" not in value or "#" in value:
+            raise ConfigurationError(
+                f"resource must be absolute URIs without a fragment (RFC 8707), got {value!r}"
+            )
+    return values
+
+
+def check_parameters(parameters: Mapping[str, str | Sequence[str]] | None) -> Parameters:
+    """Custom form parameters, normalised; the reserved names raise ConfigurationError."""
+    if parameters is None:
+        return ()
+    if not isinstance(parameters, Mapping):
+        raise ConfigurationError("parameters must be a mapping of names to str or list of str")
+    clash = RESERVED_PARAMETERS.intersection(parameters)
+    if clash:
+        raise ConfigurationError(
+            f"parameters may not set {', '.join(sorted(clash))}: use scope=, resource= or the "
+            "client's authentication settings"
+        )
+    normal = normalize_parameters(parameters)
+    for name, values in normal:
+        if not isinstance(name, str) or not name or not all(isinstance(v, str) for v in values):
+            raise ConfigurationError(f"parameter {name!r} must map to a str or a list of str")
+    return normal
+
+
+def scope_of(scope: str | Sequence[str] | None) -> str | None:
+    """A request's scope argument, checked like a client's."""
+    return _scope(scope)
+
+
+def resources_of(resource: str | Sequence[str] | None) -> tuple[str, ...]:
+    return _resources(resource)
+
+
+def _basic(client_id: str, secret: str | bytes | None) -> str:
+    assert secret is not None
+    text = secret.decode("utf-8") if isinstance(secret, bytes) else secret
+    # RFC 6749 §2.3.1: form-urlencode both before base64 (many servers skip this; ':' breaks them)
+    pair = f"{quote_plus(client_id)}:{quote_plus(text)}"
+    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")

@@ -1,0 +1,635 @@
+"""TokenManager: named clients, cached tokens, single-flight renewal before expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import aiohttp
+
+from .. import __version__
+from ..algorithms import get_algorithm
+from ..assertion import AssertionSigner, ClientAssertion
+from ..errors import (
+    ConfigurationError,
+    DiscoveryError,
+    InvalidKeyError,
+    TokenEndpointError,
+    TokenRequestError,
+    UnknownClientError,
+)
+from ..keys import SigningKey, load_secret
+from ._cache import CacheEntry, CacheKey, MemoryTokenCache, Parameters, TokenCache
+from ._client import (
+    CLIENT_SECRET_JWT,
+    PRIVATE_KEY_JWT,
+    ClientCredentialsClient,
+    check_parameters,
+    resources_of,
+    scope_of,
+)
+from ._discovery import check_metadata, discovery_urls
+from ._middleware import token_middleware
+from ._request import (
+    ClientAssertionService,
+    Retry,
+    TokenRequestParameters,
+    credentials,
+    post_token_request,
+    request_form,
+)
+from ._retry import RetryPolicy
+from ._token import Token
+
+__all__ = ["TokenManager"]
+
+_log = logging.getLogger("jwtmint.tokens")
+_T = TypeVar("_T")
+_M = TypeVar("_M", bound="TokenManager")
+
+Clock = Callable[[], float]
+
+
+class _Resolved:
+    """A client made ready to request: its endpoint, and the signer for its assertions."""
+
+    __slots__ = ("signer", "token_endpoint")
+
+    def __init__(self, token_endpoint: str, signer: AssertionSigner | None) -> None:
+        self.token_endpoint = token_endpoint
+        self.signer = signer
+
+
+class TokenManager:
+    """Access tokens for named clients, cached and renewed before they expire.
+
+    ``get_token`` serves a cached token until ``renewal_buffer`` seconds
+    before it expires, with no I/O, no lock and no task switch. From then
+    until expiry it still serves it, and renews it in the background
+    (stale-while-revalidate), at a jittered time so that many instances do
+    not renew together. A token that lives no longer than the buffer is
+    renewed at half its life. Concurrent requests for one cache key share
+    one HTTP request and its result or error (single-flight).
+
+    Failed requests (network errors, timeouts, 5xx, 429) are retried per
+    ``retries`` (a :class:`RetryPolicy`, or an int of retries); refusals
+    (``invalid_client``, ``invalid_scope``, ...) raise at once. Errors are
+    never cached.
+
+    Use it as an async context manager: it owns a pooled
+    :class:`aiohttp.ClientSession`, or borrows ``session`` (not closed).
+    It belongs to the event loop it was started on. ``clock`` (epoch
+    seconds) is what token expiry and renewal are judged by; tests inject it.
+    """
+
+    def __init__(
+        self,
+        clients: Mapping[str, ClientCredentialsClient],
+        *,
+        cache: TokenCache | None = None,
+        assertion_service: ClientAssertionService | None = None,
+        session: aiohttp.ClientSession | None = None,
+        renewal_buffer: float = 60.0,
+        renewal_jitter: float = 0.1,
+        request_timeout: float = 10.0,
+        retries: RetryPolicy | int | None = None,
+        default_lifetime: float = 300.0,
+        clock: Clock | None = None,
+        connection_limit: int = 100,
+    ) -> None:
+        if not isinstance(clients, Mapping):
+            raise ConfigurationError(
+                "clients must be a mapping of names to ClientCredentialsClient"
+            )
+        for name, client in clients.items():
+            if not isinstance(name, str) or not name:
+                raise ConfigurationError(f"client names must be non-empty strings, got {name!r}")
+            if not isinstance(client, ClientCredentialsClient):
+                raise ConfigurationError(
+                    f"client {name!r} must be a ClientCredentialsClient, "
+                    f"got {type(client).__name__}"
+                )
+        _check_seconds("renewal_buffer", renewal_buffer, allow_zero=True)
+        _check_seconds("request_timeout", request_timeout)
+        _check_seconds("default_lifetime", default_lifetime)
+        if not 0 <= renewal_jitter <= 1:
+            raise ConfigurationError("renewal_jitter is a fraction of renewal_buffer, 0 to 1")
+        if cache is not None and not isinstance(cache, TokenCache):
+            raise ConfigurationError("cache must implement TokenCache (peek, get, set, delete)")
+        if assertion_service is not None and not isinstance(
+            assertion_service, ClientAssertionService
+        ):
+            raise ConfigurationError(
+                "assertion_service must have async get_client_assertion(client_name, parameters)"
+            )
+        self._clients = dict(clients)
+        self._cache: TokenCache = cache if cache is not None else MemoryTokenCache()
+        # a cache whose get() is its peek() has nothing more to say on a miss
+        self._tiered = not isinstance(self._cache, MemoryTokenCache)
+        self._service = assertion_service
+        self._borrowed_session = session
+        self._session: aiohttp.ClientSession | None = session
+        self._renewal_buffer = float(renewal_buffer)
+        self._renewal_jitter = float(renewal_jitter)
+        self._request_timeout = float(request_timeout)
+        self._retries = _retry_policy(retries)
+        self._default_lifetime = float(default_lifetime)
+        self._clock: Clock = clock if clock is not None else time.time
+        self._connection_limit = connection_limit
+        self._default_keys = {
+            name: CacheKey(name, _key_scope(c.scope), c.resource, c.parameters)
+            for name, c in self._clients.items()
+        }
+        self._inflight: dict[CacheKey, asyncio.Task[Token]] = {}
+        self._resolved: dict[str, _Resolved] = {}
+        self._resolving: dict[str, asyncio.Task[_Resolved]] = {}
+        self._metadata: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        self._backoff: dict[CacheKey, tuple[int, float]] = {}
+        self._closed = False
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def __aenter__(self: _M) -> _M:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Open the pooled session (``async with`` does this)."""
+        if self._closed:
+            raise RuntimeError("this TokenManager is closed; make a new one")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connection_limit),
+                timeout=aiohttp.ClientTimeout(total=self._request_timeout),
+                headers={"Accept": "application/json", "User-Agent": f"jwtmint/{__version__}"},
+            )
+
+    async def aclose(self) -> None:
+        """Cancel requests in flight and close the session, unless it was borrowed."""
+        self._closed = True
+        pending: list[asyncio.Task[Any]] = [
+            *self._inflight.values(),
+            *self._resolving.values(),
+            *self._metadata.values(),
+        ]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        session, self._session = self._session, None
+        if session is not None and session is not self._borrowed_session:
+            await session.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenManager(clients={sorted(self._clients)!r}, cache={self._cache!r}, "
+            f"in_flight={len(self._inflight)})"
+        )
+
+    @property
+    def clients(self) -> Mapping[str, ClientCredentialsClient]:
+        return self._clients
+
+    @property
+    def cache(self) -> TokenCache:
+        return self._cache
+
+    # ---- the hot path ----------------------------------------------------------------
+
+    async def get_token(
+        self,
+        name: str,
+        *,
+        force_renewal: bool = False,
+        scope: str | Sequence[str] | None = None,
+        resource: str | Sequence[str] | None = None,
+        parameters: Mapping[str, str | Sequence[str]] | None = None,
+        client_assertion: ClientAssertion | None = None,
+    ) -> Token:
+        """A valid access token for client ``name``.
+
+        ``scope``, ``resource`` and ``parameters`` override the client's
+        (parameters are merged, the request's winning); each combination is
+        cached on its own. ``force_renewal`` skips the cache, but joins a
+        request already in flight for the same key. ``client_assertion``
+        authenticates the request if one is made (it wins over the
+        assertion service and the client's own key).
+        """
+        if scope is None and resource is None and parameters is None:
+            key = self._default_keys.get(name)
+            if key is None:
+                raise UnknownClientError(name, self._clients)
+        else:
+            key = self._request_key(name, scope, resource, parameters)
+        if not force_renewal:
+            entry = self._cache.peek(key)
+            if entry is not None and self._clock() < entry.renew_at:
+                return entry.token
+        return await self._unfresh(key, force_renewal, client_assertion)
+
+    async def _unfresh(
+        self, key: CacheKey, force_renewal: bool, client_assertion: ClientAssertion | None
+    ) -> Token:
+        """No fresh token in process memory: a shared tier, a stale token, or a request."""
+        if not force_renewal:
+            entry = self._cache.peek(key)
+            if entry is None and self._tiered:
+                entry = await self._cache.get(key)
+            if entry is not None:
+                now = self._clock()
+                if now < entry.renew_at:
+                    return entry.token
+                if now < entry.token.expires_at:
+                    # stale-while-revalidate: this caller does not wait for the renewal
+                    self._renew_in_background(key, now)
+                    return entry.token
+        return await self._join(key, client_assertion, force_renewal)
+
+    def _request_key(
+        self,
+        name: str,
+        scope: str | Sequence[str] | None,
+        resource: str | Sequence[str] | None,
+        parameters: Mapping[str, str | Sequence[str]] | None,
+    ) -> CacheKey:
+        client = self._clients.get(name)
+        if client is None:
+            raise UnknownClientError(name, self._clients)
+        try:
+            chosen_scope = scope_of(scope) if scope is not None else client.scope
+            chosen_resource = resources_of(resource) if resource is not None else client.resource
+            chosen_parameters = _merge(client.parameters, check_parameters(parameters))
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"get_token({name!r}): {exc}") from None
+        return CacheKey(name, _key_scope(chosen_scope), chosen_resource, chosen_parameters)
+
+    # ---- single-flight ---------------------------------------------------------------
+
+    async def _join(
+        self, key: CacheKey, client_assertion: ClientAssertion | None, force_renewal: bool
+    ) -> Token:
+        task = self._inflight.get(key)
+        if task is None:
+            task = self._start_flight(key, client_assertion, force_renewal, background=False)
+        # shield: one impatient caller's cancellation must not cancel everyone's request
+        return await asyncio.shield(task)
+
+    def _start_flight(
+        self,
+        key: CacheKey,
+        client_assertion: ClientAssertion | None,
+        force_renewal: bool,
+        *,
+        background: bool,
+    ) -> asyncio.Task[Token]:
+        if self._session is None:
+            raise RuntimeError(
+                "TokenManager is not started: use `async with TokenManager(...)` "
+                "or `await manager.start()`"
+            )
+        task = asyncio.get_running_loop().create_task(
+            self._refresh(key, client_assertion, force_renewal)
+        )
+        self._inflight[key] = task
+        task.add_done_callback(functools.partial(self._landed, key, background))
+        return task
+
+    def _landed(self, key: CacheKey, background: bool, task: asyncio.Task[Token]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if task.cancelled():
+            return
+        error = task.exception()  # also marks it retrieved: waiters may all have gone
+        if error is None:
+            self._backoff.pop(key, None)
+        elif background:
+            failures = self._backoff.get(key, (0, 0.0))[0] + 1
+            wait = max(1.0, self._retries.delay(failures))
+            self._backoff[key] = (failures, self._clock() + wait)
+            _log.warning(
+                "background renewal of the token for client %r failed (%s); the cached token "
+                "is served until it expires, next try in %.1f s",
+                key.client,
+                _describe(error),
+                wait,
+            )
+
+    def _renew_in_background(self, key: CacheKey, now: float) -> None:
+        if key in self._inflight or self._closed:
+            return
+        backoff = self._backoff.get(key)
+        if backoff is not None and now < backoff[1]:
+            return
+        self._start_flight(key, None, False, background=True)
+
+    async def _refresh(
+        self, key: CacheKey, client_assertion: ClientAssertion | None, force_renewal: bool
+    ) -> Token:
+        token = await self._request_token(key, client_assertion, force_renewal)
+        await self._cache.set(key, CacheEntry(token, self._renew_at(token)))
+        return token
+
+    def _renew_at(self, token: Token) -> float:
+        now = self._clock()
+        lifetime = token.expires_at - now
+        buffer = self._renewal_buffer
+        if lifetime <= buffer:
+            return now + lifetime / 2
+        spread = min(buffer * self._renewal_jitter, lifetime - buffer)
+        return token.expires_at - buffer - random.uniform(0.0, spread)
+
+    # ---- one token request, with retries ---------------------------------------------
+
+    async def _request_token(
+        self, key: CacheKey, client_assertion: ClientAssertion | None, force_renewal: bool
+    ) -> Token:
+        name = key.client
+        client = self._clients[name]
+        resolved = await self._resolve(name, client)
+        parameters = TokenRequestParameters(
+            key.scope, key.resource, dict(key.parameters), force_renewal
+        )
+        form = request_form(key)
+        session = self._session
+        assert session is not None
+
+        async def attempt(timeout: float) -> Token:
+            # a fresh assertion (new jti) for every attempt: servers reject one they have seen
+            auth_form, headers = await credentials(
+                name, client, resolved.signer, self._service, parameters, client_assertion
+            )
+            _log.debug("token request for client %r to %s", name, resolved.token_endpoint)
+            return await post_token_request(
+                session,
+                resolved.token_endpoint,
+                form + auth_form,
+                headers,
+                timeout=timeout,
+                client=name,
+                requested_scope=key.scope,
+                now=self._clock(),
+                default_lifetime=self._default_lifetime,
+            )
+
+        return await self._retrying(attempt)
+
+    async def _retrying(self, attempt: Callable[[float], Awaitable[_T]]) -> _T:
+        policy = self._retries
+        started = time.monotonic()
+        number = 0
+        while True:
+            number += 1
+            left = policy.deadline - (time.monotonic() - started)
+            try:
+                return await attempt(max(0.001, min(self._request_timeout, left)))
+            except Retry as retry:
+                error = retry.error
+                delay = policy.delay(number, retry.retry_after)
+                elapsed = time.monotonic() - started
+                if number >= policy.attempts or elapsed + delay >= policy.deadline:
+                    raise _final(error, number, elapsed, retry.retry_after) from None
+                _log.info("retrying in %.2f s after %s", delay, _describe(error))
+                await asyncio.sleep(delay)
+            except TokenRequestError as error:
+                error.attempts = number
+                raise
+
+    # ---- discovery and signers -------------------------------------------------------
+
+    async def _resolve(self, name: str, client: ClientCredentialsClient) -> _Resolved:
+        resolved = self._resolved.get(name)
+        if resolved is not None:
+            return resolved
+        task = self._resolving.get(name)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._build_resolved(client))
+            self._resolving[name] = task
+            task.add_done_callback(functools.partial(self._resolving_done, name))
+        return await asyncio.shield(task)
+
+    def _resolving_done(self, name: str, task: asyncio.Task[_Resolved]) -> None:
+        self._resolving.pop(name, None)
+        if not task.cancelled() and task.exception() is None:
+            self._resolved[name] = task.result()
+
+    async def _build_resolved(self, client: ClientCredentialsClient) -> _Resolved:
+        metadata: dict[str, Any] | None = None
+        endpoint = client.token_endpoint
+        if client.issuer is not None and endpoint is None:
+            metadata = await self._discover(client.issuer)
+            endpoint = metadata["token_endpoint"]
+        elif client.issuer is not None and client.uses_assertion and not client.signing_algorithm:
+            # the endpoint is known; the metadata would only say which algorithms the server
+            # takes, so a server without metadata keeps the key's own algorithm
+            try:
+                metadata = await self._discover(client.issuer)
+            except DiscoveryError as exc:
+                _log.debug("no metadata for %r (%s); signing with the key's algorithm", client, exc)
+        assert endpoint is not None
+        return _Resolved(endpoint, _signer(client, endpoint, metadata))
+
+    async def _discover(self, issuer: str) -> dict[str, Any]:
+        task = self._metadata.get(issuer)
+        if task is None or (task.done() and (task.cancelled() or task.exception())):
+            task = asyncio.get_running_loop().create_task(self._fetch_metadata(issuer))
+            self._metadata[issuer] = task
+        return await asyncio.shield(task)
+
+    async def _fetch_metadata(self, issuer: str) -> dict[str, Any]:
+        session = self._session
+        assert session is not None
+        problems: list[str] = []
+
+        async def attempt(timeout: float) -> dict[str, Any]:
+            for url in discovery_urls(issuer):
+                try:
+                    async with session.get(
+                        url,
+                        timeout=aiohttp.ClientTimeout(total=timeout),
+                        allow_redirects=False,
+                        middlewares=(),
+                    ) as response:
+                        status, body = response.status, await response.read()
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    raise Retry(
+                        DiscoveryError(f"discovery at {url} failed: {_describe(exc)}")
+                    ) from None
+                if status == 404:
+                    problems.append(f"{url} answered 404")
+                    continue
+                if status >= 500 or status == 429:
+                    raise Retry(DiscoveryError(f"discovery at {url} answered HTTP {status}"))
+                if status != 200:
+                    problems.append(f"{url} answered HTTP {status}")
+                    continue
+                checked = check_metadata(issuer, url, body)
+                if isinstance(checked, str):
+                    raise DiscoveryError(checked)
+                return checked
+            raise DiscoveryError(
+                f"no authorization server metadata for issuer {issuer!r}: "
+                + "; ".join(problems[-2:])
+                + ". Check the issuer, or configure token_endpoint="
+            )
+
+        return await self._retrying(attempt)
+
+    # ---- attaching tokens to API calls -----------------------------------------------
+
+    def middleware(
+        self,
+        name: str,
+        *,
+        origins: Iterable[str] | None = None,
+        scope: str | Sequence[str] | None = None,
+        resource: str | Sequence[str] | None = None,
+        parameters: Mapping[str, str | Sequence[str]] | None = None,
+    ) -> aiohttp.ClientMiddlewareType:
+        """An aiohttp client middleware that sends client ``name``'s token.
+
+        It sets ``Authorization`` on requests to ``origins`` (``scheme://host[:port]``;
+        every request of the session when ``None``), and on a 401 renews the
+        token once and retries the request once.
+        """
+        if name not in self._clients:
+            raise UnknownClientError(name, self._clients)
+        key = self._request_key(name, scope, resource, parameters)
+        return token_middleware(self, key, origins)
+
+    async def token_for_key(self, key: CacheKey) -> Token:
+        """The token for an exact cache key (the middleware's way in)."""
+        entry = self._cache.peek(key)
+        if entry is not None and self._clock() < entry.renew_at:
+            return entry.token
+        return await self._unfresh(key, False, None)
+
+    async def renew_unless_changed(self, key: CacheKey, failed: Token) -> Token:
+        """A new token for ``key``, unless one other than ``failed`` is already cached.
+
+        A burst of 401s for one token then costs one renewal, not one each.
+        """
+        entry = self._cache.peek(key)
+        if (
+            entry is not None
+            and entry.token.access_token != failed.access_token
+            and self._clock() < entry.token.expires_at
+        ):
+            return entry.token
+        return await self._join(key, None, True)
+
+
+def _signer(
+    client: ClientCredentialsClient, endpoint: str, metadata: Mapping[str, Any] | None
+) -> AssertionSigner | None:
+    if not client.uses_assertion:
+        return None
+    key: SigningKey
+    if client.auth_method == CLIENT_SECRET_JWT:
+        secret = client.client_secret
+        assert secret is not None
+        algorithm = client.signing_algorithm or _server_choice(metadata, "HS256", secret)
+        key = load_secret(secret, algorithm)
+    else:
+        assert client.auth_method == PRIVATE_KEY_JWT
+        if client.private_key is None:
+            return None  # its assertions come from the ClientAssertionService
+        key = client.private_key
+        algorithm = client.signing_algorithm or _server_choice(metadata, key.algorithm, key)
+    # the issuer, not the endpoint, is the audience (draft-ietf-oauth-rfc7523bis;
+    # CVE-2025-27370/27371 abused endpoint audiences)
+    audience = client.audience or client.issuer or endpoint
+    return AssertionSigner(
+        key,
+        client.client_id,
+        audience,
+        algorithm=algorithm,
+        lifetime=client.assertion_lifetime,
+    )
+
+
+def _server_choice(
+    metadata: Mapping[str, Any] | None, default: str, key: SigningKey | str | bytes
+) -> str:
+    """The key's default algorithm, or the first one the server lists that the key can do."""
+    listed = (metadata or {}).get("token_endpoint_auth_signing_alg_values_supported")
+    if not isinstance(listed, list) or not listed or default in listed:
+        return default
+    for name in listed:
+        if not isinstance(name, str) or name == "none":
+            continue
+        try:
+            algorithm = get_algorithm(name)
+            algorithm.check_key(load_secret(key, name) if not isinstance(key, SigningKey) else key)
+        except (InvalidKeyError, ValueError):
+            continue
+        return algorithm.name
+    raise ConfigurationError(
+        f"the server lists token_endpoint_auth_signing_alg_values_supported={listed!r}, "
+        f"and the client's key can sign none of them; set signing_algorithm= or change the key"
+    )
+
+
+def _merge(base: Parameters, override: Parameters) -> Parameters:
+    if not override:
+        return base
+    merged = dict(base)
+    merged.update(override)
+    return tuple(sorted(merged.items()))
+
+
+def _key_scope(scope: str | None) -> str | None:
+    # "a b" and "b a" ask for the same thing: one cache entry
+    return " ".join(sorted(set(scope.split()))) if scope else None
+
+
+def _retry_policy(retries: RetryPolicy | int | None) -> RetryPolicy:
+    if retries is None:
+        return RetryPolicy()
+    if isinstance(retries, RetryPolicy):
+        return retries
+    if type(retries) is int and retries >= 0:
+        return RetryPolicy(attempts=retries + 1)
+    raise ConfigurationError(f"retries must be a RetryPolicy or an int >= 0, got {retries!r}")
+
+
+def _check_seconds(name: str, value: object, *, allow_zero: bool = False) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < 0
+        or (value == 0 and not allow_zero)
+        or value != value
+        or value == float("inf")
+    ):
+        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, TokenRequestError) and error.error:
+        return f"{type(error).__name__}: {error.error}"
+    return f"{type(error).__name__}: {error}"
+
+
+def _final(
+    error: TokenEndpointError, attempts: int, elapsed: float, retry_after: float | None
+) -> TokenEndpointError:
+    error.attempts = attempts
+    note = f" (gave up after {attempts} attempt{'s' * (attempts > 1)} in {elapsed:.1f} s"
+    if retry_after is not None:
+        note += f"; the server asked to retry after {retry_after:.0f} s"
+    error.args = (f"{error.args[0]}{note})",)
+    return error

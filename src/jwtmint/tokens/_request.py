@@ -1,0 +1,220 @@
+"""One token request: credentials (assertion precedence), the form, one HTTP attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+from urllib.parse import urlencode
+
+import aiohttp
+
+from ..assertion import AssertionSigner, ClientAssertion
+from ..errors import (
+    ConfigurationError,
+    InvalidTokenResponseError,
+    TokenEndpointError,
+    TokenEndpointTimeout,
+    TokenRequestError,
+)
+from ._cache import CacheKey
+from ._client import CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, NONE, ClientCredentialsClient
+from ._retry import parse_retry_after
+from ._token import MAX_RESPONSE_BYTES, Token, parse_error_response, parse_token_response
+
+__all__ = [
+    "CLIENT_CREDENTIALS",
+    "ClientAssertionService",
+    "Retry",
+    "TokenRequestParameters",
+]
+
+CLIENT_CREDENTIALS = "client_credentials"
+FORM = "application/x-www-form-urlencoded"
+#: 4xx error codes that say "later", not "never" (RFC 6749 §4.1.2.1 defines them for the
+#: authorization endpoint; servers use them at the token endpoint too)
+RETRYABLE_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRequestParameters:
+    """What a token request asks for, as a :class:`ClientAssertionService` sees it."""
+
+    scope: str | None = None
+    resource: tuple[str, ...] = ()
+    parameters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    force_renewal: bool = False
+
+
+@runtime_checkable
+class ClientAssertionService(Protocol):
+    """Provides client assertions for named clients (Duende's IClientAssertionService).
+
+    Return ``None`` to let the client's own signer or secret authenticate
+    the request. It is asked once per HTTP attempt, retries included: return
+    a fresh assertion (a new ``jti``) each time.
+    """
+
+    async def get_client_assertion(
+        self, client_name: str, parameters: TokenRequestParameters
+    ) -> ClientAssertion | None: ...
+
+
+class Retry(Exception):
+    """Internal: an attempt failed in a way that another attempt may mend."""
+
+    def __init__(self, error: TokenEndpointError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def request_form(key: CacheKey) -> list[tuple[str, str]]:
+    """The body fields every attempt for ``key`` shares (RFC 6749 §4.4.2, RFC 8707 §2)."""
+    form = [("grant_type", CLIENT_CREDENTIALS)]
+    if key.scope:
+        form.append(("scope", key.scope))
+    form.extend(("resource", value) for value in key.resource)
+    for name, values in key.parameters:
+        form.extend((name, value) for value in values)
+    return form
+
+
+async def credentials(
+    name: str,
+    client: ClientCredentialsClient,
+    signer: AssertionSigner | None,
+    service: ClientAssertionService | None,
+    parameters: TokenRequestParameters,
+    passed: ClientAssertion | None,
+) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """Authentication fields and headers for one attempt, in Duende's order of precedence:
+    an assertion passed to ``get_token``, the service's, the client's signer, the secret."""
+    assertion = passed
+    if assertion is None and service is not None:
+        assertion = await service.get_client_assertion(name, parameters)
+    if assertion is None and signer is not None:
+        assertion = signer.client_assertion()
+    if assertion is not None:
+        # RFC 7523 §2.2; client_id is optional there but some servers want it
+        return [
+            ("client_id", client.client_id),
+            ("client_assertion_type", assertion.type),
+            ("client_assertion", assertion.value),
+        ], {}
+    method = client.auth_method
+    if method == CLIENT_SECRET_BASIC:
+        assert client.basic_authorization is not None
+        return [], {"Authorization": client.basic_authorization}
+    if method == CLIENT_SECRET_POST:
+        secret = client.client_secret
+        assert secret is not None
+        text = secret.decode("utf-8") if isinstance(secret, bytes) else secret
+        return [("client_id", client.client_id), ("client_secret", text)], {}
+    if method == NONE:
+        return [("client_id", client.client_id)], {}
+    raise ConfigurationError(
+        f"client {name!r} uses {method} without a private_key, and no assertion was passed "
+        "or returned by the ClientAssertionService; give the client a key"
+    )
+
+
+async def post_token_request(
+    session: aiohttp.ClientSession,
+    url: str,
+    form: list[tuple[str, str]],
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    client: str,
+    requested_scope: str | None,
+    now: float,
+    default_lifetime: float,
+) -> Token:
+    """One HTTP attempt: a Token, a final TokenRequestError, or :class:`Retry`."""
+    headers["Content-Type"] = FORM
+    try:
+        async with session.post(
+            url,
+            data=urlencode(form).encode("ascii"),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            allow_redirects=False,  # credentials must not follow a redirect to another host
+            middlewares=(),  # the session may carry our own token middleware: not here
+        ) as response:
+            if (response.content_length or 0) > MAX_RESPONSE_BYTES:
+                raise Retry(_oversized(client, response.status))
+            body = await response.read()
+            status = response.status
+            content_type = response.headers.get("Content-Type")
+            retry_after = response.headers.get("Retry-After")
+    except TimeoutError:
+        raise Retry(
+            TokenEndpointTimeout(
+                f"token endpoint {url} did not answer client {client!r} within {timeout:.3g} s",
+                client=client,
+            )
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise Retry(
+            TokenEndpointError(
+                f"token request for client {client!r} to {url} failed: {type(exc).__name__}: {exc}",
+                client=client,
+            )
+        ) from None
+    if 200 <= status < 300:
+        try:
+            return parse_token_response(
+                body,
+                status=status,
+                content_type=content_type,
+                now=now,
+                requested_scope=requested_scope,
+                default_lifetime=default_lifetime,
+                client=client,
+            )
+        except InvalidTokenResponseError as exc:
+            # a proxy's error page with a 200 is usually transient
+            raise Retry(exc) from None
+    refused = parse_error_response(body, status=status, content_type=content_type, client=client)
+    if status == 429 or status >= 500 or (refused and refused.error in RETRYABLE_ERRORS):
+        raise Retry(
+            _endpoint_error(refused, client, status, url),
+            parse_retry_after(retry_after, now),
+        )
+    if refused is not None:
+        raise refused
+    raise TokenRequestError(
+        f"token endpoint {url} answered HTTP {status} to client {client!r} without an OAuth "
+        "error (RFC 6749 §5.2); check the token endpoint URL"
+        + (" (redirects are not followed: configure the final URL)" if status < 400 else ""),
+        status=status,
+        client=client,
+    )
+
+
+def _endpoint_error(
+    refused: TokenRequestError | None, client: str, status: int, url: str
+) -> TokenEndpointError:
+    if refused is None:
+        return TokenEndpointError(
+            f"token endpoint {url} answered HTTP {status} to client {client!r}",
+            status=status,
+            client=client,
+        )
+    return TokenEndpointError(
+        str(refused),
+        error=refused.error,
+        error_description=refused.error_description,
+        error_uri=refused.error_uri,
+        status=status,
+        client=client,
+    )
+
+
+def _oversized(client: str, status: int) -> InvalidTokenResponseError:
+    return InvalidTokenResponseError(
+        f"the token response for client {client!r} is larger than {MAX_RESPONSE_BYTES} bytes",
+        status=status,
+        client=client,
+    )
