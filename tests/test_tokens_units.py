@@ -1,0 +1,327 @@
+"""The token manager's parts without a network: clients, responses, cache keys, retries."""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import re
+from urllib.parse import unquote_plus
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jwtmint.errors import (
+    ConfigurationError,
+    InvalidTokenResponseError,
+    JwtMintError,
+    TokenEndpointError,
+    TokenEndpointTimeout,
+    TokenRequestError,
+    UnknownClientError,
+)
+from jwtmint.tokens import (
+    CacheEntry,
+    ClientCredentialsClient,
+    MemoryTokenCache,
+    RetryPolicy,
+    Token,
+    TokenCache,
+    TokenManager,
+)
+from jwtmint.tokens._cache import make_cache_key
+from jwtmint.tokens._discovery import check_metadata, discovery_urls
+from jwtmint.tokens._retry import parse_retry_after
+from jwtmint.tokens._token import parse_error_response, parse_token_response
+
+from .conftest import signing_key
+
+ISSUER = "https://idp.example.com"
+SECRET = "s" * 40
+
+
+# ---- ClientCredentialsClient ------------------------------------------------------------
+
+
+def test_auth_method_is_inferred() -> None:
+    keyed = ClientCredentialsClient("a", issuer=ISSUER, private_key=signing_key("ES256"))
+    secret = ClientCredentialsClient("b", issuer=ISSUER, client_secret=SECRET)
+    public = ClientCredentialsClient("c", issuer=ISSUER)
+    assert (keyed.auth_method, secret.auth_method, public.auth_method) == (
+        "private_key_jwt",
+        "client_secret_basic",
+        "none",
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        ({}, "token_endpoint= or issuer="),
+        ({"issuer": ISSUER, "client_secret": SECRET, "private_key": "KEY"}, "both"),
+        ({"issuer": ISSUER, "auth_method": "client_secret_jwt"}, "needs client_secret"),
+        ({"issuer": ISSUER, "auth_method": "tls_client_auth"}, "unknown auth_method"),
+        ({"issuer": ISSUER, "auth_method": "none", "client_secret": SECRET}, "sends no"),
+        ({"issuer": ISSUER, "client_secret": SECRET, "auth_method": "private_key_jwt"}, "signs"),
+        ({"issuer": "idp.example.com"}, "absolute http(s) URL"),
+        ({"token_endpoint": "https://idp/token#x"}, "fragment"),
+        ({"issuer": ISSUER, "client_secret": "short", "auth_method": "client_secret_jwt"}, "HS256"),
+        ({"issuer": ISSUER, "parameters": {"client_id": "x"}}, "may not set client_id"),
+        ({"issuer": ISSUER, "parameters": {"grant_type": "password"}}, "grant_type"),
+        ({"issuer": ISSUER, "resource": "not-a-uri"}, "RFC 8707"),
+        ({"issuer": ISSUER, "resource": "https://api/#frag"}, "RFC 8707"),
+        ({"issuer": ISSUER, "assertion_lifetime": 0}, "assertion_lifetime"),
+        ({"issuer": ISSUER, "client_secret": ""}, "non-empty"),
+    ],
+)
+def test_configuration_errors_raise_at_construction(kwargs: dict[str, object], says: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(says)):
+        ClientCredentialsClient("app", **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_private_key_that_is_a_secret_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="client_secret_jwt"):
+        ClientCredentialsClient("app", issuer=ISSUER, private_key=signing_key("HS256"))
+
+
+def test_wrong_algorithm_for_the_key_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="ES256"):
+        ClientCredentialsClient(
+            "app", issuer=ISSUER, private_key=signing_key("RS256"), signing_algorithm="ES256"
+        )
+
+
+def test_basic_credentials_are_form_encoded_before_base64() -> None:
+    # RFC 6749 §2.3.1: a ':' in the id or a '+' in the secret must survive the round trip
+    client = ClientCredentialsClient("app:1", token_endpoint=ISSUER, client_secret="p+ss wörd:")
+    header = client.basic_authorization
+    assert header is not None and header.startswith("Basic ")
+    decoded = base64.b64decode(header[6:]).decode()
+    user, password = decoded.split(":")
+    assert (unquote_plus(user), unquote_plus(password)) == ("app:1", "p+ss wörd:")
+
+
+def test_client_repr_hides_the_secret_and_the_key() -> None:
+    key = signing_key("ES256")
+    for client in (
+        ClientCredentialsClient("a", issuer=ISSUER, client_secret=SECRET),
+        ClientCredentialsClient("b", issuer=ISSUER, private_key=key),
+    ):
+        text = repr(client)
+        assert SECRET not in text and "BEGIN" not in text
+        assert client.basic_authorization is None or client.basic_authorization not in text
+    assert key.fingerprint in repr(ClientCredentialsClient("b", issuer=ISSUER, private_key=key))
+
+
+def test_scope_lists_and_strings_are_the_same() -> None:
+    one = ClientCredentialsClient("a", issuer=ISSUER, scope=["read", "write"])
+    two = ClientCredentialsClient("a", issuer=ISSUER, scope="read write")
+    assert one.scope == two.scope == "read write"
+
+
+# ---- TokenManager construction ----------------------------------------------------------
+
+
+def test_manager_configuration_errors() -> None:
+    client = ClientCredentialsClient("a", issuer=ISSUER)
+    with pytest.raises(ConfigurationError, match="ClientCredentialsClient"):
+        TokenManager({"a": "not a client"})  # type: ignore[dict-item]
+    with pytest.raises(ConfigurationError, match="renewal_buffer"):
+        TokenManager({"a": client}, renewal_buffer=-1)
+    with pytest.raises(ConfigurationError, match="retries"):
+        TokenManager({"a": client}, retries=-1)
+    with pytest.raises(ConfigurationError, match="TokenCache"):
+        TokenManager({"a": client}, cache=object())  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="get_client_assertion"):
+        TokenManager({"a": client}, assertion_service=object())  # type: ignore[arg-type]
+
+
+async def test_unknown_client_name() -> None:
+    async with TokenManager({"a": ClientCredentialsClient("a", issuer=ISSUER)}) as tokens:
+        with pytest.raises(UnknownClientError, match=r"no client named 'b'.*known: 'a'") as caught:
+            await tokens.get_token("b")
+        assert isinstance(caught.value, LookupError) and isinstance(caught.value, JwtMintError)
+        with pytest.raises(UnknownClientError):
+            await tokens.get_token("b", scope="x")
+        with pytest.raises(UnknownClientError):
+            tokens.middleware("b")
+
+
+async def test_a_manager_that_was_not_started_says_so() -> None:
+    tokens = TokenManager({"a": ClientCredentialsClient("a", token_endpoint=ISSUER)})
+    with pytest.raises(RuntimeError, match="async with"):
+        await tokens.get_token("a")
+
+
+async def test_request_parameters_are_checked() -> None:
+    async with TokenManager({"a": ClientCredentialsClient("a", issuer=ISSUER)}) as tokens:
+        with pytest.raises(ConfigurationError, match=r"get_token\('a'\).*client_secret"):
+            await tokens.get_token("a", parameters={"client_secret": "x"})
+
+
+# ---- responses --------------------------------------------------------------------------
+
+
+def _parse(body: bytes, default: float = 300.0) -> Token:
+    return parse_token_response(
+        body,
+        status=200,
+        content_type="application/json",
+        now=1000.0,
+        requested_scope="asked",
+        default_lifetime=default,
+        client="c",
+    )
+
+
+def test_token_response_is_parsed() -> None:
+    token = _parse(b'{"access_token":"AT","token_type":"bearer","expires_in":"3600","x":1}')
+    assert (token.access_token, token.token_type, token.expires_at) == ("AT", "bearer", 4600.0)
+    assert token.scope == "asked"  # RFC 6749 §5.1: omitted when it is what was asked
+    assert token.authorization == "Bearer AT"
+    assert token.raw["x"] == 1
+    with pytest.raises(TypeError):
+        token.raw["x"] = 2  # type: ignore[index]
+
+
+def test_missing_expires_in_takes_the_default_lifetime_not_forever() -> None:
+    assert _parse(b'{"access_token":"AT","token_type":"Bearer"}', default=120).expires_at == 1120
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>502 Bad Gateway</html>",
+        b"[1,2]",
+        b'{"token_type":"Bearer"}',
+        b'{"access_token":"","token_type":"Bearer"}',
+        b'{"access_token":"AT"}',
+        b'{"access_token":"AT","token_type":"Bearer","expires_in":"soon"}',
+        b'{"access_token":"AT","token_type":"Bearer","expires_in":0}',
+        b'{"access_token":"AT","token_type":"Bearer","expires_in":true}',
+        b'{"access_token":"AT","token_type":"Bearer","scope":["a"]}',
+    ],
+)
+def test_garbage_responses_raise(body: bytes) -> None:
+    with pytest.raises(InvalidTokenResponseError) as caught:
+        _parse(body)
+    assert caught.value.status == 200 and "AT" not in str(caught.value)
+
+
+def test_error_response_keeps_the_rfc_6749_fields() -> None:
+    error = parse_error_response(
+        b'{"error":"invalid_client","error_description":"bad key","error_uri":"https://e"}',
+        status=401,
+        content_type="application/json",
+        client="c",
+    )
+    assert error is not None
+    assert (error.error, error.error_description, error.error_uri, error.status) == (
+        "invalid_client",
+        "bad key",
+        "https://e",
+        401,
+    )
+    assert "registered public key" in str(error)  # says what to do
+    assert parse_error_response(b"nope", status=400, content_type=None, client="c") is None
+
+
+def test_token_repr_never_shows_the_token() -> None:
+    token = Token("very-secret-access-token", "Bearer", 1.0, "s", {"access_token": "x"})
+    for text in (repr(token), str(token)):
+        assert "very-secret" not in text and token.fingerprint in text
+
+
+def test_dpop_tokens_use_the_dpop_scheme() -> None:
+    assert Token("AT", "dpop", 1.0).authorization == "DPoP AT"
+    assert Token("AT", "MAC", 1.0).authorization == "MAC AT"
+
+
+# ---- cache ------------------------------------------------------------------------------
+
+
+def test_cache_key_covers_scope_resource_and_parameters() -> None:
+    base = make_cache_key("c", "b a", None, None)
+    assert base == make_cache_key("c", "a b", None, None)
+    assert base != make_cache_key("c", "a", None, None)
+    assert base != make_cache_key("c", "a b", "https://api", None)
+    assert base != make_cache_key("c", "a b", None, {"tenant": "1"})
+    assert make_cache_key("c", None, None, {"tenant": "1"}) != make_cache_key(
+        "c", None, None, {"tenant": "2"}
+    )
+    assert "secret-tenant" not in repr(make_cache_key("c", None, None, {"t": "secret-tenant"}))
+
+
+async def test_memory_cache_is_bounded_and_drops_the_soonest_to_expire() -> None:
+    cache = MemoryTokenCache(max_entries=3)
+    assert isinstance(cache, TokenCache)
+    keys = [make_cache_key(str(i), None, None, None) for i in range(4)]
+    for i, expiry in enumerate((50.0, 10.0, 90.0)):
+        await cache.set(keys[i], CacheEntry(Token(f"t{i}", "Bearer", expiry), expiry))
+    await cache.set(keys[3], CacheEntry(Token("t3", "Bearer", 70.0), 70.0))
+    assert len(cache) == 3
+    assert cache.peek(keys[1]) is None  # expired first: evicted
+    assert [await cache.get(k) is not None for k in (keys[0], keys[2], keys[3])] == [True] * 3
+    await cache.delete(keys[0])
+    assert cache.peek(keys[0]) is None
+
+
+# ---- retries ----------------------------------------------------------------------------
+
+
+def test_retry_after_seconds_and_http_date() -> None:
+    assert parse_retry_after("7", 0.0) == 7.0
+    assert parse_retry_after(None, 0.0) is None
+    assert parse_retry_after("soon", 0.0) is None
+    date = email.utils.formatdate(1000.0 + 30, usegmt=True)
+    assert parse_retry_after(date, 1000.0) == pytest.approx(30.0)
+    assert parse_retry_after(email.utils.formatdate(10.0, usegmt=True), 1000.0) == 0.0
+
+
+@given(attempt=st.integers(1, 30))
+def test_backoff_is_full_jitter_below_the_cap(attempt: int) -> None:
+    policy = RetryPolicy(backoff=0.5, max_backoff=4.0)
+    assert 0.0 <= policy.delay(attempt) <= min(4.0, 0.5 * 2 ** (attempt - 1))
+    assert policy.delay(attempt, retry_after=2.5) == 2.5
+
+
+@pytest.mark.parametrize("bad", [{"attempts": 0}, {"backoff": -1}, {"deadline": float("inf")}])
+def test_retry_policy_checks_its_values(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(**bad)  # type: ignore[arg-type]
+
+
+def test_error_tree() -> None:
+    assert issubclass(TokenEndpointError, TokenRequestError)
+    assert issubclass(TokenEndpointTimeout, TimeoutError)
+    assert issubclass(TokenEndpointTimeout, TokenEndpointError)
+    assert issubclass(InvalidTokenResponseError, TokenEndpointError)
+    assert issubclass(ConfigurationError, ValueError)
+
+
+# ---- discovery --------------------------------------------------------------------------
+
+
+def test_discovery_urls_follow_both_specifications() -> None:
+    assert discovery_urls("https://idp.example.com") == (
+        "https://idp.example.com/.well-known/openid-configuration",
+        "https://idp.example.com/.well-known/oauth-authorization-server",
+    )
+    # OIDC appends; RFC 8414 §3.1 inserts before the path
+    assert discovery_urls("https://idp.example.com/tenant/1/") == (
+        "https://idp.example.com/tenant/1/.well-known/openid-configuration",
+        "https://idp.example.com/.well-known/oauth-authorization-server/tenant/1",
+    )
+
+
+def test_metadata_issuer_must_match() -> None:
+    ok = check_metadata(
+        ISSUER, "u", b'{"issuer":"%s","token_endpoint":"%s/t"}' % (ISSUER.encode(), ISSUER.encode())
+    )
+    assert isinstance(ok, dict)
+    problem = check_metadata(
+        ISSUER, "u", b'{"issuer":"https://evil","token_endpoint":"https://evil/t"}'
+    )
+    assert isinstance(problem, str) and "RFC 8414" in problem
+    assert isinstance(check_metadata(ISSUER, "u", b'{"issuer":"%s"}' % ISSUER.encode()), str)
+    assert isinstance(check_metadata(ISSUER, "u", b"<html>"), str)
