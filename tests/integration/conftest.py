@@ -24,7 +24,7 @@ import pytest
 
 from .oidc_server import REQUIRE_ENV, missing_prerequisite, start_oidc_provider
 
-__all__ = ["OidcProviderFactory", "discover", "recorded_assertions"]
+__all__ = ["OidcProviderFactory", "discover", "granted"]
 
 
 class OidcProviderFactory(Protocol):
@@ -58,15 +58,16 @@ async def discover(session: aiohttp.ClientSession, issuer: str) -> dict[str, Any
     return metadata
 
 
-async def recorded_assertions(
+async def granted(
     session: aiohttp.ClientSession, issuer: str, client_id: str
 ) -> list[dict[str, Any]]:
-    """Header and claims of each client assertion of ``client_id`` that got a token, in order.
+    """Every token the server issued to ``client_id``, in order (server.mjs records them).
 
-    server.mjs records them when oidc-provider has issued the token, i.e. after it checked
-    the signature, aud, exp and the jti against its replay store.
+    Each is ``{client_id, auth_method, scope, assertion}``; ``assertion`` is the header and
+    claims of the client assertion, or None. A token is issued only after oidc-provider
+    checked the assertion's signature, aud, exp, and its jti against the replay store.
     """
-    async with session.get(f"{issuer}/_test/assertions") as response:
+    async with session.get(f"{issuer}/_test/grants") as response:
         assert response.status == 200
         seen: list[dict[str, Any]] = await response.json()
     return [entry for entry in seen if entry["client_id"] == client_id]

@@ -19,7 +19,7 @@ import jwtmint
 from jwtmint import JWT_BEARER, AssertionSigner, SigningKey
 from jwtmint.keys import load_secret
 
-from .conftest import OidcProviderFactory, discover, recorded_assertions
+from .conftest import OidcProviderFactory, discover, granted
 from .oidc_server import private_key_jwt_client, secret_client
 
 #: ≥ 32 bytes, with characters that client_secret_basic must form-urlencode (RFC 6749 §2.3.1)
@@ -190,10 +190,11 @@ async def test_server_saw_what_jwtmint_minted(
     session: aiohttp.ClientSession, issuer: str, keys: dict[str, SigningKey]
 ) -> None:
     signer = AssertionSigner(keys["EdDSA"], "eddsa-client", audience=issuer)
-    before = len(await recorded_assertions(session, issuer, "eddsa-client"))
+    before = len(await granted(session, issuer, "eddsa-client"))
     for _ in range(3):
         _assert_token(*await _request_with_assertion(session, issuer, signer))
-    seen = (await recorded_assertions(session, issuer, "eddsa-client"))[before:]
+    seen = [entry["assertion"] for entry in (await granted(session, issuer, "eddsa-client"))]
+    seen = seen[before:]
     assert len(seen) == 3
     assert len({entry["claims"]["jti"] for entry in seen}) == 3
     for entry in seen:

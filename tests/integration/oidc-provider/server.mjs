@@ -39,9 +39,9 @@
 //   scope declared in the provider's `scopes` that the client's registered `scope` does not
 //   allow gives `invalid_scope`.
 //
-// Test-only endpoint: GET /_test/assertions lists the header and claims of every client
-// assertion that led to an issued token, so tests can check aud, jti, typ... as the server
-// saw them.
+// Test-only endpoint: GET /_test/grants lists every token the server issued, in order:
+// {client_id, auth_method, scope, assertion: {header, claims} or null}, so that tests can
+// count token requests and check aud, jti, typ... as the server saw them.
 
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -64,7 +64,7 @@ const resourceScopes = config.resource_scopes ?? ['api.read', 'api.write', 'api.
 const accessTokenTTL = config.access_token_ttl ?? 300;
 const requireIssuerAudience = config.require_issuer_audience === true;
 
-const assertions = [];
+const grants = [];
 
 function decodeSegment(segment) {
   return JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
@@ -144,10 +144,19 @@ const provider = new Provider(issuer, {
 });
 
 provider.on('grant.success', (ctx) => {
-  const assertion = ctx.oidc.params?.client_assertion;
-  if (typeof assertion !== 'string') return;
-  const [header, claims] = assertion.split('.', 2).map(decodeSegment);
-  assertions.push({ client_id: ctx.oidc.client?.clientId, header, claims });
+  const { client, params, entities } = ctx.oidc;
+  const assertion = params?.client_assertion;
+  let decoded = null;
+  if (typeof assertion === 'string') {
+    const [header, claims] = assertion.split('.', 2).map(decodeSegment);
+    decoded = { header, claims };
+  }
+  grants.push({
+    client_id: client?.clientId,
+    auth_method: client?.clientAuthMethod,
+    scope: entities?.ClientCredentials?.scope ?? null,
+    assertion: decoded,
+  });
 });
 
 // static clients are validated lazily, on first use: validate them now, so that bad metadata
@@ -163,9 +172,9 @@ for (const { client_id: clientId } of config.clients) {
 
 const callback = provider.callback();
 server.on('request', (req, res) => {
-  if (req.method === 'GET' && req.url === '/_test/assertions') {
+  if (req.method === 'GET' && req.url === '/_test/grants') {
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(assertions));
+    res.end(JSON.stringify(grants));
     return;
   }
   callback(req, res);
