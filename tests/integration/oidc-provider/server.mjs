@@ -37,7 +37,13 @@
 // - client_credentials with resource indicators: requested scopes the resource server does
 //   not list are silently dropped from the token (the response `scope` is narrower); only a
 //   scope declared in the provider's `scopes` that the client's registered `scope` does not
-//   allow gives `invalid_scope`.
+//   allow gives `invalid_scope` (400, with a non-standard "scope" member naming it).
+// - invalid_client answers are 401 with error_description "client authentication failed"
+//   whatever the reason (bad signature, replayed jti, wrong aud or alg): the reason is only
+//   in the server's error_debug, which it does not send.
+// - Plain http is fine: the issuer only has to be a web URI, and nothing in the
+//   client_credentials flow insists on https; no `proxy` setting is needed since nothing
+//   sits in front of the server. On Node 20 it warns "Unsupported runtime" (to stderr).
 //
 // Test-only endpoint: GET /_test/grants lists every token the server issued, in order:
 // {client_id, auth_method, scope, assertion: {header, claims} or null}, so that tests can
