@@ -85,7 +85,8 @@ class TokenManager:
     Use it as an async context manager: it owns a pooled
     :class:`aiohttp.ClientSession`, or borrows ``session`` (not closed).
     It belongs to the event loop it was started on. ``clock`` (epoch
-    seconds) is what token expiry and renewal are judged by; tests inject it.
+    seconds) is the time of assertions, token expiry and renewal; tests
+    inject it.
     """
 
     def __init__(
@@ -440,7 +441,7 @@ class TokenManager:
             except DiscoveryError as exc:
                 _log.debug("no metadata for %r (%s); signing with the key's algorithm", client, exc)
         assert endpoint is not None
-        return _Resolved(endpoint, _signer(client, endpoint, metadata))
+        return _Resolved(endpoint, _signer(client, endpoint, metadata, self._clock))
 
     async def _discover(self, issuer: str) -> dict[str, Any]:
         task = self._metadata.get(issuer)
@@ -533,7 +534,10 @@ class TokenManager:
 
 
 def _signer(
-    client: ClientCredentialsClient, endpoint: str, metadata: Mapping[str, Any] | None
+    client: ClientCredentialsClient,
+    endpoint: str,
+    metadata: Mapping[str, Any] | None,
+    clock: Clock,
 ) -> AssertionSigner | None:
     if not client.uses_assertion:
         return None
@@ -558,6 +562,7 @@ def _signer(
         audience,
         algorithm=algorithm,
         lifetime=client.assertion_lifetime,
+        clock=clock,  # one time source for assertions and token expiry
     )
 
 
