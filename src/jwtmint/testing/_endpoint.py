@@ -1,0 +1,460 @@
+"""The loopback authorization server: token endpoint, discovery and a protected resource."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from ._auth import REALM, AssertionPolicy, Authenticator, Client, claimed_identity
+from ._jose import SUPPORTED_ALGORITHMS
+from ._model import AUTH_METHODS, Fault, OAuthError, RecordedRequest
+from ._request import AUTH_FIELDS, GRANT_FIELDS, Form, check_resources, check_scope, parse_form
+
+__all__ = ["TokenEndpoint"]
+
+GRANT_TYPE = "client_credentials"
+# RFC 6749 §5.1: token responses must not be cached
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
+_GARBAGE = (
+    b"<html><head><title>502 Bad Gateway</title></head>"
+    b"<body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
+)
+# in-flight handlers finish quickly once `_closing` is set; this only bounds a stuck one
+_SHUTDOWN_TIMEOUT = 2.0
+# above the default 128, so a burst of concurrent connects is queued rather than retried
+_BACKLOG = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class _Issued:
+    client_id: str
+    scope: str | None
+    resource: tuple[str, ...]
+    expires_at: float | None
+    parameters: dict[str, list[str]]
+
+
+def _token_key(access_token: str) -> bytes:
+    # tokens are held by digest: a lookup then does not compare token text byte by byte
+    return hashlib.sha256(access_token.encode("utf-8")).digest()
+
+
+class TokenEndpoint:
+    """A strict OAuth 2.0 authorization server on 127.0.0.1, for tests and demos.
+
+    It serves the client credentials grant (RFC 6749 §4.4) at ``/token`` with
+    real client authentication: ``client_secret_basic`` and
+    ``client_secret_post`` (RFC 6749 §2.3.1), ``client_secret_jwt`` and
+    ``private_key_jwt`` (RFC 7523 §2.2 and §3, verified by its own JWS code),
+    and ``none``. It publishes RFC 8414 metadata at both well-known paths and
+    guards ``/api/...`` with the bearer tokens it issued (RFC 6750). Every
+    token request is recorded in :attr:`requests`; :meth:`fail_next` and
+    :meth:`set_fault` replace normal answers with a :class:`Fault`.
+
+    ``token_lifetime`` is the ``expires_in`` it issues (None: omitted, and the
+    token never expires); ``clock`` (epoch seconds) judges assertion times and
+    token expiry; ``max_assertion_lifetime`` bounds ``exp - iat``;
+    ``leeway`` is the clock skew tolerated; ``accept_token_endpoint_audience``
+    also accepts the token URL as ``aud`` (by default only the issuer is, per
+    draft-ietf-oauth-rfc7523bis); ``require_typ`` demands the
+    ``client-authentication+jwt`` header type; ``discovery=False`` answers 404
+    at the metadata paths.
+
+    Use it as ``async with TokenEndpoint() as ep:`` (or ``await ep.start()`` and
+    ``await ep.close()``) on the running event loop; it runs once.
+    """
+
+    def __init__(
+        self,
+        *,
+        token_lifetime: int | None = 3600,
+        clock: Callable[[], float] = time.time,
+        max_assertion_lifetime: int = 300,
+        leeway: int = 5,
+        accept_token_endpoint_audience: bool = False,
+        require_typ: bool = False,
+        discovery: bool = True,
+    ) -> None:
+        if token_lifetime is not None and token_lifetime <= 0:
+            raise ValueError("token_lifetime must be positive, or None to omit expires_in")
+        if max_assertion_lifetime <= 0 or leeway < 0:
+            raise ValueError("max_assertion_lifetime must be positive and leeway not negative")
+        self._token_lifetime = token_lifetime
+        self._clock = clock
+        self._accept_token_url = accept_token_endpoint_audience
+        self._discovery = discovery
+        self._clients: dict[str, Client] = {}
+        policy = AssertionPolicy(max_assertion_lifetime, leeway, require_typ)
+        self._authenticator = Authenticator(self._clients, policy, clock)
+        self._tokens: dict[bytes, _Issued] = {}
+        self._faults: deque[Fault] = deque()
+        self._fault: Fault | None = None
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+        self._started = False
+        self._closing = asyncio.Event()
+        #: Every request that reached ``/token``, in the order they were answered.
+        self.requests: list[RecordedRequest] = []
+        #: ``(path after /api/, HTTP status)`` of every protected-resource call.
+        self.api_requests: list[tuple[str, int]] = []
+        #: Merged into the metadata documents; a None value removes that member.
+        self.metadata_overrides: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"TokenEndpoint(url={self._url!r}, clients={len(self._clients)})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1 at a port the OS picks. An endpoint starts only once."""
+        if self._started:
+            raise RuntimeError("this TokenEndpoint was already started; create a new one")
+        self._started = True
+        runner = web.AppRunner(
+            self._application(),
+            access_log=None,
+            handler_cancellation=True,  # a client that gives up ends its (delayed) handler
+            shutdown_timeout=_SHUTDOWN_TIMEOUT,
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", 0, backlog=_BACKLOG).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        port = runner.addresses[0][1]
+        self._url = f"http://127.0.0.1:{port}"
+
+    async def close(self) -> None:
+        """Stop listening and close every connection; waiting faults are cut short."""
+        self._closing.set()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> TokenEndpoint:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _application(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/token", self._handle_token)
+        if self._discovery:
+            for path in _DISCOVERY_PATHS:
+                app.router.add_get(path, self._handle_metadata)
+        app.router.add_route("*", "/api/{tail:.*}", self._handle_api)
+        return app
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def url(self) -> str:
+        """The base URL, ``http://127.0.0.1:PORT`` without a trailing slash."""
+        if self._url is None:
+            raise RuntimeError("the TokenEndpoint is not started; use `async with` or start()")
+        return self._url
+
+    @property
+    def issuer(self) -> str:
+        """The issuer identifier (RFC 8414 §2), the same string as :attr:`url`."""
+        return self.url
+
+    @property
+    def token_url(self) -> str:
+        """The token endpoint URL (RFC 6749 §3.2)."""
+        return self.url + "/token"
+
+    # ------------------------------------------------------------------ configuration
+
+    def register_client(
+        self,
+        client_id: str,
+        *,
+        secret: str | bytes | None = None,
+        public_key: object = None,
+        auth_method: str | None = None,
+        allowed_scopes: Iterable[str] | None = None,
+    ) -> None:
+        """Register (or replace) a client, as RFC 7591 §2 metadata would describe it.
+
+        ``public_key`` is a jwtmint ``SigningKey``, a cryptography public or
+        private key, a public JWK, a JWK Set or a list of these (a JWK's
+        ``alg`` and ``kid`` are honoured). ``auth_method`` is one of
+        ``client_secret_basic``, ``client_secret_post``, ``client_secret_jwt``,
+        ``private_key_jwt`` or ``none``; without it a public key means
+        ``private_key_jwt``, a secret ``client_secret_basic``, neither ``none``.
+        ``allowed_scopes`` limits the scope tokens granted (None: any).
+        """
+        self._clients[client_id] = Client.register(
+            client_id,
+            secret=secret,
+            public_key=public_key,
+            auth_method=auth_method,
+            allowed_scopes=allowed_scopes,
+        )
+
+    def fail_next(self, n: int = 1, fault: Fault | None = None, **fault_fields: Any) -> None:
+        """Answer the next ``n`` token requests with ``fault`` instead of processing them.
+
+        ``fault_fields`` build the fault (``fail_next(status=429, headers=...)``)
+        or override fields of the one given. Calls queue up first in, first
+        out, and queued faults come before one set with :meth:`set_fault`.
+        """
+        if n < 0:
+            raise ValueError("n cannot be negative")
+        chosen = dataclasses.replace(fault, **fault_fields) if fault else Fault(**fault_fields)
+        self._faults.extend([chosen] * n)
+
+    def set_fault(self, fault: Fault | None) -> None:
+        """Answer every token request with ``fault`` until called with None."""
+        self._fault = fault
+
+    def _take_fault(self) -> Fault | None:
+        return self._faults.popleft() if self._faults else self._fault
+
+    # ------------------------------------------------------------------ tokens
+
+    def revoke(self, access_token: str) -> None:
+        """Forget one issued token; unknown tokens are ignored (as RFC 7009 §2.2 does)."""
+        self._tokens.pop(_token_key(access_token), None)
+
+    def revoke_all(self) -> None:
+        """Forget every issued token."""
+        self._tokens.clear()
+
+    def token_info(self, access_token: str) -> dict[str, Any] | None:
+        """What the token was issued for, or None when unknown, revoked or expired.
+
+        The keys are ``client_id``, ``scope``, ``resource`` (a tuple),
+        ``expires_at`` (epoch seconds by the endpoint's clock; None when the
+        token never expires) and ``parameters`` (extra form fields of the request).
+        """
+        issued = self._live_token(access_token)
+        if issued is None:
+            return None
+        return dataclasses.asdict(issued)
+
+    def request_count(self, client_id: str | None = None) -> int:
+        """How many token requests arrived (from ``client_id``, when given)."""
+        if client_id is None:
+            return len(self.requests)
+        return sum(1 for r in self.requests if r.client_id == client_id)
+
+    def _live_token(self, access_token: str) -> _Issued | None:
+        issued = self._tokens.get(_token_key(access_token))
+        if issued is None or (issued.expires_at is not None and self._clock() >= issued.expires_at):
+            return None
+        return issued
+
+    def _issue(self, issued: _Issued) -> str:
+        access_token = secrets.token_urlsafe(32)
+        self._tokens[_token_key(access_token)] = issued
+        return access_token
+
+    # ------------------------------------------------------------------ /token
+
+    async def _handle_token(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        authorization = request.headers.get("Authorization")
+        form_error: OAuthError | None = None
+        try:
+            form = parse_form(request.content_type, body, authorization)
+        except OAuthError as exc:
+            form, form_error = Form({}, authorization), exc
+        fault = self._take_fault()
+        if fault is not None:
+            self._record(form, "fault", fault.status)
+            return await self._answer_fault(request, fault)
+        if request.method != "POST":
+            form_error = OAuthError(
+                "invalid_request",
+                "the token endpoint takes POST",
+                status=405,
+                headers={"Allow": "POST"},
+            )
+        try:
+            if form_error is not None:
+                raise form_error
+            response, outcome = self._grant(form), "issued"
+        except OAuthError as exc:
+            response, outcome = _error_response(exc), exc.error
+        self._record(form, outcome, response.status)
+        return response
+
+    def _grant(self, form: Form) -> web.Response:
+        """RFC 6749 §4.4.2 and §4.4.3: check the request, then issue a token."""
+        form.check_single()
+        grant_type = form.get("grant_type")
+        if grant_type is None:
+            raise OAuthError("invalid_request", "grant_type is missing")
+        if grant_type != GRANT_TYPE:
+            raise OAuthError("unsupported_grant_type", f"only {GRANT_TYPE} is supported")
+        client = self._authenticator.authenticate(form, self._audiences())
+        scope = form.get("scope")
+        check_scope(scope, client.allowed_scopes)
+        resource = tuple(form.fields.get("resource", ()))
+        check_resources(resource)
+        expires_at = None if self._token_lifetime is None else self._clock() + self._token_lifetime
+        issued = _Issued(client.client_id, scope, resource, expires_at, _extra_parameters(form))
+        document: dict[str, Any] = {"access_token": self._issue(issued), "token_type": "Bearer"}
+        if self._token_lifetime is not None:
+            document["expires_in"] = self._token_lifetime
+        if scope is not None:
+            document["scope"] = scope
+        return web.json_response(document, headers=_NO_STORE)
+
+    def _audiences(self) -> frozenset[str]:
+        if self._accept_token_url:
+            return frozenset({self.issuer, self.token_url})
+        return frozenset({self.issuer})
+
+    def _record(self, form: Form, outcome: str, status: int) -> None:
+        claimed = claimed_identity(form)
+        assertion = claimed.assertion
+        jti = assertion.claims.get("jti") if assertion else None
+        self.requests.append(
+            RecordedRequest(
+                client_id=claimed.client_id,
+                auth_method=claimed.auth_method,
+                grant_type=form.get("grant_type"),
+                scope=form.get("scope"),
+                resource=tuple(form.fields.get("resource", ())),
+                parameters=_extra_parameters(form),
+                jti=jti if isinstance(jti, str) else None,
+                assertion_claims=assertion.claims if assertion else None,
+                assertion_header=assertion.header if assertion else None,
+                outcome=outcome,
+                at=self._clock(),
+                status=status,
+            )
+        )
+
+    async def _answer_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse:
+        if fault.delay:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), fault.delay)
+        if fault.drop:
+            if request.transport is not None:
+                request.transport.close()
+            # aiohttp's attempt to write this to the closed transport is dropped quietly
+            return web.Response()
+        return _fault_response(fault)
+
+    # ------------------------------------------------------------------ metadata, /api
+
+    async def _handle_metadata(self, request: web.Request) -> web.Response:
+        """RFC 8414 §3.2 (and OpenID Connect Discovery 1.0 §4) metadata."""
+        metadata: dict[str, Any] = {
+            "issuer": self.issuer,
+            "token_endpoint": self.token_url,
+            "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "token_endpoint_auth_signing_alg_values_supported": list(SUPPORTED_ALGORITHMS),
+            "grant_types_supported": [GRANT_TYPE],
+        }
+        for name, value in self.metadata_overrides.items():
+            if value is None:
+                metadata.pop(name, None)
+            else:
+                metadata[name] = value
+        return web.json_response(metadata)
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        """A protected resource that takes this endpoint's bearer tokens (RFC 6750 §2.1, §3)."""
+        tail = request.match_info["tail"]
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        bearer = scheme.lower() == "bearer"
+        issued = self._live_token(token.strip()) if bearer else None
+        if issued is None:
+            response = _bearer_refusal(bearer)
+        else:
+            response = web.json_response(
+                {"client_id": issued.client_id, "scope": issued.scope, "path": tail}
+            )
+        self.api_requests.append((tail, response.status))
+        return response
+
+
+def _extra_parameters(form: Form) -> dict[str, list[str]]:
+    hidden = AUTH_FIELDS | GRANT_FIELDS
+    return {name: list(values) for name, values in form.fields.items() if name not in hidden}
+
+
+def _error_response(error: OAuthError) -> web.Response:
+    """RFC 6749 §5.2."""
+    return web.json_response(
+        error.document(), status=error.status, headers={**_NO_STORE, **error.headers}
+    )
+
+
+def _fault_response(fault: Fault) -> web.Response:
+    if fault.garbage:
+        return web.Response(
+            status=200, body=_GARBAGE, content_type="text/html", headers=fault.headers
+        )
+    body, content_type = _fault_body(fault)
+    headers = dict(fault.headers or {})
+    if not any(name.lower() == "content-type" for name in headers):
+        headers["Content-Type"] = content_type
+    return web.Response(status=fault.status, body=body, headers=headers)
+
+
+def _fault_body(fault: Fault) -> tuple[bytes, str]:
+    body = fault.body
+    if body is None:
+        error = _default_fault_error(fault.status)
+        if error is None:
+            return b"", "text/plain"
+        body = {"error": error}
+    if isinstance(body, dict):
+        return json.dumps(body).encode("utf-8"), "application/json"
+    if isinstance(body, str):
+        return body.encode("utf-8"), "text/plain; charset=utf-8"
+    return body, "text/plain"
+
+
+def _default_fault_error(status: int) -> str | None:
+    if status >= 500 or status == 429:
+        return "temporarily_unavailable"
+    if status == 401:
+        return "invalid_client"
+    if status >= 400:
+        return "invalid_request"
+    return None
+
+
+def _bearer_refusal(attempted: bool) -> web.Response:
+    """RFC 6750 §3 and §3.1: the challenge names an error only when a bearer token was sent."""
+    if not attempted:
+        return web.json_response(
+            {"error_description": "a bearer token is required"},
+            status=401,
+            headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
+        )
+    description = "the access token is unknown, revoked or expired"
+    challenge = f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
+    return web.json_response(
+        {"error": "invalid_token", "error_description": description},
+        status=401,
+        headers={"WWW-Authenticate": challenge},
+    )
