@@ -1,0 +1,142 @@
+"""The aiohttp client middleware: tokens on API calls, scoped to origins, one retry on 401."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from jwtmint.errors import ConfigurationError
+from jwtmint.testing import TokenEndpoint
+from jwtmint.tokens import ClientCredentialsClient, TokenManager
+
+from .conftest import signing_key
+
+
+@pytest.fixture
+async def endpoint() -> AsyncIterator[TokenEndpoint]:
+    async with TokenEndpoint() as ep:
+        ep.register_client("es", public_key=signing_key("ES256"))
+        yield ep
+
+
+@pytest.fixture
+async def tokens(endpoint: TokenEndpoint) -> AsyncIterator[TokenManager]:
+    client = ClientCredentialsClient(
+        "es", issuer=endpoint.issuer, private_key=signing_key("ES256"), scope="api"
+    )
+    async with TokenManager({"es": client}) as manager:
+        yield manager
+
+
+async def test_the_token_goes_on_api_calls(endpoint: TokenEndpoint, tokens: TokenManager) -> None:
+    async with aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api:
+        for _ in range(3):
+            async with api.get(f"{endpoint.url}/api/invoices") as response:
+                assert response.status == 200
+                body = await response.json()
+    assert body == {"client_id": "es", "scope": "api", "path": "invoices"}
+    assert endpoint.request_count() == 1  # one token for three calls
+
+
+async def test_tokens_go_only_to_the_origins_given(
+    endpoint: TokenEndpoint, tokens: TokenManager
+) -> None:
+    # the same server under another name is another origin: it must not get the token
+    other = endpoint.url.replace("127.0.0.1", "localhost")
+    middleware = tokens.middleware("es", origins=[endpoint.url])
+    async with aiohttp.ClientSession(middlewares=[middleware]) as api:
+        async with api.get(f"{endpoint.url}/api/a") as response:
+            assert response.status == 200
+        async with api.get(f"{other}/api/b") as response:
+            assert response.status == 401
+            assert "Authorization" not in response.request_info.headers
+    assert endpoint.api_requests == [("a", 200), ("b", 401)]
+
+
+async def test_a_401_renews_once_and_retries_once(
+    endpoint: TokenEndpoint, tokens: TokenManager
+) -> None:
+    async with aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api:
+        first = await tokens.get_token("es", scope="api")
+        endpoint.revoke(first.access_token)
+        async with api.post(f"{endpoint.url}/api/pay", json={"amount": 5}) as response:
+            assert response.status == 200
+    assert endpoint.api_requests == [("pay", 401), ("pay", 200)]
+    assert endpoint.request_count() == 2
+    assert (await tokens.get_token("es", scope="api")).access_token != first.access_token
+
+
+async def test_a_burst_of_401s_costs_one_renewal(
+    endpoint: TokenEndpoint, tokens: TokenManager
+) -> None:
+    async with aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api:
+        async with api.get(f"{endpoint.url}/api/warm") as response:
+            assert response.status == 200
+        endpoint.revoke_all()
+
+        async def call(i: int) -> int:
+            async with api.get(f"{endpoint.url}/api/{i}") as response:
+                return response.status
+
+        statuses = await asyncio.gather(*(call(i) for i in range(20)))
+    assert statuses == [200] * 20
+    assert endpoint.request_count() == 2
+
+
+async def test_a_resource_that_always_refuses_is_tried_twice_only(tokens: TokenManager) -> None:
+    seen: list[str] = []
+
+    async def refuse(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.json_response({"error": "invalid_token"}, status=401)
+
+    app = web.Application()
+    app.router.add_get("/", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        async with (
+            aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api,
+            api.get(f"http://127.0.0.1:{port}/") as response,
+        ):
+            assert response.status == 401
+    finally:
+        await runner.cleanup()
+    assert len(seen) == 2 and seen[0] != seen[1]
+    assert all(value.startswith("Bearer ") for value in seen)
+
+
+async def test_the_manager_may_share_the_api_session(endpoint: TokenEndpoint) -> None:
+    # token requests must not pass through the session's token middleware (it would recurse)
+    client = ClientCredentialsClient("es", issuer=endpoint.issuer, private_key=signing_key("ES256"))
+    managers: list[TokenManager] = []
+
+    async def attach(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        return await managers[0].middleware("es")(request, handler)
+
+    async with (
+        aiohttp.ClientSession(middlewares=[attach]) as session,
+        TokenManager({"es": client}, session=session) as tokens,
+    ):
+        managers.append(tokens)
+        async with session.get(f"{endpoint.url}/api/x") as response:
+            assert response.status == 200
+        assert (await tokens.get_token("es", force_renewal=True)).access_token
+    assert endpoint.request_count() == 2
+
+
+def test_origins_must_be_origins(tokens: TokenManager) -> None:
+    with pytest.raises(ConfigurationError, match="scheme://host"):
+        tokens.middleware("es", origins=["https://api.example.com/v1"])
+    with pytest.raises(ConfigurationError, match="scheme://host"):
+        tokens.middleware("es", origins=["api.example.com"])
+    tokens.middleware("es", origins="https://api.example.com:443")
