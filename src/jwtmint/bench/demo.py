@@ -101,6 +101,9 @@ def run_demo(algorithms: Sequence[str], *, quick: bool, as_json: bool) -> int:
         print(json.dumps(results, indent=2))
     else:
         _print_report(results, runs, base, with_pyjwt)
+        from .token_demo import run_token_demo
+
+        run_token_demo(quick=quick)
     return 0
 
 
