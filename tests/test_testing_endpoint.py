@@ -22,7 +22,8 @@ from urllib.parse import quote_plus
 import aiohttp
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 import jwtmint
 from jwtmint.testing import Fault, RecordedRequest, TokenEndpoint
@@ -235,6 +236,66 @@ async def test_jwk_set_picks_the_key_by_kid(
     reply = await post(session, ep.token_url, assertion_form(assertion))
     assert reply.status == 401
     assert "kid" in reply.json["error_description"]
+
+
+async def test_a_jwk_alg_limits_the_key_to_that_algorithm(
+    ep: TokenEndpoint, session: aiohttp.ClientSession
+) -> None:
+    key = signing_key("RS256")
+    ep.register_client("svc", public_key=key.public_jwk())  # carries "alg": "RS256"
+    ps256 = jwtmint.AssertionSigner(key, "svc", ep.issuer, algorithm="PS256").mint()
+    reply = await post(session, ep.token_url, assertion_form(ps256))
+    assert reply.status == 401
+    assert "verifies PS256" in reply.json["error_description"]
+
+
+def _signed(key: jwtmint.SigningKey, alg: str, payload: dict[str, Any], sign: Any) -> str:
+    """A JWS whose signature bytes come from ``sign(signing_input)``, made by hand."""
+    header = {"alg": alg, "kid": key.kid}
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(payload).encode())}"
+    return f"{signing_input}.{b64url(sign(signing_input.encode()))}"
+
+
+async def test_signatures_must_have_the_jws_encoding(
+    ep: TokenEndpoint, session: aiohttp.ClientSession
+) -> None:
+    rsa_key, ec_key = signing_key("PS256"), signing_key("ES256")
+    ep.register_client("rsa", public_key=rsa_key)
+    ep.register_client("ec", public_key=ec_key)
+    rsa_private, ec_private = rsa_key.key, ec_key.key
+    assert isinstance(rsa_private, rsa.RSAPrivateKey)
+    assert isinstance(ec_private, ec.EllipticCurvePrivateKey)
+    # RFC 7518 §3.5: the PSS salt is as long as the hash, not the longest that fits
+    long_salt = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.MAX_LENGTH)
+    pss = _signed(
+        rsa_key,
+        "PS256",
+        claims("rsa", ep.issuer),
+        lambda data: rsa_private.sign(data, long_salt, hashes.SHA256()),
+    )
+    # RFC 7518 §3.4: R || S, not the DER that cryptography returns
+    der = _signed(
+        ec_key,
+        "ES256",
+        claims("ec", ep.issuer),
+        lambda data: ec_private.sign(data, ec.ECDSA(hashes.SHA256())),
+    )
+    for assertion in (pss, der):
+        reply = await post(session, ep.token_url, assertion_form(assertion))
+        assert reply.status == 401
+        assert "signature" in reply.json["error_description"]
+
+
+async def test_blank_parameters_count_as_omitted(
+    ep: TokenEndpoint, session: aiohttp.ClientSession
+) -> None:
+    ep.register_client("basic", secret=SECRET)
+    # RFC 6749 §3.1: "scope=" is no scope at all, and "resource=" no resource
+    form = {"grant_type": "client_credentials", "scope": "", "resource": ""}
+    reply = await post(session, ep.token_url, form, basic("basic", SECRET))
+    assert reply.status == 200, reply.text
+    assert "scope" not in reply.json
+    assert ep.requests[-1].scope is None
 
 
 async def test_resource_indicators_and_extra_parameters_are_recorded(

@@ -140,6 +140,7 @@ class TokenEndpoint:
 
     async def close(self) -> None:
         """Stop listening and close every connection; waiting faults are cut short."""
+        self._started = True  # closed before it ever started: it still runs only once
         self._closing.set()
         runner, self._runner = self._runner, None
         if runner is not None:
@@ -223,7 +224,10 @@ class TokenEndpoint:
         """
         if n < 0:
             raise ValueError("n cannot be negative")
-        chosen = dataclasses.replace(fault, **fault_fields) if fault else Fault(**fault_fields)
+        if fault is None:
+            chosen = Fault(**fault_fields)
+        else:
+            chosen = dataclasses.replace(fault, **fault_fields)
         self._faults.extend([chosen] * n)
 
     def set_fault(self, fault: Fault | None) -> None:
