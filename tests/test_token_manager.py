@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -248,7 +249,10 @@ async def test_missing_expires_in_uses_the_default_lifetime() -> None:
 # ---- assertions -------------------------------------------------------------------------
 
 
-async def test_assertion_audience_is_the_issuer(endpoint: TokenEndpoint) -> None:
+async def test_assertion_audience_is_the_issuer(
+    endpoint: TokenEndpoint, kernel: ModuleType
+) -> None:
+    # the manager's signers mint through the active kernel: run on the C one and its twin
     key = signing_key("ES256")
     async with TokenManager({"es": es_client(endpoint)}) as tokens:
         await tokens.get_token("es")
@@ -352,7 +356,7 @@ async def test_a_service_that_declines_for_a_keyless_client_is_a_configuration_e
     assert endpoint.request_count() == 0
 
 
-async def test_every_retry_carries_a_new_jti(endpoint: TokenEndpoint) -> None:
+async def test_every_retry_carries_a_new_jti(endpoint: TokenEndpoint, kernel: ModuleType) -> None:
     endpoint.fail_next(2, Fault(status=503))
     async with TokenManager({"es": es_client(endpoint)}, retries=FAST_RETRIES) as tokens:
         token = await tokens.get_token("es")

@@ -7,6 +7,7 @@ import email.utils
 import re
 from urllib.parse import unquote_plus
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -264,6 +265,34 @@ async def test_memory_cache_is_bounded_and_drops_the_soonest_to_expire() -> None
     assert [await cache.get(k) is not None for k in (keys[0], keys[2], keys[3])] == [True] * 3
     await cache.delete(keys[0])
     assert cache.peek(keys[0]) is None
+
+
+_names = st.text(st.characters(codec="ascii", categories=["L", "N"]), min_size=1, max_size=8)
+
+
+@given(
+    scope=st.lists(_names, min_size=1, max_size=5),
+    parameters=st.dictionaries(_names, st.lists(_names, min_size=1, max_size=3), max_size=5),
+    data=st.data(),
+)
+def test_cache_key_ignores_order_and_nothing_else(
+    scope: list[str], parameters: dict[str, list[str]], data: st.DataObject
+) -> None:
+    shuffled_scope = data.draw(st.permutations(scope))
+    shuffled = dict(data.draw(st.permutations(list(parameters.items()))))
+    one = make_cache_key("c", " ".join(scope), None, parameters)
+    assert one == make_cache_key("c", " ".join(shuffled_scope), None, shuffled)
+    if parameters:
+        name = next(iter(parameters))
+        changed = {**parameters, name: [*parameters[name], "another"]}
+        assert one != make_cache_key("c", " ".join(scope), None, changed)
+
+
+@given(lifetime=st.one_of(st.integers(1, 10**9), st.floats(0.001, 1e9)), as_text=st.booleans())
+def test_any_positive_expires_in_round_trips(lifetime: float, as_text: bool) -> None:
+    value = repr(lifetime) if as_text else lifetime
+    body = orjson.dumps({"access_token": "AT", "token_type": "Bearer", "expires_in": value})
+    assert _parse(body).expires_at == pytest.approx(1000.0 + float(lifetime))
 
 
 # ---- retries ----------------------------------------------------------------------------
