@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import json
 import secrets
 import time
 from collections import deque
@@ -16,21 +15,16 @@ from typing import Any
 
 from aiohttp import web
 
-from ._auth import REALM, AssertionPolicy, Authenticator, Client, claimed_identity
+from ._auth import AssertionPolicy, Authenticator, Client, claimed_identity
 from ._jose import SUPPORTED_ALGORITHMS
 from ._model import AUTH_METHODS, Fault, OAuthError, RecordedRequest
 from ._request import AUTH_FIELDS, GRANT_FIELDS, Form, check_resources, check_scope, parse_form
+from ._responses import NO_STORE, bearer_refusal, error_response, fault_response
 
 __all__ = ["TokenEndpoint"]
 
 GRANT_TYPE = "client_credentials"
-# RFC 6749 §5.1: token responses must not be cached
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
-_GARBAGE = (
-    b"<html><head><title>502 Bad Gateway</title></head>"
-    b"<body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
-)
 # in-flight handlers finish quickly once `_closing` is set; this only bounds a stuck one
 _SHUTDOWN_TIMEOUT = 2.0
 # above the default 128, so a burst of concurrent connects is queued rather than retried
@@ -279,30 +273,17 @@ class TokenEndpoint:
     # ------------------------------------------------------------------ /token
 
     async def _handle_token(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        authorization = request.headers.get("Authorization")
-        form_error: OAuthError | None = None
-        try:
-            form = parse_form(request.content_type, body, authorization)
-        except OAuthError as exc:
-            form, form_error = Form({}, authorization), exc
+        form, refusal = await _read_form(request)
         fault = self._take_fault()
         if fault is not None:
             self._record(form, "fault", fault.status)
             return await self._answer_fault(request, fault)
-        if request.method != "POST":
-            form_error = OAuthError(
-                "invalid_request",
-                "the token endpoint takes POST",
-                status=405,
-                headers={"Allow": "POST"},
-            )
         try:
-            if form_error is not None:
-                raise form_error
+            if refusal is not None:
+                raise refusal
             response, outcome = self._grant(form), "issued"
         except OAuthError as exc:
-            response, outcome = _error_response(exc), exc.error
+            response, outcome = error_response(exc), exc.error
         self._record(form, outcome, response.status)
         return response
 
@@ -326,7 +307,7 @@ class TokenEndpoint:
             document["expires_in"] = self._token_lifetime
         if scope is not None:
             document["scope"] = scope
-        return web.json_response(document, headers=_NO_STORE)
+        return web.json_response(document, headers=NO_STORE)
 
     def _audiences(self) -> frozenset[str]:
         if self._accept_token_url:
@@ -363,7 +344,7 @@ class TokenEndpoint:
                 request.transport.close()
             # aiohttp's attempt to write this to the closed transport is dropped quietly
             return web.Response()
-        return _fault_response(fault)
+        return fault_response(fault)
 
     # ------------------------------------------------------------------ metadata, /api
 
@@ -390,7 +371,7 @@ class TokenEndpoint:
         bearer = scheme.lower() == "bearer"
         issued = self._live_token(token.strip()) if bearer else None
         if issued is None:
-            response = _bearer_refusal(bearer)
+            response = bearer_refusal(bearer)
         else:
             response = web.json_response(
                 {"client_id": issued.client_id, "scope": issued.scope, "path": tail}
@@ -399,66 +380,20 @@ class TokenEndpoint:
         return response
 
 
+async def _read_form(request: web.Request) -> tuple[Form, OAuthError | None]:
+    """The request's form, and the error to answer when it is no token request at all."""
+    authorization = request.headers.get("Authorization")
+    body = await request.read()
+    if request.method != "POST":  # RFC 6749 §3.2
+        refusal = OAuthError("invalid_request", "the token endpoint takes POST", status=405)
+        refusal.headers["Allow"] = "POST"
+        return Form({}, authorization), refusal
+    try:
+        return parse_form(request.content_type, body, authorization), None
+    except OAuthError as exc:
+        return Form({}, authorization), exc
+
+
 def _extra_parameters(form: Form) -> dict[str, list[str]]:
     hidden = AUTH_FIELDS | GRANT_FIELDS
     return {name: list(values) for name, values in form.fields.items() if name not in hidden}
-
-
-def _error_response(error: OAuthError) -> web.Response:
-    """RFC 6749 §5.2."""
-    return web.json_response(
-        error.document(), status=error.status, headers={**_NO_STORE, **error.headers}
-    )
-
-
-def _fault_response(fault: Fault) -> web.Response:
-    if fault.garbage:
-        return web.Response(
-            status=200, body=_GARBAGE, content_type="text/html", headers=fault.headers
-        )
-    body, content_type = _fault_body(fault)
-    headers = dict(fault.headers or {})
-    if not any(name.lower() == "content-type" for name in headers):
-        headers["Content-Type"] = content_type
-    return web.Response(status=fault.status, body=body, headers=headers)
-
-
-def _fault_body(fault: Fault) -> tuple[bytes, str]:
-    body = fault.body
-    if body is None:
-        error = _default_fault_error(fault.status)
-        if error is None:
-            return b"", "text/plain"
-        body = {"error": error}
-    if isinstance(body, dict):
-        return json.dumps(body).encode("utf-8"), "application/json"
-    if isinstance(body, str):
-        return body.encode("utf-8"), "text/plain; charset=utf-8"
-    return body, "text/plain"
-
-
-def _default_fault_error(status: int) -> str | None:
-    if status >= 500 or status == 429:
-        return "temporarily_unavailable"
-    if status == 401:
-        return "invalid_client"
-    if status >= 400:
-        return "invalid_request"
-    return None
-
-
-def _bearer_refusal(attempted: bool) -> web.Response:
-    """RFC 6750 §3 and §3.1: the challenge names an error only when a bearer token was sent."""
-    if not attempted:
-        return web.json_response(
-            {"error_description": "a bearer token is required"},
-            status=401,
-            headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
-        )
-    description = "the access token is unknown, revoked or expired"
-    challenge = f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
-    return web.json_response(
-        {"error": "invalid_token", "error_description": description},
-        status=401,
-        headers={"WWW-Authenticate": challenge},
-    )
