@@ -9,7 +9,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
@@ -35,7 +35,7 @@ from ._client import (
     scope_of,
 )
 from ._discovery import check_metadata, discovery_urls
-from ._middleware import token_middleware
+from ._middleware import check_origins, token_middleware
 from ._request import (
     ClientAssertionService,
     Retry,
@@ -46,6 +46,9 @@ from ._request import (
 )
 from ._retry import RetryPolicy
 from ._token import Token
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["TokenManager"]
 
@@ -510,6 +513,27 @@ class TokenManager:
             raise UnknownClientError(name, self._clients)
         key = self._request_key(name, scope, resource, parameters)
         return token_middleware(self, key, origins)
+
+    def httpx_auth(
+        self,
+        name: str,
+        *,
+        origins: Iterable[str] | None = None,
+        scope: str | Sequence[str] | None = None,
+        resource: str | Sequence[str] | None = None,
+        parameters: Mapping[str, str | Sequence[str]] | None = None,
+    ) -> httpx.Auth:
+        """The same as :meth:`middleware`, as an ``httpx.Auth`` for ``httpx.AsyncClient``
+        (needs httpx installed)."""
+        if name not in self._clients:
+            raise UnknownClientError(name, self._clients)
+        try:
+            from ._httpx import TokenAuth
+        except ImportError:  # httpx is optional
+            raise ConfigurationError("httpx_auth needs httpx: pip install httpx") from None
+        return TokenAuth(
+            self, self._request_key(name, scope, resource, parameters), check_origins(origins)
+        )
 
     async def token_for_key(self, key: CacheKey) -> Token:
         """The token for an exact cache key (the middleware's way in)."""

@@ -15,15 +15,16 @@ from ._cache import CacheKey
 if TYPE_CHECKING:
     from ._manager import TokenManager
 
-__all__ = ["token_middleware"]
+__all__ = ["check_origins", "origin_of", "token_middleware"]
 
 
-def _origin(url: URL) -> str:
+def origin_of(url: URL) -> str:
     # yarl drops default ports, so https://api and https://api:443 compare equal
     return str(url.origin())
 
 
-def _origins(origins: Iterable[str] | None) -> frozenset[str] | None:
+def check_origins(origins: Iterable[str] | None) -> frozenset[str] | None:
+    """``scheme://host[:port]`` strings, normalised, or ConfigurationError."""
     if origins is None:
         return None
     if isinstance(origins, str):
@@ -35,7 +36,7 @@ def _origins(origins: Iterable[str] | None) -> frozenset[str] | None:
             raise ConfigurationError(
                 f"origins are scheme://host[:port] with no path, got {origin!r}"
             )
-        normal.add(_origin(url))
+        normal.add(origin_of(url))
     return frozenset(normal)
 
 
@@ -44,12 +45,12 @@ def token_middleware(
 ) -> aiohttp.ClientMiddlewareType:
     """Set ``Authorization`` from ``manager`` on requests to ``origins``; on a 401
     (RFC 6750 §3.1 ``invalid_token``: revoked or expired early) renew once and retry once."""
-    allowed = _origins(origins)
+    allowed = check_origins(origins)
 
     async def attach_token(
         request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
-        if allowed is not None and _origin(request.url) not in allowed:
+        if allowed is not None and origin_of(request.url) not in allowed:
             # never hand a token to a host it was not meant for (a redirect, a typo)
             return await handler(request)
         token = await manager.token_for_key(key)

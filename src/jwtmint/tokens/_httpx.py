@@ -1,0 +1,57 @@
+"""Attaching tokens to httpx calls: an ``httpx.Auth`` for ``httpx.AsyncClient``.
+
+Only imported when asked for (``TokenManager.httpx_auth``), so httpx stays optional.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator
+from typing import TYPE_CHECKING
+
+import httpx
+from yarl import URL
+
+from ._cache import CacheKey
+from ._middleware import origin_of
+
+if TYPE_CHECKING:
+    from ._manager import TokenManager
+
+__all__ = ["TokenAuth"]
+
+
+class TokenAuth(httpx.Auth):
+    """Sends a :class:`TokenManager` client's token; on a 401 renews once and retries once.
+
+    Async only: tokens come from an asyncio manager. ``origins`` works as
+    for the aiohttp middleware.
+    """
+
+    def __init__(
+        self, manager: TokenManager, key: CacheKey, origins: frozenset[str] | None
+    ) -> None:
+        self._manager = manager
+        self._key = key
+        self._origins = origins
+
+    def __repr__(self) -> str:
+        return f"TokenAuth(client={self._key.client!r})"
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        raise RuntimeError("TokenAuth works with httpx.AsyncClient: tokens come from asyncio")
+        yield request  # pragma: no cover - makes this a generator, as httpx expects
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if self._origins is not None and origin_of(URL(str(request.url))) not in self._origins:
+            yield request
+            return
+        token = await self._manager.token_for_key(self._key)
+        request.headers["Authorization"] = token.authorization
+        response = yield request
+        if response.status_code != 401:
+            return
+        renewed = await self._manager.renew_unless_changed(self._key, token)
+        request.headers["Authorization"] = renewed.authorization
+        yield request
