@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import copy
 import email.utils
+import pickle
 import re
 from urllib.parse import unquote_plus
 
@@ -23,6 +25,7 @@ from jwtmint.errors import (
 )
 from jwtmint.tokens import (
     CacheEntry,
+    CacheKey,
     ClientCredentialsClient,
     MemoryTokenCache,
     RetryPolicy,
@@ -30,7 +33,6 @@ from jwtmint.tokens import (
     TokenCache,
     TokenManager,
 )
-from jwtmint.tokens._cache import make_cache_key
 from jwtmint.tokens._discovery import check_metadata, discovery_urls
 from jwtmint.tokens._retry import parse_retry_after
 from jwtmint.tokens._token import parse_error_response, parse_token_response
@@ -64,7 +66,19 @@ def test_auth_method_is_inferred() -> None:
         ({"issuer": ISSUER, "auth_method": "tls_client_auth"}, "unknown auth_method"),
         ({"issuer": ISSUER, "auth_method": "none", "client_secret": SECRET}, "sends no"),
         ({"issuer": ISSUER, "client_secret": SECRET, "auth_method": "private_key_jwt"}, "signs"),
-        ({"issuer": "idp.example.com"}, "absolute http(s) URL"),
+        ({"issuer": "idp.example.com"}, "absolute https URL"),
+        ({"issuer": "http://idp.example.com"}, "plain http"),
+        ({"token_endpoint": "https://user:hunter2@idp/token"}, "must not carry credentials"),
+        ({"issuer": ISSUER, "client_secret": b"\xff\xfe"}, "UTF-8"),
+        (
+            {"issuer": ISSUER, "client_secret": SECRET, "signing_algorithm": "RS256"},
+            "signs nothing",
+        ),
+        (
+            {"issuer": ISSUER, "private_key": "K", "signing_algorithm": "none"},
+            "none",
+        ),
+        ({"issuer": ISSUER, "audience": ""}, "audience"),
         ({"token_endpoint": "https://idp/token#x"}, "fragment"),
         ({"issuer": ISSUER, "client_secret": "short", "auth_method": "client_secret_jwt"}, "HS256"),
         ({"issuer": ISSUER, "parameters": {"client_id": "x"}}, "may not set client_id"),
@@ -78,6 +92,43 @@ def test_auth_method_is_inferred() -> None:
 def test_configuration_errors_raise_at_construction(kwargs: dict[str, object], says: str) -> None:
     with pytest.raises(ConfigurationError, match=re.escape(says)):
         ClientCredentialsClient("app", **kwargs)  # type: ignore[arg-type]
+
+
+def test_urls_credentials_and_audiences() -> None:
+    # loopback http is fine (tests, sidecars); elsewhere only with the explicit opt-in
+    assert ClientCredentialsClient("a", issuer="http://127.0.0.1:8080").issuer
+    assert ClientCredentialsClient("a", issuer="http://localhost").issuer
+    insecure = ClientCredentialsClient("a", issuer="http://idp.internal", allow_insecure_http=True)
+    assert insecure.allow_insecure_http
+    with pytest.raises(ConfigurationError) as caught:
+        ClientCredentialsClient("a", token_endpoint="https://user:hunter2@idp/token")
+    assert "hunter2" not in str(caught.value) and caught.value.__context__ is None
+    # RFC 7519 §4.1.3: an audience is any StringOrURI
+    assert ClientCredentialsClient("a", issuer=ISSUER, audience="urn:example:idp").audience
+
+
+def test_a_non_utf8_secret_never_reaches_an_exception() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        ClientCredentialsClient("a", issuer=ISSUER, client_secret=b"\xffsecret-bytes")
+    assert "secret-bytes" not in repr(caught.value)
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
+    # for client_secret_jwt the bytes are the HMAC key itself: fine
+    ClientCredentialsClient(
+        "a", issuer=ISSUER, client_secret=b"\xff" * 40, auth_method="client_secret_jwt"
+    )
+
+
+def test_the_clients_mapping_is_read_only() -> None:
+    tokens = TokenManager({"a": ClientCredentialsClient("a", issuer=ISSUER)})
+    with pytest.raises(TypeError):
+        tokens.clients["b"] = ClientCredentialsClient("b", issuer=ISSUER)  # type: ignore[index]
+
+
+def test_tokens_pickle_for_a_shared_cache_tier() -> None:
+    entry = CacheEntry(Token("AT", "Bearer", 5.0, "s", {"access_token": "AT", "x": [1]}), 4.0)
+    for copy_ in (pickle.loads(pickle.dumps(entry)), copy.deepcopy(entry)):
+        assert copy_ == entry and dict(copy_.token.raw) == dict(entry.token.raw)
+        assert copy_.token.authorization == "Bearer AT"
 
 
 def test_a_private_key_that_is_a_secret_is_refused() -> None:
@@ -241,22 +292,51 @@ def test_dpop_tokens_use_the_dpop_scheme() -> None:
 # ---- cache ------------------------------------------------------------------------------
 
 
+def _key(
+    scope: str | None = None,
+    resource: str | list[str] | None = None,
+    parameters: dict[str, str | list[str]] | None = None,
+    client: ClientCredentialsClient | None = None,
+) -> CacheKey:
+    """The key the manager builds for a get_token call (client "c" has parameter base=1)."""
+    client = client or ClientCredentialsClient("c", issuer=ISSUER, parameters={"base": "1"})
+    return TokenManager({"c": client})._request_key("c", scope, resource, parameters)
+
+
 def test_cache_key_covers_scope_resource_and_parameters() -> None:
-    base = make_cache_key("c", "b a", None, None)
-    assert base == make_cache_key("c", "a b", None, None)
-    assert base != make_cache_key("c", "a", None, None)
-    assert base != make_cache_key("c", "a b", "https://api", None)
-    assert base != make_cache_key("c", "a b", None, {"tenant": "1"})
-    assert make_cache_key("c", None, None, {"tenant": "1"}) != make_cache_key(
-        "c", None, None, {"tenant": "2"}
-    )
-    assert "secret-tenant" not in repr(make_cache_key("c", None, None, {"t": "secret-tenant"}))
+    base = _key("b a")
+    assert base == _key("a b")
+    assert base != _key("a")
+    assert base != _key("a b", resource="https://api")
+    assert base != _key("a b", parameters={"tenant": "1"})
+    assert _key(parameters={"tenant": "1"}) != _key(parameters={"tenant": "2"})
+    assert _key(resource=["https://b", "https://a"]) == _key(resource=["https://a", "https://b"])
+    assert "secret-tenant" not in repr(_key(parameters={"t": "secret-tenant"}))
+
+
+def test_request_parameters_merge_with_the_clients() -> None:
+    assert dict(_key().parameters) == {"base": ("1",)}
+    assert dict(_key(parameters={"tenant": "9"}).parameters) == {
+        "base": ("1",),
+        "tenant": ("9",),
+    }
+    # the request's value wins over the client's for the same name
+    assert dict(_key(parameters={"base": ["2", "3"]}).parameters) == {"base": ("2", "3")}
+    assert _key(parameters={"base": "1"}) == _key()
+
+
+def test_clients_with_one_name_at_two_servers_never_share_a_key() -> None:
+    here = ClientCredentialsClient("c", issuer=ISSUER)
+    there = ClientCredentialsClient("c", issuer="https://other-idp.example.com")
+    other_id = ClientCredentialsClient("c2", issuer=ISSUER)
+    keys = {_key(client=c) for c in (here, there, other_id)}
+    assert len(keys) == 3
 
 
 async def test_memory_cache_is_bounded_and_drops_the_soonest_to_expire() -> None:
     cache = MemoryTokenCache(max_entries=3)
     assert isinstance(cache, TokenCache)
-    keys = [make_cache_key(str(i), None, None, None) for i in range(4)]
+    keys = [CacheKey(str(i)) for i in range(4)]
     for i, expiry in enumerate((50.0, 10.0, 90.0)):
         await cache.set(keys[i], CacheEntry(Token(f"t{i}", "Bearer", expiry), expiry))
     await cache.set(keys[3], CacheEntry(Token("t3", "Bearer", 70.0), 70.0))
@@ -278,14 +358,15 @@ _names = st.text(st.characters(codec="ascii", categories=["L", "N"]), min_size=1
 def test_cache_key_ignores_order_and_nothing_else(
     scope: list[str], parameters: dict[str, list[str]], data: st.DataObject
 ) -> None:
+    parameters.pop("base", None)
     shuffled_scope = data.draw(st.permutations(scope))
     shuffled = dict(data.draw(st.permutations(list(parameters.items()))))
-    one = make_cache_key("c", " ".join(scope), None, parameters)
-    assert one == make_cache_key("c", " ".join(shuffled_scope), None, shuffled)
+    one = _key(" ".join(scope), None, dict(parameters))
+    assert one == _key(" ".join(shuffled_scope), None, dict(shuffled))
     if parameters:
         name = next(iter(parameters))
         changed = {**parameters, name: [*parameters[name], "another"]}
-        assert one != make_cache_key("c", " ".join(scope), None, changed)
+        assert one != _key(" ".join(scope), None, dict(changed))
 
 
 @given(lifetime=st.one_of(st.integers(1, 10**9), st.floats(0.001, 1e9)), as_text=st.booleans())

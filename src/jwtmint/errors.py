@@ -10,6 +10,7 @@
     ├── InvalidPayloadError         (also TypeError)
     ├── ConfigurationError          (also ValueError)
     ├── UnknownClientError          (also LookupError)
+    ├── ManagerNotRunningError      (also RuntimeError)
     └── TokenRequestError
         └── TokenEndpointError
             ├── TokenEndpointTimeout    (also TimeoutError)
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidPayloadError",
     "InvalidTokenResponseError",
     "JwtMintError",
+    "ManagerNotRunningError",
     "TokenEndpointError",
     "TokenEndpointTimeout",
     "TokenRequestError",
@@ -86,6 +88,11 @@ class UnknownClientError(JwtMintError, LookupError):
         return str(self.args[0])
 
 
+class ManagerNotRunningError(JwtMintError, RuntimeError):
+    """Raised when a TokenManager must make a request but is not started, or was closed
+    (also to callers that were waiting on a request when it closed)."""
+
+
 class TokenRequestError(JwtMintError):
     """Raised when the token endpoint refuses a token request (RFC 6749 §5.2).
 
@@ -116,6 +123,9 @@ class TokenRequestError(JwtMintError):
 class TokenEndpointError(TokenRequestError):
     """Raised when the token endpoint could not be reached or kept failing (network, 5xx, 429)
     after every retry within the deadline."""
+
+    #: seconds the server asked to wait (``Retry-After``) in its last answer, if it did
+    retry_after: float | None = None
 
 
 class TokenEndpointTimeout(TokenEndpointError, TimeoutError):

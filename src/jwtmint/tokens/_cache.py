@@ -20,7 +20,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 from ._token import Token
 
-__all__ = ["CacheEntry", "CacheKey", "MemoryTokenCache", "TokenCache", "make_cache_key"]
+__all__ = ["CacheEntry", "CacheKey", "MemoryTokenCache", "TokenCache", "cache_key"]
 
 Parameters = tuple[tuple[str, tuple[str, ...]], ...]
 
@@ -29,13 +29,16 @@ class CacheKey(NamedTuple):
     """What makes two token requests interchangeable.
 
     Every input that can change the token the server issues is in the key:
-    the client, scope, resources (RFC 8707) and every custom parameter
-    (Duende.AccessTokenManagement keys on the client and scope only, its
-    Support#634), plus the thumbprint of a DPoP key (RFC 9449), for when
-    tokens are bound to one.
+    the client (its name here, and its ``client_id`` at its server, so that
+    managers sharing a cache never trade tokens between two clients that
+    happen to have one name), scope, resources (RFC 8707) and every custom
+    parameter (Duende.AccessTokenManagement keys on the client and scope
+    only, its Support#634), plus the thumbprint of a DPoP key (RFC 9449),
+    for when tokens are bound to one.
     """
 
     client: str
+    identity: str = ""
     scope: str | None = None
     resource: tuple[str, ...] = ()
     parameters: Parameters = ()
@@ -45,7 +48,7 @@ class CacheKey(NamedTuple):
         # parameter values may be sensitive (a tenant, a user hint): names only
         names = ",".join(name for name, _ in self.parameters)
         return (
-            f"CacheKey(client={self.client!r}, scope={self.scope!r}, "
+            f"CacheKey(client={self.client!r}, identity={self.identity!r}, scope={self.scope!r}, "
             f"resource={self.resource!r}, parameters=[{names}], dpop_jkt={self.dpop_jkt!r})"
         )
 
@@ -70,22 +73,17 @@ def normalize_parameters(
     return tuple(sorted(items))
 
 
-def make_cache_key(
+def cache_key(
     client: str,
+    identity: str,
     scope: str | None,
-    resource: str | Sequence[str] | None,
-    parameters: Mapping[str, str | Sequence[str]] | None,
+    resource: tuple[str, ...],
+    parameters: Parameters,
     dpop_jkt: str | None = None,
 ) -> CacheKey:
-    """The key for a request; scope tokens are sorted so ``"a b"`` and ``"b a"`` share it."""
+    """The key for normalised request parts; ``"a b"`` and ``"b a"`` scopes share it."""
     normal_scope = " ".join(sorted(set(scope.split()))) if scope else None
-    return CacheKey(
-        client,
-        normal_scope,
-        normalize_resource(resource),
-        normalize_parameters(parameters),
-        dpop_jkt,
-    )
+    return CacheKey(client, identity, normal_scope, resource, parameters, dpop_jkt)
 
 
 @dataclass(frozen=True, slots=True)

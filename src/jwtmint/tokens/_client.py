@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 from urllib.parse import quote_plus, urlsplit
 
-from ..errors import ConfigurationError, InvalidKeyError
+from ..algorithms import get_algorithm
+from ..errors import ConfigurationError, InvalidKeyError, UnsupportedAlgorithmError
 from ..keys import KeySource, SigningKey, load_key, load_secret
 from ._cache import Parameters, normalize_parameters, normalize_resource
 
@@ -15,6 +16,8 @@ __all__ = [
     "AUTH_METHODS",
     "RESERVED_PARAMETERS",
     "ClientCredentialsClient",
+    "check_url",
+    "is_loopback",
 ]
 
 CLIENT_SECRET_BASIC: Final = "client_secret_basic"
@@ -40,14 +43,31 @@ RESERVED_PARAMETERS: Final = frozenset(
 )
 
 
-def _check_url(name: str, url: object) -> str:
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def is_loopback(host: str | None) -> bool:
+    return host is not None and (host in _LOOPBACK_HOSTS or host.startswith("127."))
+
+
+def check_url(name: str, url: object, *, allow_http: bool = False) -> str:
+    """An absolute https URL (http only on loopback, or when allowed), without credentials."""
     if not isinstance(url, str):
         raise ConfigurationError(f"{name} must be a URL string, got {type(url).__name__}")
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise ConfigurationError(f"{name} must be an absolute http(s) URL, got {url!r}")
+        raise ConfigurationError(f"{name} must be an absolute https URL, got {url!r}")
+    if parts.username is not None or parts.password is not None:
+        # a password in the URL would reach messages and logs; say so without repeating it
+        raise ConfigurationError(f"{name} must not carry credentials in the URL")
     if parts.fragment:
         raise ConfigurationError(f"{name} must not have a fragment, got {url!r}")
+    if parts.scheme == "http" and not (allow_http or is_loopback(parts.hostname)):
+        # RFC 6749 §2.3.1 and RFC 8414 §2: client credentials travel only over TLS
+        raise ConfigurationError(
+            f"{name} {url!r} is plain http: use https, or allow_insecure_http=True for a "
+            "trusted network"
+        )
     return url
 
 
@@ -75,6 +95,7 @@ class ClientCredentialsClient:
     __slots__ = (
         "_basic_authorization",
         "_secret",
+        "allow_insecure_http",
         "assertion_lifetime",
         "audience",
         "auth_method",
@@ -103,6 +124,7 @@ class ClientCredentialsClient:
         resource: str | Sequence[str] | None = None,
         parameters: Mapping[str, str | Sequence[str]] | None = None,
         assertion_lifetime: int = 60,
+        allow_insecure_http: bool = False,
     ) -> None:
         if not isinstance(client_id, str) or not client_id:
             raise ConfigurationError("client_id must be a non-empty string")
@@ -111,11 +133,20 @@ class ClientCredentialsClient:
             raise ConfigurationError(
                 f"client {client_id!r} needs token_endpoint= or issuer= (for discovery)"
             )
+        self.allow_insecure_http = bool(allow_insecure_http)
+        insecure = self.allow_insecure_http
         self.token_endpoint = (
-            _check_url("token_endpoint", token_endpoint) if token_endpoint is not None else None
+            check_url("token_endpoint", token_endpoint, allow_http=insecure)
+            if token_endpoint is not None
+            else None
         )
-        self.issuer = _check_url("issuer", issuer) if issuer is not None else None
-        self.audience = _check_url("audience", audience) if audience is not None else None
+        self.issuer = (
+            check_url("issuer", issuer, allow_http=insecure) if issuer is not None else None
+        )
+        if audience is not None and (not isinstance(audience, str) or not audience):
+            # RFC 7519 §4.1.3: any StringOrURI, so urn: audiences are fine
+            raise ConfigurationError("audience must be a non-empty string")
+        self.audience = audience
         if client_secret is not None and private_key is not None:
             raise ConfigurationError(
                 f"client {client_id!r} has both a client_secret and a private_key; "
@@ -125,9 +156,9 @@ class ClientCredentialsClient:
             not isinstance(client_secret, str | bytes) or not client_secret
         ):
             raise ConfigurationError("client_secret must be a non-empty str or bytes")
-        self._secret = client_secret
         self.auth_method = self._choose_method(auth_method, client_secret, private_key)
-        self.signing_algorithm = signing_algorithm
+        self._secret = self._check_secret(client_secret)
+        self.signing_algorithm = self._check_algorithm(signing_algorithm)
         self.private_key = self._load_private_key(private_key, signing_algorithm)
         if self.auth_method == CLIENT_SECRET_JWT:
             assert client_secret is not None
@@ -142,7 +173,7 @@ class ClientCredentialsClient:
         self.resource = _resources(resource)
         self.parameters: Parameters = check_parameters(parameters)
         self._basic_authorization = (
-            _basic(client_id, client_secret) if self.auth_method == CLIENT_SECRET_BASIC else None
+            _basic(client_id, self._secret) if self.auth_method == CLIENT_SECRET_BASIC else None
         )
 
     def _choose_method(
@@ -173,6 +204,37 @@ class ClientCredentialsClient:
             raise ConfigurationError(f"client {cid!r}: a private_key is used by private_key_jwt")
         return method
 
+    def _check_secret(self, secret: str | bytes | None) -> str | bytes | None:
+        if isinstance(secret, bytes) and self.auth_method in (
+            CLIENT_SECRET_BASIC,
+            CLIENT_SECRET_POST,
+        ):
+            # sent as text in a form or header; raised outside the except block, so the
+            # decode error (which holds the bytes) is not even the context
+            try:
+                text: str | None = secret.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            if text is None:
+                raise ConfigurationError(
+                    f"client {self.client_id!r}: a {self.auth_method} secret must be UTF-8 text"
+                )
+            return text
+        return secret
+
+    def _check_algorithm(self, algorithm: str | None) -> str | None:
+        if algorithm is None:
+            return None
+        if not self.uses_assertion:
+            raise ConfigurationError(
+                f"client {self.client_id!r}: signing_algorithm is for client assertions; "
+                f"{self.auth_method} signs nothing"
+            )
+        try:
+            return get_algorithm(algorithm).name
+        except UnsupportedAlgorithmError as exc:
+            raise ConfigurationError(f"client {self.client_id!r}: {exc}") from None
+
     def _load_private_key(self, key: KeySource | None, algorithm: str | None) -> SigningKey | None:
         if key is None:
             # private_key_jwt without a key: the assertions come from a ClientAssertionService
@@ -198,6 +260,11 @@ class ClientCredentialsClient:
     def basic_authorization(self) -> str | None:
         """``Basic ...`` for client_secret_basic, computed once."""
         return self._basic_authorization
+
+    @property
+    def identity(self) -> str:
+        """Who this client is at which server: part of every cache key."""
+        return f"{self.client_id} {self.issuer or self.token_endpoint}"
 
     @property
     def uses_assertion(self) -> bool:
@@ -269,8 +336,8 @@ def resources_of(resource: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _basic(client_id: str, secret: str | bytes | None) -> str:
-    assert secret is not None
-    text = secret.decode("utf-8") if isinstance(secret, bytes) else secret
+    assert isinstance(secret, str)  # _check_secret made it text
+    text = secret
     # RFC 6749 §2.3.1: form-urlencode both before base64 (many servers skip this; ':' breaks them)
     pair = f"{quote_plus(client_id)}:{quote_plus(text)}"
     return "Basic " + base64.b64encode(pair.encode()).decode("ascii")

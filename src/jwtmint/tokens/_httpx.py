@@ -24,8 +24,11 @@ class TokenAuth(httpx.Auth):
     """Sends a :class:`TokenManager` client's token; on a 401 renews once and retries once.
 
     Async only: tokens come from an asyncio manager. ``origins`` works as
-    for the aiohttp middleware.
+    for the aiohttp middleware (``None``: the first request's origin).
     """
+
+    # httpx reads the body into memory before the flow, so the retry can resend it
+    requires_request_body = True
 
     def __init__(
         self, manager: TokenManager, key: CacheKey, origins: frozenset[str] | None
@@ -33,6 +36,7 @@ class TokenAuth(httpx.Auth):
         self._manager = manager
         self._key = key
         self._origins = origins
+        self._pinned: str | None = None
 
     def __repr__(self) -> str:
         return f"TokenAuth(client={self._key.client!r})"
@@ -44,7 +48,10 @@ class TokenAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        if self._origins is not None and origin_of(URL(str(request.url))) not in self._origins:
+        origin = origin_of(URL(str(request.url)))
+        if self._origins is None and self._pinned is None:
+            self._pinned = origin
+        if origin not in (self._origins or (self._pinned,)):
             yield request
             return
         token = await self._manager.token_for_key(self._key)

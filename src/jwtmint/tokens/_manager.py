@@ -8,7 +8,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
@@ -20,28 +20,31 @@ from ..errors import (
     ConfigurationError,
     DiscoveryError,
     InvalidKeyError,
+    ManagerNotRunningError,
     TokenEndpointError,
     TokenRequestError,
     UnknownClientError,
 )
 from ..keys import SigningKey, load_secret
-from ._cache import CacheEntry, CacheKey, MemoryTokenCache, Parameters, TokenCache
+from ._cache import CacheEntry, CacheKey, MemoryTokenCache, Parameters, TokenCache, cache_key
 from ._client import (
     CLIENT_SECRET_JWT,
     PRIVATE_KEY_JWT,
     ClientCredentialsClient,
     check_parameters,
+    check_url,
     resources_of,
     scope_of,
 )
 from ._discovery import check_metadata, discovery_urls
-from ._middleware import check_origins, token_middleware
+from ._middleware import check_origins, token_middleware, web_origins
 from ._request import (
     ClientAssertionService,
     Retry,
     TokenRequestParameters,
     credentials,
     post_token_request,
+    read_capped,
     request_form,
 )
 from ._retry import RetryPolicy
@@ -58,15 +61,34 @@ _M = TypeVar("_M", bound="TokenManager")
 
 Clock = Callable[[], float]
 
+#: background renewal backs off up to this many seconds between failed tries
+_BACKGROUND_MAX_BACKOFF = 60.0
+#: a client made without the metadata it wanted asks for it again after this many seconds
+_METADATA_RETRY_AFTER = 300.0
+
+
+def _cancelling() -> int:
+    """How many cancellations the current task has pending (0 before Python 3.11)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return int(cancelling()) if cancelling is not None else 0
+
 
 class _Resolved:
-    """A client made ready to request: its endpoint, and the signer for its assertions."""
+    """A client made ready to request: its endpoint, and the signer for its assertions.
 
-    __slots__ = ("signer", "token_endpoint")
+    ``until`` (monotonic) is set when it was made without the metadata it wanted,
+    so that discovery is tried again later rather than never.
+    """
 
-    def __init__(self, token_endpoint: str, signer: AssertionSigner | None) -> None:
+    __slots__ = ("signer", "token_endpoint", "until")
+
+    def __init__(
+        self, token_endpoint: str, signer: AssertionSigner | None, until: float | None = None
+    ) -> None:
         self.token_endpoint = token_endpoint
         self.signer = signer
+        self.until = until
 
 
 class TokenManager:
@@ -132,13 +154,15 @@ class TokenManager:
             raise ConfigurationError(
                 "assertion_service must have async get_client_assertion(client_name, parameters)"
             )
-        self._clients = dict(clients)
+        self._clients = MappingProxyType(dict(clients))
         self._cache: TokenCache = cache if cache is not None else MemoryTokenCache()
         # a cache whose get() is its peek() has nothing more to say on a miss
         self._tiered = not isinstance(self._cache, MemoryTokenCache)
         self._service = assertion_service
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise ConfigurationError("session must be an aiohttp.ClientSession")
         self._borrowed_session = session
-        self._session: aiohttp.ClientSession | None = session
+        self._session: aiohttp.ClientSession | None = None
         self._renewal_buffer = float(renewal_buffer)
         self._renewal_jitter = float(renewal_jitter)
         self._request_timeout = float(request_timeout)
@@ -147,7 +171,7 @@ class TokenManager:
         self._clock: Clock = clock if clock is not None else time.time
         self._connection_limit = connection_limit
         self._default_keys = {
-            name: CacheKey(name, _key_scope(c.scope), c.resource, c.parameters)
+            name: cache_key(name, c.identity, c.scope, c.resource, c.parameters)
             for name, c in self._clients.items()
         }
         self._inflight: dict[CacheKey, asyncio.Task[Token]] = {}
@@ -174,13 +198,22 @@ class TokenManager:
     async def start(self) -> None:
         """Open the pooled session (``async with`` does this)."""
         if self._closed:
-            raise RuntimeError("this TokenManager is closed; make a new one")
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connection_limit),
-                timeout=aiohttp.ClientTimeout(total=self._request_timeout),
-                headers={"Accept": "application/json", "User-Agent": f"jwtmint/{__version__}"},
-            )
+            raise ManagerNotRunningError("this TokenManager is closed; make a new one")
+        if self._session is not None:
+            return
+        borrowed = self._borrowed_session
+        # a borrowed session lends its connection pool only: its default headers, auth,
+        # raise_for_status and middlewares are for its API calls and must not touch
+        # token requests (an API key sent to the token endpoint, a 401 turned into an
+        # exception before the OAuth error is read)
+        self._session = aiohttp.ClientSession(
+            connector=borrowed.connector
+            if borrowed is not None
+            else aiohttp.TCPConnector(limit=self._connection_limit),
+            connector_owner=borrowed is None,
+            timeout=aiohttp.ClientTimeout(total=self._request_timeout),
+            headers={"Accept": "application/json", "User-Agent": f"jwtmint/{__version__}"},
+        )
 
     async def aclose(self) -> None:
         """Cancel requests in flight and close the session, unless it was borrowed."""
@@ -195,8 +228,8 @@ class TokenManager:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         session, self._session = self._session, None
-        if session is not None and session is not self._borrowed_session:
-            await session.close()
+        if session is not None:
+            await session.close()  # a borrowed connector stays open: connector_owner=False
 
     def __repr__(self) -> str:
         return (
@@ -206,6 +239,7 @@ class TokenManager:
 
     @property
     def clients(self) -> Mapping[str, ClientCredentialsClient]:
+        """The named clients (read-only: a manager's clients are fixed when it is made)."""
         return self._clients
 
     @property
@@ -279,7 +313,7 @@ class TokenManager:
             chosen_parameters = _merge(client.parameters, check_parameters(parameters))
         except ConfigurationError as exc:
             raise ConfigurationError(f"get_token({name!r}): {exc}") from None
-        return CacheKey(name, _key_scope(chosen_scope), chosen_resource, chosen_parameters)
+        return cache_key(name, client.identity, chosen_scope, chosen_resource, chosen_parameters)
 
     # ---- single-flight ---------------------------------------------------------------
 
@@ -289,8 +323,20 @@ class TokenManager:
         task = self._inflight.get(key)
         if task is None:
             task = self._start_flight(key, client_assertion, force_renewal, background=False)
-        # shield: one impatient caller's cancellation must not cancel everyone's request
-        return await asyncio.shield(task)
+        return await self._wait(task)
+
+    async def _wait(self, task: asyncio.Task[_T]) -> _T:
+        """Await a shared task; shield it, since one impatient caller's cancellation
+        must not cancel the request everyone else waits for."""
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled() and self._closed and not _cancelling():
+                # the manager closed under this caller, who was not cancelled: say so
+                raise ManagerNotRunningError(
+                    "the TokenManager was closed while this request was in flight"
+                ) from None
+            raise
 
     def _start_flight(
         self,
@@ -300,8 +346,10 @@ class TokenManager:
         *,
         background: bool,
     ) -> asyncio.Task[Token]:
+        if self._closed:
+            raise ManagerNotRunningError("this TokenManager is closed; make a new one")
         if self._session is None:
-            raise RuntimeError(
+            raise ManagerNotRunningError(
                 "TokenManager is not started: use `async with TokenManager(...)` "
                 "or `await manager.start()`"
             )
@@ -322,7 +370,7 @@ class TokenManager:
             self._backoff.pop(key, None)
         elif background:
             failures = self._backoff.get(key, (0, 0.0))[0] + 1
-            wait = max(1.0, self._retries.delay(failures))
+            wait = self._background_backoff(key, failures, error)
             self._backoff[key] = (failures, self._clock() + wait)
             _log.warning(
                 "background renewal of the token for client %r failed (%s); the cached token "
@@ -331,6 +379,21 @@ class TokenManager:
                 _describe(error),
                 wait,
             )
+
+    def _background_backoff(self, key: CacheKey, failures: int, error: BaseException) -> float:
+        """Seconds before the next background try: 1, 2, 4 ... 60 s with jitter, or the
+        server's Retry-After if longer, but never so long that the token expires first."""
+        ceiling = min(_BACKGROUND_MAX_BACKOFF, 2.0 ** (failures - 1))
+        wait = random.uniform(ceiling / 2, ceiling)
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        entry = self._cache.peek(key)
+        if entry is not None:
+            # leave time for a few more tries before the cached token runs out
+            left = entry.token.expires_at - self._clock()
+            wait = min(wait, max(1.0, left / 3))
+        return wait
 
     def _renew_in_background(self, key: CacheKey, now: float) -> None:
         if key in self._inflight or self._closed:
@@ -370,11 +433,20 @@ class TokenManager:
         form = request_form(key)
         session = self._session
         assert session is not None
+        attempts = 0
+        policy = self._retries
+        if client_assertion is not None and self._service is None and resolved.signer is None:
+            # the caller's assertion is all there is, and a retry would replay its jti
+            policy = RetryPolicy(attempts=1, deadline=policy.deadline)
 
         async def attempt(timeout: float) -> Token:
-            # a fresh assertion (new jti) for every attempt: servers reject one they have seen
+            nonlocal attempts
+            attempts += 1
+            # a fresh assertion (new jti) for every attempt: servers reject one they have
+            # seen, so the caller's own assertion is used for the first attempt only
+            passed = client_assertion if attempts == 1 else None
             auth_form, headers = await credentials(
-                name, client, resolved.signer, self._service, parameters, client_assertion
+                name, client, resolved.signer, self._service, parameters, passed
             )
             _log.debug("token request for client %r to %s", name, resolved.token_endpoint)
             return await post_token_request(
@@ -389,10 +461,9 @@ class TokenManager:
                 default_lifetime=self._default_lifetime,
             )
 
-        return await self._retrying(attempt)
+        return await self._retrying(attempt, policy)
 
-    async def _retrying(self, attempt: Callable[[float], Awaitable[_T]]) -> _T:
-        policy = self._retries
+    async def _retrying(self, attempt: Callable[[float], Awaitable[_T]], policy: RetryPolicy) -> _T:
         started = time.monotonic()
         number = 0
         while True:
@@ -416,14 +487,14 @@ class TokenManager:
 
     async def _resolve(self, name: str, client: ClientCredentialsClient) -> _Resolved:
         resolved = self._resolved.get(name)
-        if resolved is not None:
+        if resolved is not None and (resolved.until is None or time.monotonic() < resolved.until):
             return resolved
         task = self._resolving.get(name)
         if task is None:
             task = asyncio.get_running_loop().create_task(self._build_resolved(client))
             self._resolving[name] = task
             task.add_done_callback(functools.partial(self._resolving_done, name))
-        return await asyncio.shield(task)
+        return await self._wait(task)
 
     def _resolving_done(self, name: str, task: asyncio.Task[_Resolved]) -> None:
         self._resolving.pop(name, None)
@@ -433,32 +504,42 @@ class TokenManager:
     async def _build_resolved(self, client: ClientCredentialsClient) -> _Resolved:
         metadata: dict[str, Any] | None = None
         endpoint = client.token_endpoint
+        until: float | None = None
         if client.issuer is not None and endpoint is None:
-            metadata = await self._discover(client.issuer)
+            metadata = await self._discover(client.issuer, client, self._retries)
             endpoint = metadata["token_endpoint"]
         elif client.issuer is not None and client.uses_assertion and not client.signing_algorithm:
             # the endpoint is known; the metadata would only say which algorithms the server
-            # takes, so a server without metadata keeps the key's own algorithm
+            # takes: one short try, and without it the key's own algorithm (asked again later)
             try:
-                metadata = await self._discover(client.issuer)
+                metadata = await self._discover(client.issuer, client, RetryPolicy(attempts=1))
             except DiscoveryError as exc:
                 _log.debug("no metadata for %r (%s); signing with the key's algorithm", client, exc)
+                until = time.monotonic() + _METADATA_RETRY_AFTER
         assert endpoint is not None
-        return _Resolved(endpoint, _signer(client, endpoint, metadata, self._clock))
+        return _Resolved(endpoint, _signer(client, endpoint, metadata, self._clock), until)
 
-    async def _discover(self, issuer: str) -> dict[str, Any]:
+    async def _discover(
+        self, issuer: str, client: ClientCredentialsClient, policy: RetryPolicy
+    ) -> dict[str, Any]:
         task = self._metadata.get(issuer)
         if task is None or (task.done() and (task.cancelled() or task.exception())):
-            task = asyncio.get_running_loop().create_task(self._fetch_metadata(issuer))
+            task = asyncio.get_running_loop().create_task(
+                self._fetch_metadata(issuer, client.allow_insecure_http, policy)
+            )
             self._metadata[issuer] = task
-        return await asyncio.shield(task)
+        return await self._wait(task)
 
-    async def _fetch_metadata(self, issuer: str) -> dict[str, Any]:
+    async def _fetch_metadata(
+        self, issuer: str, allow_http: bool, policy: RetryPolicy
+    ) -> dict[str, Any]:
+        """RFC 8414 / OpenID Connect Discovery metadata; each well-known URL in turn."""
         session = self._session
         assert session is not None
-        problems: list[str] = []
 
         async def attempt(timeout: float) -> dict[str, Any]:
+            problems: list[str] = []
+            transient = False
             for url in discovery_urls(issuer):
                 try:
                     async with session.get(
@@ -467,30 +548,33 @@ class TokenManager:
                         allow_redirects=False,
                         middlewares=(),
                     ) as response:
-                        status, body = response.status, await response.read()
+                        status, body = response.status, await read_capped(response)
                 except (TimeoutError, aiohttp.ClientError) as exc:
-                    raise Retry(
-                        DiscoveryError(f"discovery at {url} failed: {_describe(exc)}")
-                    ) from None
-                if status == 404:
-                    problems.append(f"{url} answered 404")
-                    continue
-                if status >= 500 or status == 429:
-                    raise Retry(DiscoveryError(f"discovery at {url} answered HTTP {status}"))
-                if status != 200:
+                    problems.append(f"{url}: {type(exc).__name__}")
+                    transient = True
+                    continue  # the other well-known URL may answer
+                if status != 200 or body is None:
                     problems.append(f"{url} answered HTTP {status}")
+                    transient = transient or status >= 500 or status == 429
                     continue
                 checked = check_metadata(issuer, url, body)
                 if isinstance(checked, str):
                     raise DiscoveryError(checked)
+                try:
+                    check_url("token_endpoint", checked["token_endpoint"], allow_http=allow_http)
+                except ConfigurationError as exc:
+                    raise DiscoveryError(f"{url}: {exc}") from None
                 return checked
-            raise DiscoveryError(
-                f"no authorization server metadata for issuer {issuer!r}: "
-                + "; ".join(problems[-2:])
-                + ". Check the issuer, or configure token_endpoint="
+            error = DiscoveryError(
+                f"no authorization server metadata for issuer {issuer!r} ("
+                + "; ".join(problems)
+                + "); check the issuer, or configure token_endpoint="
             )
+            if transient:
+                raise Retry(error)
+            raise error
 
-        return await self._retrying(attempt)
+        return await self._retrying(attempt, policy)
 
     # ---- attaching tokens to API calls -----------------------------------------------
 
@@ -505,14 +589,17 @@ class TokenManager:
     ) -> aiohttp.ClientMiddlewareType:
         """An aiohttp client middleware that sends client ``name``'s token.
 
-        It sets ``Authorization`` on requests to ``origins`` (``scheme://host[:port]``;
-        every request of the session when ``None``), and on a 401 renews the
-        token once and retries the request once.
+        It sets ``Authorization`` on requests to ``origins`` (``scheme://host[:port]``).
+        Without them: the origins of the client's http(s) ``resource`` values,
+        else the origin of the first request it sees; a redirect elsewhere
+        never gets the token. On a 401 it renews the token once and retries
+        the request once (unless its body was a stream, which cannot be sent
+        twice).
         """
         if name not in self._clients:
             raise UnknownClientError(name, self._clients)
         key = self._request_key(name, scope, resource, parameters)
-        return token_middleware(self, key, origins)
+        return token_middleware(self, key, origins, key.resource)
 
     def httpx_auth(
         self,
@@ -531,9 +618,8 @@ class TokenManager:
             from ._httpx import TokenAuth
         except ImportError:  # httpx is optional
             raise ConfigurationError("httpx_auth needs httpx: pip install httpx") from None
-        return TokenAuth(
-            self, self._request_key(name, scope, resource, parameters), check_origins(origins)
-        )
+        key = self._request_key(name, scope, resource, parameters)
+        return TokenAuth(self, key, check_origins(origins) or web_origins(key.resource))
 
     async def token_for_key(self, key: CacheKey) -> Token:
         """The token for an exact cache key (the middleware's way in)."""
@@ -620,11 +706,6 @@ def _merge(base: Parameters, override: Parameters) -> Parameters:
     return tuple(sorted(merged.items()))
 
 
-def _key_scope(scope: str | None) -> str | None:
-    # "a b" and "b a" ask for the same thing: one cache entry
-    return " ".join(sorted(set(scope.split()))) if scope else None
-
-
 def _retry_policy(retries: RetryPolicy | int | None) -> RetryPolicy:
     if retries is None:
         return RetryPolicy()
@@ -657,6 +738,7 @@ def _final(
     error: TokenEndpointError, attempts: int, elapsed: float, retry_after: float | None
 ) -> TokenEndpointError:
     error.attempts = attempts
+    error.retry_after = retry_after
     note = f" (gave up after {attempts} attempt{'s' * (attempts > 1)} in {elapsed:.1f} s"
     if retry_after is not None:
         note += f"; the server asked to retry after {retry_after:.0f} s"

@@ -15,7 +15,7 @@ from ._cache import CacheKey
 if TYPE_CHECKING:
     from ._manager import TokenManager
 
-__all__ = ["check_origins", "origin_of", "token_middleware"]
+__all__ = ["check_origins", "origin_of", "token_middleware", "web_origins"]
 
 
 def origin_of(url: URL) -> str:
@@ -40,23 +40,56 @@ def check_origins(origins: Iterable[str] | None) -> frozenset[str] | None:
     return frozenset(normal)
 
 
+def web_origins(resources: Iterable[str]) -> frozenset[str] | None:
+    """The origins of the http(s) URIs among RFC 8707 ``resource`` values, or ``None``."""
+    urls = [URL(r) for r in resources]
+    return frozenset(origin_of(u) for u in urls if u.scheme in ("http", "https") and u.host) or None
+
+
+def _replayable(request: aiohttp.ClientRequest) -> bool:
+    # a streamed body (an async generator, a pipe) is gone once sent: resending would post
+    # an empty body, and a 200 to that would lose the caller's data silently
+    body = request.body
+    return isinstance(body, bytes) or not body.consumed
+
+
 def token_middleware(
-    manager: TokenManager, key: CacheKey, origins: Iterable[str] | None
+    manager: TokenManager,
+    key: CacheKey,
+    origins: Iterable[str] | None,
+    resources: Iterable[str] = (),
 ) -> aiohttp.ClientMiddlewareType:
     """Set ``Authorization`` from ``manager`` on requests to ``origins``; on a 401
-    (RFC 6750 §3.1 ``invalid_token``: revoked or expired early) renew once and retry once."""
-    allowed = check_origins(origins)
+    (RFC 6750 §3.1 ``invalid_token``: revoked or expired early) renew once and retry once.
+
+    Without ``origins``, the origins of the client's http(s) ``resource`` values
+    (RFC 8707) are used; without those, the origin of the first request the
+    middleware sees. aiohttp runs middlewares again on each redirect hop, so
+    a fixed set of origins is what keeps a redirect to another host from
+    receiving the token.
+    """
+    allowed = check_origins(origins) or web_origins(resources)
+    pinned: list[str] = []
+
+    def permitted(url: URL) -> bool:
+        origin = origin_of(url)
+        if allowed is not None:
+            return origin in allowed
+        if not pinned:
+            pinned.append(origin)
+        return origin == pinned[0]
 
     async def attach_token(
         request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
-        if allowed is not None and origin_of(request.url) not in allowed:
+        if not permitted(request.url):
             # never hand a token to a host it was not meant for (a redirect, a typo)
+            request.headers.pop(hdrs.AUTHORIZATION, None)
             return await handler(request)
         token = await manager.token_for_key(key)
         request.headers[hdrs.AUTHORIZATION] = token.authorization
         response = await handler(request)
-        if response.status != 401:
+        if response.status != 401 or not _replayable(request):
             return response
         response.release()
         renewed = await manager.renew_unless_changed(key, token)

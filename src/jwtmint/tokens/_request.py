@@ -27,6 +27,7 @@ __all__ = [
     "ClientAssertionService",
     "Retry",
     "TokenRequestParameters",
+    "read_capped",
 ]
 
 CLIENT_CREDENTIALS = "client_credentials"
@@ -108,9 +109,8 @@ async def credentials(
         return [], {"Authorization": client.basic_authorization}
     if method == CLIENT_SECRET_POST:
         secret = client.client_secret
-        assert secret is not None
-        text = secret.decode("utf-8") if isinstance(secret, bytes) else secret
-        return [("client_id", client.client_id), ("client_secret", text)], {}
+        assert isinstance(secret, str)  # the client made it text
+        return [("client_id", client.client_id), ("client_secret", secret)], {}
     if method == NONE:
         return [("client_id", client.client_id)], {}
     raise ConfigurationError(
@@ -142,9 +142,9 @@ async def post_token_request(
             allow_redirects=False,  # credentials must not follow a redirect to another host
             middlewares=(),  # the session may carry our own token middleware: not here
         ) as response:
-            if (response.content_length or 0) > MAX_RESPONSE_BYTES:
+            body = await read_capped(response)
+            if body is None:
                 raise Retry(_oversized(client, response.status))
-            body = await response.read()
             status = response.status
             content_type = response.headers.get("Content-Type")
             retry_after = response.headers.get("Retry-After")
@@ -191,6 +191,22 @@ async def post_token_request(
         status=status,
         client=client,
     )
+
+
+async def read_capped(
+    response: aiohttp.ClientResponse, limit: int = MAX_RESPONSE_BYTES
+) -> bytes | None:
+    """The body, or ``None`` when it is longer than ``limit`` (chunked bodies too)."""
+    if (response.content_length or 0) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _endpoint_error(

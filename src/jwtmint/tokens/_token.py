@@ -47,6 +47,14 @@ class Token:
         scheme = _SCHEMES.get(self.token_type.lower(), self.token_type)
         object.__setattr__(self, "authorization", f"{scheme} {self.access_token}")
 
+    def __reduce__(self) -> tuple[type[Token], tuple[Any, ...]]:
+        # raw is a read-only proxy, which pickle and deepcopy refuse: a shared cache
+        # tier stores tokens, so rebuild from a plain dict
+        return (
+            Token,
+            (self.access_token, self.token_type, self.expires_at, self.scope, dict(self.raw)),
+        )
+
     @property
     def fingerprint(self) -> str:
         """12 hex digits of SHA-256 of the token: enough to match log lines, safe to log."""
