@@ -52,6 +52,7 @@ BENCH_ARGS ?=
 bench: $(BENCH_STAMP)
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=median,iqr,ops --benchmark-sort=name -p no:cacheprovider
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench $(BENCH_ARGS)
+	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench tokens
 
 annotate: $(STAMP)
 	mkdir -p build/annotate

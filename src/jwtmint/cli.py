@@ -56,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
 
     bench = commands.add_parser("bench", help="jwtmint vs the peers vs the signing floor")
+    bench.add_argument(
+        "mode", nargs="?", choices=["tokens"],
+        help="tokens: TokenManager vs authlib's AsyncOAuth2Client, cached and cold tokens",
+    )  # fmt: skip
     bench.add_argument("--quick", action="store_true", help="a ~15 s run instead of ~70 s")
     bench.add_argument("--json", action="store_true", help="machine-readable results only")
     bench.add_argument(
@@ -89,6 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _keygen(args)
         if args.command == "mint":
             return _mint(args)
+        if args.command == "bench" and args.mode == "tokens":
+            from .bench.tokens import main as run_tokens
+
+            return run_tokens(
+                quick=args.quick, as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms
+            )
         if args.command == "bench":
             from .bench.runner import main as run_bench
 
