@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import jwt
 import pytest
+from aiohttp import web
 
 import jwtmint
 from jwtmint.errors import (
@@ -163,17 +164,11 @@ async def test_renewal_happens_before_expiry_without_a_caller_waiting() -> None:
             served = await tokens.get_token("es")
             # the caller got the current token at once; the renewal runs behind it
             assert served is first and ep.request_count() == 1
-            await wait_for(lambda: ep.request_count() == 2)
-            await wait_for(lambda: tokens.cache.peek(next(iter(_keys(tokens)))) is not None)
+            await wait_for(lambda: ep.request_count() == 2 and not tokens._inflight)
             renewed = await tokens.get_token("es")
-            await wait_for(lambda: renewed.access_token != first.access_token or False, 0.1)
             assert renewed.access_token != first.access_token
             assert renewed.expires_at == clock.now + 3600
             assert ep.request_count() == 2
-
-
-def _keys(tokens: TokenManager) -> list[Any]:
-    return list(tokens._default_keys.values())
 
 
 async def test_an_expired_token_is_never_served() -> None:
@@ -277,22 +272,53 @@ async def test_without_an_issuer_the_audience_is_the_token_endpoint() -> None:
     assert claims is not None and claims["aud"] == ep.token_url
 
 
-async def test_the_assertion_is_verified_by_pyjwt(endpoint: TokenEndpoint) -> None:
-    seen: list[str] = []
+@pytest.mark.parametrize("algorithm", ["RS256", "PS256", "ES256", "EdDSA", "HS256"])
+async def test_the_assertions_sent_verify_with_pyjwt(algorithm: str) -> None:
+    # a bare server that keeps the raw form, so the very assertion sent is checked by PyJWT
+    forms: list[dict[str, str]] = []
 
-    class Recorder:
-        async def get_client_assertion(
-            self, client_name: str, parameters: TokenRequestParameters
-        ) -> jwtmint.ClientAssertion | None:
-            return None
+    async def token(request: web.Request) -> web.Response:
+        forms.append(dict(await request.post()))  # type: ignore[arg-type]
+        return web.json_response({"access_token": "AT", "token_type": "Bearer"})
 
-    async with TokenManager({"es": es_client(endpoint)}, assertion_service=Recorder()) as tokens:
-        resolved = await tokens._resolve("es", tokens.clients["es"])
-        assert resolved.signer is not None
-        seen.append(resolved.signer.mint())
-    public = signing_key("ES256").key.public_key()  # type: ignore[union-attr]
-    claims = jwt.decode(seen[0], public, algorithms=["ES256"], audience=endpoint.issuer)
-    assert claims["iss"] == "es"
+    app = web.Application()
+    app.router.add_post("/token", token)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/token"
+    key = signing_key(algorithm)
+    if isinstance(key.key, bytes):
+        client = ClientCredentialsClient(
+            "app", token_endpoint=url, client_secret=key.key, auth_method="client_secret_jwt"
+        )
+        verify_with: Any = key.key
+    else:
+        client = ClientCredentialsClient(
+            "app", token_endpoint=url, private_key=key, signing_algorithm=algorithm
+        )
+        verify_with = key.key.public_key()
+    try:
+        async with TokenManager({"app": client}) as tokens:
+            await tokens.get_token("app")
+            await tokens.get_token("app", force_renewal=True)
+    finally:
+        await runner.cleanup()
+    assert len(forms) == 2
+    seen = set()
+    for form in forms:
+        assert form["grant_type"] == "client_credentials" and form["client_id"] == "app"
+        assert form["client_assertion_type"] == jwtmint.JWT_BEARER
+        claims = jwt.decode(
+            form["client_assertion"], verify_with, algorithms=[algorithm], audience=url
+        )
+        assert claims["iss"] == claims["sub"] == "app"
+        assert claims["exp"] - claims["iat"] == 60
+        seen.add(claims["jti"])
+        assert jwt.get_unverified_header(form["client_assertion"])["typ"] == (
+            "client-authentication+jwt"
+        )
+    assert len(seen) == 2
 
 
 class Service:

@@ -140,3 +140,73 @@ def test_origins_must_be_origins(tokens: TokenManager) -> None:
     with pytest.raises(ConfigurationError, match="scheme://host"):
         tokens.middleware("es", origins=["api.example.com"])
     tokens.middleware("es", origins="https://api.example.com:443")
+
+
+async def test_a_redirect_to_another_host_never_gets_the_token(
+    endpoint: TokenEndpoint, tokens: TokenManager
+) -> None:
+    # aiohttp runs middlewares again on each redirect hop: the token must stay home
+    elsewhere = endpoint.url.replace("127.0.0.1", "localhost") + "/api/stolen"
+
+    async def bounce(request: web.Request) -> web.Response:
+        raise web.HTTPFound(elsewhere)
+
+    app = web.Application()
+    app.router.add_get("/go", bounce)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    here = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with (
+            aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api,
+            api.get(f"{here}/go") as response,  # pins the first origin
+        ):
+            assert response.status == 401
+            assert "Authorization" not in response.request_info.headers
+    finally:
+        await runner.cleanup()
+    assert endpoint.api_requests == [("stolen", 401)]
+
+
+async def test_origins_default_to_the_clients_resources(endpoint: TokenEndpoint) -> None:
+    client = ClientCredentialsClient(
+        "es",
+        issuer=endpoint.issuer,
+        private_key=signing_key("ES256"),
+        resource=[f"{endpoint.url}/api", "urn:example:not-a-web-origin"],
+    )
+    other = endpoint.url.replace("127.0.0.1", "localhost")
+    async with (
+        TokenManager({"es": client}) as tokens,
+        aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api,
+    ):
+        async with api.get(f"{other}/api/first") as response:  # not a resource origin
+            assert response.status == 401
+        async with api.get(f"{endpoint.url}/api/second") as response:
+            assert response.status == 200
+
+
+async def test_a_streamed_body_is_not_sent_twice(
+    endpoint: TokenEndpoint, tokens: TokenManager
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"chunk1-"
+        yield b"chunk2"
+
+    first = await tokens.get_token("es", scope="api")
+    endpoint.revoke(first.access_token)
+    async with (
+        aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api,
+        api.post(f"{endpoint.url}/api/upload", data=chunks()) as response,
+    ):
+        # the 401 comes back to the caller: resending would post an empty body
+        assert response.status == 401
+    assert endpoint.api_requests == [("upload", 401)]
+    assert endpoint.request_count() == 2  # but the token was renewed for the next call
+    async with (
+        aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api,
+        api.post(f"{endpoint.url}/api/upload", data=b"bytes") as response,
+    ):
+        assert response.status == 200
+    assert endpoint.api_requests[-1] == ("upload", 200)

@@ -89,7 +89,11 @@ def token_middleware(
         token = await manager.token_for_key(key)
         request.headers[hdrs.AUTHORIZATION] = token.authorization
         response = await handler(request)
-        if response.status != 401 or not _replayable(request):
+        if response.status != 401:
+            return response
+        if not _replayable(request):
+            # the caller gets the 401; the next request gets a new token
+            await manager.renew_unless_changed(key, token)
             return response
         response.release()
         renewed = await manager.renew_unless_changed(key, token)

@@ -1,0 +1,267 @@
+"""TokenManager edge cases: closing with callers waiting, borrowed sessions, shared caches,
+caller assertions and retries, background backoff, discovery fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+import jwtmint
+from jwtmint.errors import ManagerNotRunningError, TokenEndpointError, TokenRequestError
+from jwtmint.testing import Fault, TokenEndpoint
+from jwtmint.tokens import (
+    ClientCredentialsClient,
+    MemoryTokenCache,
+    RetryPolicy,
+    TokenManager,
+    TokenRequestParameters,
+)
+
+from .conftest import signing_key
+from .test_token_manager import FAST_RETRIES, SECRET, FakeClock, es_client, wait_for
+
+
+@pytest.fixture
+async def endpoint() -> AsyncIterator[TokenEndpoint]:
+    async with TokenEndpoint() as ep:
+        ep.register_client("es", public_key=signing_key("ES256"))
+        ep.register_client("basic", secret=SECRET)
+        yield ep
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+# ---- lifecycle --------------------------------------------------------------------------
+
+
+async def test_closing_with_callers_waiting_tells_them_why(endpoint: TokenEndpoint) -> None:
+    endpoint.set_fault(Fault(status=200, delay=5.0))
+    tokens = TokenManager({"es": es_client(endpoint)})
+    await tokens.start()
+    waiting = [asyncio.ensure_future(tokens.get_token("es")) for _ in range(3)]
+    await wait_for(lambda: endpoint.request_count() == 1)
+    await tokens.aclose()
+    for caller in waiting:
+        with pytest.raises(ManagerNotRunningError, match="closed while"):
+            await caller
+        assert not caller.cancelled()
+    with pytest.raises(ManagerNotRunningError, match="closed"):
+        await tokens.get_token("es")
+    with pytest.raises(ManagerNotRunningError, match="closed"):
+        await tokens.start()
+
+
+async def test_a_caller_that_is_cancelled_stays_cancelled(endpoint: TokenEndpoint) -> None:
+    endpoint.set_fault(Fault(status=200, delay=5.0))
+    async with TokenManager({"es": es_client(endpoint)}) as tokens:
+        caller = asyncio.ensure_future(tokens.get_token("es"))
+        await wait_for(lambda: endpoint.request_count() == 1)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+
+
+# ---- borrowed sessions ------------------------------------------------------------------
+
+
+async def test_a_borrowed_session_lends_its_pool_not_its_settings(endpoint: TokenEndpoint) -> None:
+    wrong = ClientCredentialsClient("basic", issuer=endpoint.issuer, client_secret="w" * 40)
+    async with aiohttp.ClientSession(
+        headers={"Authorization": "Bearer API-KEY-for-the-api-only"},
+        raise_for_status=True,
+        auth=None,
+    ) as session:
+        clients = {"es": es_client(endpoint), "wrong": wrong}
+        async with TokenManager(clients, session=session) as tokens:
+            assert (await tokens.get_token("es")).access_token
+            # the OAuth error is read, not turned into aiohttp's ClientResponseError and retried
+            with pytest.raises(TokenRequestError) as caught:
+                await tokens.get_token("wrong")
+            assert caught.value.error == "invalid_client" and caught.value.attempts == 1
+        assert not session.closed and not session.connector.closed  # type: ignore[union-attr]
+    assert [r.outcome for r in endpoint.requests] == ["issued", "invalid_client"]
+
+
+# ---- shared caches ----------------------------------------------------------------------
+
+
+async def test_managers_sharing_a_cache_never_trade_tokens_between_clients() -> None:
+    cache = MemoryTokenCache()
+    async with TokenEndpoint() as ep:
+        ep.register_client("one", secret=SECRET)
+        ep.register_client("two", secret=SECRET)
+        first = {"api": ClientCredentialsClient("one", issuer=ep.issuer, client_secret=SECRET)}
+        second = {"api": ClientCredentialsClient("two", issuer=ep.issuer, client_secret=SECRET)}
+        async with TokenManager(first, cache=cache) as a, TokenManager(second, cache=cache) as b:
+            token_a, token_b = await a.get_token("api"), await b.get_token("api")
+    assert token_a.access_token != token_b.access_token
+    assert (ep.request_count("one"), ep.request_count("two")) == (1, 1)
+
+
+# ---- caller assertions and retries ------------------------------------------------------
+
+
+async def test_a_callers_assertion_is_used_once_then_the_clients_own(
+    endpoint: TokenEndpoint,
+) -> None:
+    endpoint.fail_next(2, Fault(status=503))
+    passed = jwtmint.AssertionSigner(signing_key("ES256"), "es", endpoint.issuer)
+    async with TokenManager({"es": es_client(endpoint)}, retries=FAST_RETRIES) as tokens:
+        await tokens.get_token("es", client_assertion=passed.client_assertion())
+    jtis = [r.jti for r in endpoint.requests]
+    assert len(jtis) == 3 and len(set(jtis)) == 3
+
+
+async def test_a_callers_assertion_with_nothing_else_is_not_replayed(
+    endpoint: TokenEndpoint,
+) -> None:
+    endpoint.fail_next(1, Fault(status=503))
+    keyless = ClientCredentialsClient("es", issuer=endpoint.issuer, auth_method="private_key_jwt")
+    passed = jwtmint.AssertionSigner(signing_key("ES256"), "es", endpoint.issuer)
+    async with TokenManager({"es": keyless}, retries=FAST_RETRIES) as tokens:
+        with pytest.raises(TokenEndpointError) as caught:
+            await tokens.get_token("es", client_assertion=passed.client_assertion())
+    assert caught.value.attempts == 1 and endpoint.request_count() == 1
+
+
+async def test_the_assertion_service_is_asked_once_per_attempt(endpoint: TokenEndpoint) -> None:
+    signer = jwtmint.AssertionSigner(signing_key("ES256"), "es", endpoint.issuer)
+    asked: list[TokenRequestParameters] = []
+
+    class Service:
+        async def get_client_assertion(
+            self, client_name: str, parameters: TokenRequestParameters
+        ) -> jwtmint.ClientAssertion:
+            asked.append(parameters)
+            return signer.client_assertion()
+
+    endpoint.fail_next(2, Fault(status=502))
+    keyless = ClientCredentialsClient(
+        "es", issuer=endpoint.issuer, auth_method="private_key_jwt", scope="read"
+    )
+    async with TokenManager(
+        {"es": keyless}, assertion_service=Service(), retries=FAST_RETRIES
+    ) as tokens:
+        await tokens.get_token("es", parameters={"tenant": "t1"})
+    assert len(asked) == 3
+    assert asked[0].scope == "read" and dict(asked[0].parameters) == {"tenant": ("t1",)}
+    assert len({r.jti for r in endpoint.requests}) == 3
+
+
+@pytest.mark.parametrize("error", ["invalid_client", "invalid_scope", "unauthorized_client"])
+async def test_refusals_are_never_retried(endpoint: TokenEndpoint, error: str) -> None:
+    endpoint.set_fault(Fault(status=400, body={"error": error}))
+    async with TokenManager({"es": es_client(endpoint)}, retries=FAST_RETRIES) as tokens:
+        with pytest.raises(TokenRequestError) as caught:
+            await tokens.get_token("es")
+    assert caught.value.error == error and endpoint.request_count() == 1
+
+
+async def test_temporarily_unavailable_with_a_400_is_retried(endpoint: TokenEndpoint) -> None:
+    endpoint.fail_next(1, Fault(status=400, body={"error": "temporarily_unavailable"}))
+    async with TokenManager({"es": es_client(endpoint)}, retries=FAST_RETRIES) as tokens:
+        assert (await tokens.get_token("es")).access_token
+    assert endpoint.request_count() == 2
+
+
+async def test_background_renewal_honours_retry_after() -> None:
+    clock = FakeClock()
+    async with TokenEndpoint(clock=clock, token_lifetime=3600) as ep:
+        ep.register_client("es", public_key=signing_key("ES256"))
+        async with TokenManager(
+            {"es": es_client(ep)},
+            clock=clock,
+            renewal_buffer=1200,
+            renewal_jitter=0,
+            retries=RetryPolicy(attempts=1),
+        ) as tokens:
+            first = await tokens.get_token("es")
+            ep.set_fault(Fault(status=429, headers={"Retry-After": "120"}))
+            clock.now += 3600 - 1000  # renewal window: 1,000 s of life left
+            assert await tokens.get_token("es") is first
+            await wait_for(lambda: ep.request_count() == 2 and not tokens._inflight)
+            clock.now += 100  # within the server's 120 s: nothing is sent
+            assert await tokens.get_token("es") is first
+            await asyncio.sleep(0.05)
+            assert ep.request_count() == 2
+            ep.set_fault(None)
+            clock.now += 21  # past it
+            assert await tokens.get_token("es") is first
+            await wait_for(lambda: ep.request_count() == 3)
+
+
+# ---- discovery --------------------------------------------------------------------------
+
+
+async def test_discovery_falls_back_to_rfc_8414_metadata(endpoint: TokenEndpoint) -> None:
+    # a server with only /.well-known/oauth-authorization-server (no OpenID configuration)
+    async def metadata(request: web.Request) -> web.Response:
+        return web.json_response({"issuer": issuer, "token_endpoint": endpoint.token_url})
+
+    app = web.Application()
+    app.router.add_get("/.well-known/oauth-authorization-server", metadata)
+    runner, issuer = await serve(app)
+    try:
+        client = ClientCredentialsClient("basic", issuer=issuer, client_secret=SECRET)
+        async with TokenManager({"b": client}) as tokens:
+            assert (await tokens.get_token("b")).access_token
+    finally:
+        await runner.cleanup()
+    assert endpoint.request_count("basic") == 1
+
+
+async def test_metadata_that_points_to_plain_http_elsewhere_is_refused() -> None:
+    async def metadata(request: web.Request) -> web.Response:
+        return web.json_response({"issuer": issuer, "token_endpoint": "http://idp.example/t"})
+
+    app = web.Application()
+    app.router.add_get("/.well-known/openid-configuration", metadata)
+    runner, issuer = await serve(app)
+    try:
+        client = ClientCredentialsClient("b", issuer=issuer, client_secret=SECRET)
+        async with TokenManager({"b": client}) as tokens:
+            with pytest.raises(jwtmint.DiscoveryError, match="plain http"):
+                await tokens.get_token("b")
+    finally:
+        await runner.cleanup()
+
+
+async def test_optional_discovery_is_one_short_try(endpoint: TokenEndpoint) -> None:
+    # endpoint, issuer and key given: the metadata would only pick the algorithm
+    hits: list[str] = []
+
+    async def broken(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(status=503)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", broken)
+    runner, issuer = await serve(app)
+    try:
+        client = ClientCredentialsClient(
+            "basic", issuer=issuer, token_endpoint=endpoint.token_url, client_secret=SECRET
+        )
+        keyed = ClientCredentialsClient(
+            "es",
+            issuer=issuer,
+            token_endpoint=endpoint.token_url,
+            private_key=signing_key("ES256"),
+            audience=endpoint.issuer,
+        )
+        async with TokenManager({"b": client, "es": keyed}) as tokens:
+            await tokens.get_token("b")  # needs no metadata at all
+            assert hits == []
+            await tokens.get_token("es")
+    finally:
+        await runner.cleanup()
+    assert len(hits) == 2  # each well-known URL once, no retries
+    assert endpoint.request_count() == 2
