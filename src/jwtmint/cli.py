@@ -1,4 +1,4 @@
-"""``jwtmint demo | bench | keygen | mint`` (also ``python -m jwtmint``)."""
+"""``jwtmint demo | bench | keygen | mint | token`` (also ``python -m jwtmint``)."""
 
 from __future__ import annotations
 
@@ -87,12 +87,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     mint.add_argument("--kid")
     mint.add_argument("--lifetime", type=int, default=60, help="seconds (default 60)")
 
+    token = commands.add_parser(
+        "token", help="fetch one access token (client_credentials) and print it"
+    )
+    token.add_argument("--client-id", required=True)
+    where = token.add_mutually_exclusive_group(required=True)
+    where.add_argument("--issuer", help="discover the token endpoint (RFC 8414 / OpenID)")
+    where.add_argument("--token-endpoint")
+    token.add_argument("--key", type=Path, help="private key file: private_key_jwt")
+    token.add_argument(
+        "--secret-env", metavar="VAR",
+        help="read the client secret from this environment variable (never from argv)",
+    )  # fmt: skip
+    token.add_argument("--auth-method", help="default: private_key_jwt with a key, else basic")
+    token.add_argument("--alg", help="assertion algorithm (default: the key's, or HS256)")
+    token.add_argument("--scope")
+    token.add_argument("--resource", action="append", help="RFC 8707 resource; repeatable")
+    token.add_argument("--audience", help="assertion aud (default: the issuer)")
+    token.add_argument("--json", action="store_true", help="the whole token response")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "keygen":
             return _keygen(args)
         if args.command == "mint":
             return _mint(args)
+        if args.command == "token":
+            return _token(args)
         if args.command == "bench" and args.mode == "tokens":
             from .bench.tokens import main as run_tokens
 
@@ -145,6 +166,36 @@ def _mint(args: argparse.Namespace) -> int:
     audience = args.audience[0] if len(args.audience) == 1 else args.audience
     signer = AssertionSigner(key, args.client_id, audience, lifetime=args.lifetime)
     print(signer.mint())
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from .tokens import ClientCredentialsClient, TokenManager, run
+
+    secret = None
+    if args.secret_env is not None:
+        secret = os.environ.get(args.secret_env)
+        if not secret:
+            raise JwtMintError(f"environment variable {args.secret_env} is empty or unset")
+    client = ClientCredentialsClient(
+        args.client_id,
+        issuer=args.issuer,
+        token_endpoint=args.token_endpoint,
+        client_secret=secret,
+        private_key=args.key,
+        auth_method=args.auth_method,
+        signing_algorithm=args.alg,
+        audience=args.audience,
+        scope=args.scope,
+        resource=args.resource,
+    )
+
+    async def fetch() -> dict[str, object]:
+        async with TokenManager({"cli": client}) as tokens:
+            return dict((await tokens.get_token("cli")).raw)
+
+    raw = run(fetch())
+    print(json.dumps(raw) if args.json else raw["access_token"])
     return 0
 
 
