@@ -28,6 +28,7 @@ from jwtmint.tokens import (
     MemoryTokenCache,
     RetryPolicy,
     TokenManager,
+    TokenManagerStats,
     TokenRequestParameters,
 )
 
@@ -214,6 +215,8 @@ async def test_a_failed_background_renewal_keeps_serving_and_backs_off(
             await wait_for(lambda: ep.request_count() == 3)
             await wait_for(lambda: not tokens._inflight)
             assert (await tokens.get_token("es")).access_token != first.access_token
+            stats = tokens.stats()
+            assert (stats.background_renewals, stats.background_failures) == (2, 1)
 
 
 async def test_short_lived_tokens_renew_at_half_life() -> None:
@@ -602,3 +605,19 @@ async def test_repr_shows_no_tokens(endpoint: TokenEndpoint) -> None:
     async with TokenManager({"es": es_client(endpoint)}) as tokens:
         token = await tokens.get_token("es")
         assert token.access_token not in repr(tokens) + repr(tokens.cache) + repr(token)
+
+
+async def test_stats_count_requests_attempts_and_coalesced_callers(
+    endpoint: TokenEndpoint,
+) -> None:
+    endpoint.fail_next(1, Fault(status=503))
+    async with TokenManager({"es": es_client(endpoint)}, retries=FAST_RETRIES) as tokens:
+        assert tokens.stats() == TokenManagerStats()
+        await asyncio.gather(*(tokens.get_token("es") for _ in range(10)))
+        endpoint.set_fault(Fault(status=400, body={"error": "invalid_scope"}))
+        with pytest.raises(TokenRequestError):
+            await tokens.get_token("es", scope="other")
+        stats = tokens.stats()
+    assert stats == TokenManagerStats(
+        requests=2, attempts=3, tokens=1, failures=1, coalesced=9, in_flight=0
+    )

@@ -25,7 +25,7 @@ from ..errors import (
 )
 from ._cache import CacheEntry, CacheKey, MemoryTokenCache, TokenCache
 from ._client import AUTH_METHODS, ClientCredentialsClient
-from ._manager import TokenManager
+from ._manager import TokenManager, TokenManagerStats
 from ._request import ClientAssertionService, TokenRequestParameters
 from ._retry import RetryPolicy
 from ._runner import run
@@ -47,6 +47,7 @@ __all__ = [
     "TokenEndpointError",
     "TokenEndpointTimeout",
     "TokenManager",
+    "TokenManagerStats",
     "TokenRequestError",
     "TokenRequestParameters",
     "UnknownClientError",

@@ -8,6 +8,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -53,7 +54,7 @@ from ._token import Token
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["TokenManager"]
+__all__ = ["TokenManager", "TokenManagerStats"]
 
 _log = logging.getLogger("jwtmint.tokens")
 _T = TypeVar("_T")
@@ -72,6 +73,33 @@ def _cancelling() -> int:
     task = asyncio.current_task()
     cancelling = getattr(task, "cancelling", None)
     return int(cancelling()) if cancelling is not None else 0
+
+
+@dataclass(frozen=True, slots=True)
+class TokenManagerStats:
+    """What a :class:`TokenManager` has done, for metrics (``manager.stats()``).
+
+    Cache hits are not counted: counting would cost the hot path more than
+    the lookup itself. ``coalesced`` is callers that joined a request already
+    in flight (single-flight at work).
+    """
+
+    #: token requests started (each may make several HTTP attempts)
+    requests: int = 0
+    #: HTTP attempts sent to token endpoints, retries included
+    attempts: int = 0
+    #: tokens received and cached
+    tokens: int = 0
+    #: requests that ended in an error (refusals and exhausted retries)
+    failures: int = 0
+    #: renewals started in the background while the cached token was served
+    background_renewals: int = 0
+    #: background renewals that failed (the cached token was served on)
+    background_failures: int = 0
+    #: callers that joined a request already in flight
+    coalesced: int = 0
+    #: requests in flight now
+    in_flight: int = 0
 
 
 class _Resolved:
@@ -180,6 +208,11 @@ class TokenManager:
         self._metadata: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self._backoff: dict[CacheKey, tuple[int, float]] = {}
         self._closed = False
+        self._counts = dict.fromkeys(
+            ("requests", "attempts", "tokens", "failures", "background_renewals",
+             "background_failures", "coalesced"),
+            0,
+        )  # fmt: skip
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -245,6 +278,10 @@ class TokenManager:
     @property
     def cache(self) -> TokenCache:
         return self._cache
+
+    def stats(self) -> TokenManagerStats:
+        """A snapshot of the counters (see :class:`TokenManagerStats`)."""
+        return TokenManagerStats(**self._counts, in_flight=len(self._inflight))
 
     # ---- the hot path ----------------------------------------------------------------
 
@@ -323,6 +360,8 @@ class TokenManager:
         task = self._inflight.get(key)
         if task is None:
             task = self._start_flight(key, client_assertion, force_renewal, background=False)
+        else:
+            self._counts["coalesced"] += 1
         return await self._wait(task)
 
     async def _wait(self, task: asyncio.Task[_T]) -> _T:
@@ -357,6 +396,9 @@ class TokenManager:
             self._refresh(key, client_assertion, force_renewal)
         )
         self._inflight[key] = task
+        self._counts["requests"] += 1
+        if background:
+            self._counts["background_renewals"] += 1
         task.add_done_callback(functools.partial(self._landed, key, background))
         return task
 
@@ -367,8 +409,12 @@ class TokenManager:
             return
         error = task.exception()  # also marks it retrieved: waiters may all have gone
         if error is None:
+            self._counts["tokens"] += 1
             self._backoff.pop(key, None)
-        elif background:
+            return
+        self._counts["failures"] += 1
+        if background:
+            self._counts["background_failures"] += 1
             failures = self._backoff.get(key, (0, 0.0))[0] + 1
             wait = self._background_backoff(key, failures, error)
             self._backoff[key] = (failures, self._clock() + wait)
@@ -442,6 +488,7 @@ class TokenManager:
         async def attempt(timeout: float) -> Token:
             nonlocal attempts
             attempts += 1
+            self._counts["attempts"] += 1
             # a fresh assertion (new jti) for every attempt: servers reject one they have
             # seen, so the caller's own assertion is used for the first attempt only
             passed = client_assertion if attempts == 1 else None
