@@ -64,4 +64,4 @@ instructions: $(BENCH_STAMP)
 	$(BIN)/python tools/callgrind_mint.py $(INSTRUCTIONS_ARGS)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info src/jwtmint/_speedups.c src/jwtmint/*.so
+	rm -rf $(VENV) build src/*.egg-info src/jwtmint/_speedups.c src/jwtmint/*.so $(OIDC_DIR)/node_modules
