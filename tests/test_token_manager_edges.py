@@ -14,6 +14,8 @@ import jwtmint
 from jwtmint.errors import ManagerNotRunningError, TokenEndpointError, TokenRequestError
 from jwtmint.testing import Fault, TokenEndpoint
 from jwtmint.tokens import (
+    CacheEntry,
+    CacheKey,
     ClientCredentialsClient,
     MemoryTokenCache,
     RetryPolicy,
@@ -265,3 +267,63 @@ async def test_optional_discovery_is_one_short_try(endpoint: TokenEndpoint) -> N
         await runner.cleanup()
     assert len(hits) == 2  # each well-known URL once, no retries
     assert endpoint.request_count() == 2
+
+
+class SharedTier:
+    """A stand-in for a Redis tier: one store and one lock per key shared by every
+    "instance", each instance with its own in-process copy for ``peek``."""
+
+    def __init__(self) -> None:
+        self.store: dict[CacheKey, CacheEntry] = {}
+        self.locks: dict[CacheKey, asyncio.Lock] = {}
+
+    def instance(self) -> TierInstance:
+        return TierInstance(self)
+
+
+class TierInstance:
+    def __init__(self, tier: SharedTier) -> None:
+        self.tier = tier
+        self.local: dict[CacheKey, CacheEntry] = {}
+        self.gets = 0
+
+    def peek(self, key: CacheKey) -> CacheEntry | None:
+        return self.local.get(key)
+
+    async def get(self, key: CacheKey) -> CacheEntry | None:
+        self.gets += 1
+        await asyncio.sleep(0)  # a round trip
+        entry = self.tier.store.get(key)
+        if entry is not None:
+            self.local[key] = entry
+        return entry
+
+    async def set(self, key: CacheKey, entry: CacheEntry) -> None:
+        await asyncio.sleep(0)
+        self.tier.store[key] = self.local[key] = entry
+
+    async def delete(self, key: CacheKey) -> None:
+        self.tier.store.pop(key, None)
+        self.local.pop(key, None)
+
+    def lock(self, key: CacheKey) -> asyncio.Lock:
+        return self.tier.locks.setdefault(key, asyncio.Lock())
+
+
+async def test_a_shared_tier_makes_one_request_across_instances(endpoint: TokenEndpoint) -> None:
+    tier = SharedTier()
+    caches = [tier.instance() for _ in range(3)]
+    managers = [TokenManager({"es": es_client(endpoint)}, cache=cache) for cache in caches]
+    for manager in managers:
+        await manager.start()
+    try:
+        results = await asyncio.gather(*(m.get_token("es") for m in managers for _ in range(20)))
+        # every instance now answers from its own copy, with no round trip
+        gets = [cache.gets for cache in caches]
+        again = [await m.get_token("es") for m in managers]
+    finally:
+        for manager in managers:
+            await manager.aclose()
+    assert endpoint.request_count() == 1
+    assert len({t.access_token for t in [*results, *again]}) == 1
+    assert [cache.gets for cache in caches] == gets

@@ -14,7 +14,9 @@ in the async methods, which the manager awaits only on a miss.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -100,7 +102,11 @@ class TokenCache(Protocol):
 
     ``peek`` answers from process memory (no I/O, no await): the hot path.
     ``get`` may look further (a shared tier) on a miss; ``set`` and
-    ``delete`` write through.
+    ``delete`` write through. ``lock`` is held around each token request
+    for a key: in-process single-flight already makes one request per key,
+    so the memory cache's lock does nothing, and a shared tier's lock makes
+    it one request per key across every process that shares it (the
+    manager reads the tier again once it holds the lock).
     """
 
     def peek(self, key: CacheKey) -> CacheEntry | None: ...
@@ -110,6 +116,8 @@ class TokenCache(Protocol):
     async def set(self, key: CacheKey, entry: CacheEntry) -> None: ...
 
     async def delete(self, key: CacheKey) -> None: ...
+
+    def lock(self, key: CacheKey) -> AbstractAsyncContextManager[object]: ...
 
 
 class MemoryTokenCache:
@@ -153,6 +161,10 @@ class MemoryTokenCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+    def lock(self, key: CacheKey) -> AbstractAsyncContextManager[object]:
+        # one process: the manager's single-flight is the lock
+        return contextlib.nullcontext()
 
     def _evict(self) -> None:
         entries = self._entries

@@ -175,7 +175,9 @@ class TokenManager:
         if not 0 <= renewal_jitter <= 1:
             raise ConfigurationError("renewal_jitter is a fraction of renewal_buffer, 0 to 1")
         if cache is not None and not isinstance(cache, TokenCache):
-            raise ConfigurationError("cache must implement TokenCache (peek, get, set, delete)")
+            raise ConfigurationError(
+                "cache must implement TokenCache (peek, get, set, delete, lock)"
+            )
         if assertion_service is not None and not isinstance(
             assertion_service, ClientAssertionService
         ):
@@ -452,8 +454,14 @@ class TokenManager:
     async def _refresh(
         self, key: CacheKey, client_assertion: ClientAssertion | None, force_renewal: bool
     ) -> Token:
-        token = await self._request_token(key, client_assertion, force_renewal)
-        await self._cache.set(key, CacheEntry(token, self._renew_at(token)))
+        async with self._cache.lock(key):
+            if self._tiered and not force_renewal:
+                # another process may have fetched it while this one waited for the lock
+                entry = await self._cache.get(key)
+                if entry is not None and self._clock() < entry.renew_at:
+                    return entry.token
+            token = await self._request_token(key, client_assertion, force_renewal)
+            await self._cache.set(key, CacheEntry(token, self._renew_at(token)))
         return token
 
     def _renew_at(self, token: Token) -> float:
