@@ -327,3 +327,88 @@ async def test_a_shared_tier_makes_one_request_across_instances(endpoint: TokenE
     assert endpoint.request_count() == 1
     assert len({t.access_token for t in [*results, *again]}) == 1
     assert [cache.gets for cache in caches] == gets
+
+
+# ---- second review ----------------------------------------------------------------------
+
+
+async def test_a_strict_client_never_uses_plain_http_another_client_allowed() -> None:
+    async def metadata(request: web.Request) -> web.Response:
+        return web.json_response({"issuer": issuer, "token_endpoint": "http://idp.example/t"})
+
+    app = web.Application()
+    app.router.add_get("/.well-known/openid-configuration", metadata)
+    runner, issuer = await serve(app)
+    lax = ClientCredentialsClient(
+        "a", issuer=issuer, client_secret=SECRET, allow_insecure_http=True
+    )
+    strict = ClientCredentialsClient("b", issuer=issuer, client_secret=SECRET)
+    try:
+        async with TokenManager({"a": lax, "b": strict}) as tokens:
+            resolved = await tokens._resolve("a", lax)  # discovery made for the lax client
+            assert resolved.token_endpoint == "http://idp.example/t"
+            with pytest.raises(jwtmint.DiscoveryError, match="plain http"):
+                await tokens.get_token("b")
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_closed_borrowed_session_is_refused() -> None:
+    session = aiohttp.ClientSession()
+    await session.close()
+    tokens = TokenManager(
+        {"a": ClientCredentialsClient("a", token_endpoint="https://idp/t")}, session=session
+    )
+    with pytest.raises(jwtmint.ConfigurationError, match="closed"):
+        await tokens.start()
+
+
+async def test_a_declining_service_after_a_spent_caller_assertion_reports_the_endpoint_error(
+    endpoint: TokenEndpoint,
+) -> None:
+    class Declining:
+        async def get_client_assertion(
+            self, client_name: str, parameters: TokenRequestParameters
+        ) -> None:
+            return None
+
+    endpoint.set_fault(Fault(status=503))
+    keyless = ClientCredentialsClient("es", issuer=endpoint.issuer, auth_method="private_key_jwt")
+    passed = jwtmint.AssertionSigner(signing_key("ES256"), "es", endpoint.issuer)
+    async with TokenManager(
+        {"es": keyless}, assertion_service=Declining(), retries=FAST_RETRIES
+    ) as tokens:
+        with pytest.raises(TokenEndpointError) as caught:
+            await tokens.get_token("es", client_assertion=passed.client_assertion())
+    assert caught.value.status == 503 and caught.value.attempts == 1
+    assert endpoint.request_count() == 1
+
+
+async def test_an_idle_manager_serves_a_stale_token_from_a_shared_cache() -> None:
+    clock = FakeClock()
+    cache = MemoryTokenCache()
+    async with TokenEndpoint(clock=clock) as ep:
+        ep.register_client("es", public_key=signing_key("ES256"))
+        async with TokenManager({"es": es_client(ep)}, cache=cache, clock=clock) as running:
+            token = await running.get_token("es")
+        idle = TokenManager({"es": es_client(ep)}, cache=cache, clock=clock)
+        clock.now = token.expires_at - 30  # stale, still valid
+        assert await idle.get_token("es") is token  # served; no renewal without a session
+    assert ep.request_count() == 1
+
+
+async def test_the_shared_lock_wait_is_bounded(endpoint: TokenEndpoint) -> None:
+    tier = SharedTier()
+    cache = tier.instance()
+    key_holder = TokenManager({"es": es_client(endpoint)}, cache=cache)
+    key = key_holder._default_keys["es"]
+    held = cache.lock(key)
+    await held.acquire()  # another instance, stuck
+    retries = RetryPolicy(attempts=1, deadline=0.2)
+    try:
+        async with TokenManager({"es": es_client(endpoint)}, cache=cache, retries=retries) as t:
+            with pytest.raises(jwtmint.TokenEndpointTimeout, match="lock"):
+                await t.get_token("es")
+    finally:
+        held.release()
+    assert endpoint.request_count() == 0

@@ -210,3 +210,38 @@ async def test_a_streamed_body_is_not_sent_twice(
     ):
         assert response.status == 200
     assert endpoint.api_requests[-1] == ("upload", 200)
+
+
+async def test_the_callers_own_authorization_is_left_alone_elsewhere(
+    endpoint: TokenEndpoint, tokens: TokenManager
+) -> None:
+    other = endpoint.url.replace("127.0.0.1", "localhost")
+    middleware = tokens.middleware("es", origins=[endpoint.url])
+    async with (
+        aiohttp.ClientSession(middlewares=[middleware]) as api,
+        api.get(f"{other}/api/x", headers={"Authorization": "Bearer mine"}) as response,
+    ):
+        assert response.request_info.headers["Authorization"] == "Bearer mine"
+    assert endpoint.request_count() == 0
+
+
+async def test_a_resource_that_refuses_every_token_does_not_drive_the_idp(
+    tokens: TokenManager, endpoint: TokenEndpoint
+) -> None:
+    async def refuse(request: web.Request) -> web.Response:
+        return web.json_response({"error": "insufficient_scope"}, status=401)
+
+    app = web.Application()
+    app.router.add_get("/", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+        async with aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api:
+            for _ in range(20):
+                async with api.get(url) as response:
+                    assert response.status == 401
+    finally:
+        await runner.cleanup()
+    assert endpoint.request_count() == 2  # the first token, then one forced renewal

@@ -33,6 +33,7 @@ from jwtmint.tokens import (
     TokenCache,
     TokenManager,
 )
+from jwtmint.tokens._client import RESERVED_PARAMETERS
 from jwtmint.tokens._discovery import check_metadata, discovery_urls
 from jwtmint.tokens._retry import parse_retry_after
 from jwtmint.tokens._token import parse_error_response, parse_token_response
@@ -98,6 +99,11 @@ def test_urls_credentials_and_audiences() -> None:
     # loopback http is fine (tests, sidecars); elsewhere only with the explicit opt-in
     assert ClientCredentialsClient("a", issuer="http://127.0.0.1:8080").issuer
     assert ClientCredentialsClient("a", issuer="http://localhost").issuer
+    assert ClientCredentialsClient("a", issuer="http://[::1]:8080").issuer
+    assert ClientCredentialsClient("a", issuer="http://127.0.0.2").issuer
+    for lookalike in ("http://127.attacker.example", "http://127.0.0.1.nip.io/t"):
+        with pytest.raises(ConfigurationError, match="plain http"):
+            ClientCredentialsClient("a", token_endpoint=lookalike)
     insecure = ClientCredentialsClient("a", issuer="http://idp.internal", allow_insecure_http=True)
     assert insecure.allow_insecure_http
     with pytest.raises(ConfigurationError) as caught:
@@ -252,6 +258,8 @@ def test_missing_expires_in_takes_the_default_lifetime_not_forever() -> None:
         b'{"access_token":"AT","token_type":"Bearer","expires_in":0}',
         b'{"access_token":"AT","token_type":"Bearer","expires_in":true}',
         b'{"access_token":"AT","token_type":"Bearer","scope":["a"]}',
+        b'{"access_token":"AT\\r\\nX-Injected: 1","token_type":"Bearer"}',
+        b'{"access_token":"AT","token_type":"Bearer\\n"}',
     ],
 )
 def test_garbage_responses_raise(body: bytes) -> None:
@@ -358,7 +366,8 @@ _names = st.text(st.characters(codec="ascii", categories=["L", "N"]), min_size=1
 def test_cache_key_ignores_order_and_nothing_else(
     scope: list[str], parameters: dict[str, list[str]], data: st.DataObject
 ) -> None:
-    parameters.pop("base", None)
+    for reserved in ("base", *RESERVED_PARAMETERS):
+        parameters.pop(reserved, None)
     shuffled_scope = data.draw(st.permutations(scope))
     shuffled = dict(data.draw(st.permutations(list(parameters.items()))))
     one = _key(" ".join(scope), None, dict(parameters))
@@ -383,6 +392,7 @@ def test_retry_after_seconds_and_http_date() -> None:
     assert parse_retry_after("7", 0.0) == 7.0
     assert parse_retry_after(None, 0.0) is None
     assert parse_retry_after("soon", 0.0) is None
+    assert parse_retry_after("²", 0.0) is None  # a Unicode digit, not delay-seconds
     date = email.utils.formatdate(1000.0 + 30, usegmt=True)
     assert parse_retry_after(date, 1000.0) == pytest.approx(30.0)
     assert parse_retry_after(email.utils.formatdate(10.0, usegmt=True), 1000.0) == 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Final
 from urllib.parse import quote_plus, urlsplit
@@ -43,11 +44,16 @@ RESERVED_PARAMETERS: Final = frozenset(
 )
 
 
-_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
-
-
 def is_loopback(host: str | None) -> bool:
-    return host is not None and (host in _LOOPBACK_HOSTS or host.startswith("127."))
+    """``localhost`` or a literal loopback address (never a name that merely starts with 127.)."""
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def check_url(name: str, url: object, *, allow_http: bool = False) -> str:

@@ -23,6 +23,7 @@ from ..errors import (
     InvalidKeyError,
     ManagerNotRunningError,
     TokenEndpointError,
+    TokenEndpointTimeout,
     TokenRequestError,
     UnknownClientError,
 )
@@ -42,6 +43,7 @@ from ._middleware import check_origins, token_middleware, web_origins
 from ._request import (
     ClientAssertionService,
     Retry,
+    Stop,
     TokenRequestParameters,
     credentials,
     post_token_request,
@@ -64,6 +66,8 @@ Clock = Callable[[], float]
 
 #: background renewal backs off up to this many seconds between failed tries
 _BACKGROUND_MAX_BACKOFF = 60.0
+#: a 401 from a resource forces a renewal at most this often per key (seconds)
+_FORCED_RENEWAL_GAP = 5.0
 #: a client made without the metadata it wanted asks for it again after this many seconds
 _METADATA_RETRY_AFTER = 300.0
 
@@ -207,7 +211,8 @@ class TokenManager:
         self._inflight: dict[CacheKey, asyncio.Task[Token]] = {}
         self._resolved: dict[str, _Resolved] = {}
         self._resolving: dict[str, asyncio.Task[_Resolved]] = {}
-        self._metadata: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        self._metadata: dict[tuple[str, bool], asyncio.Task[dict[str, Any]]] = {}
+        self._forced: dict[CacheKey, float] = {}
         self._backoff: dict[CacheKey, tuple[int, float]] = {}
         self._closed = False
         self._counts = dict.fromkeys(
@@ -237,6 +242,8 @@ class TokenManager:
         if self._session is not None:
             return
         borrowed = self._borrowed_session
+        if borrowed is not None and (borrowed.closed or borrowed.connector is None):
+            raise ConfigurationError("the session given to TokenManager is closed")
         # a borrowed session lends its connection pool only: its default headers, auth,
         # raise_for_status and middlewares are for its API calls and must not touch
         # token requests (an API key sent to the token endpoint, a 401 turned into an
@@ -444,8 +451,8 @@ class TokenManager:
         return wait
 
     def _renew_in_background(self, key: CacheKey, now: float) -> None:
-        if key in self._inflight or self._closed:
-            return
+        if key in self._inflight or self._closed or self._session is None:
+            return  # not running (a shared cache can hold this manager's tokens): serve only
         backoff = self._backoff.get(key)
         if backoff is not None and now < backoff[1]:
             return
@@ -454,7 +461,17 @@ class TokenManager:
     async def _refresh(
         self, key: CacheKey, client_assertion: ClientAssertion | None, force_renewal: bool
     ) -> Token:
-        async with self._cache.lock(key):
+        lock = self._cache.lock(key)
+        try:
+            # bounded: a shared tier's lock may be held by a process that died
+            await asyncio.wait_for(lock.__aenter__(), self._retries.deadline)
+        except TimeoutError:
+            raise TokenEndpointTimeout(
+                f"waited {self._retries.deadline:.0f} s for the token cache's lock on client "
+                f"{key.client!r}; another instance holds it",
+                client=key.client,
+            ) from None
+        try:
             if self._tiered and not force_renewal:
                 # another process may have fetched it while this one waited for the lock
                 entry = await self._cache.get(key)
@@ -462,6 +479,8 @@ class TokenManager:
                     return entry.token
             token = await self._request_token(key, client_assertion, force_renewal)
             await self._cache.set(key, CacheEntry(token, self._renew_at(token)))
+        finally:
+            await lock.__aexit__(None, None, None)
         return token
 
     def _renew_at(self, token: Token) -> float:
@@ -492,29 +511,42 @@ class TokenManager:
         if client_assertion is not None and self._service is None and resolved.signer is None:
             # the caller's assertion is all there is, and a retry would replay its jti
             policy = RetryPolicy(attempts=1, deadline=policy.deadline)
+        last: TokenEndpointError | None = None
 
         async def attempt(timeout: float) -> Token:
-            nonlocal attempts
+            nonlocal attempts, last
             attempts += 1
-            self._counts["attempts"] += 1
             # a fresh assertion (new jti) for every attempt: servers reject one they have
             # seen, so the caller's own assertion is used for the first attempt only
             passed = client_assertion if attempts == 1 else None
-            auth_form, headers = await credentials(
-                name, client, resolved.signer, self._service, parameters, passed
-            )
+            try:
+                auth_form, headers = await credentials(
+                    name, client, resolved.signer, self._service, parameters, passed
+                )
+            except ConfigurationError:
+                if last is None:
+                    raise
+                # nothing can authenticate another attempt (the service declined, and the
+                # caller's assertion was spent): the endpoint's error is the one to report
+                raise Stop(last) from None
+            self._counts["attempts"] += 1
             _log.debug("token request for client %r to %s", name, resolved.token_endpoint)
-            return await post_token_request(
-                session,
-                resolved.token_endpoint,
-                form + auth_form,
-                headers,
-                timeout=timeout,
-                client=name,
-                requested_scope=key.scope,
-                now=self._clock(),
-                default_lifetime=self._default_lifetime,
-            )
+            try:
+                return await post_token_request(
+                    session,
+                    resolved.token_endpoint,
+                    form + auth_form,
+                    headers,
+                    timeout=timeout,
+                    client=name,
+                    requested_scope=key.scope,
+                    now=self._clock(),
+                    default_lifetime=self._default_lifetime,
+                )
+            except Retry as retry:
+                last = retry.error
+                last.retry_after = retry.retry_after
+                raise
 
         return await self._retrying(attempt, policy)
 
@@ -534,6 +566,9 @@ class TokenManager:
                     raise _final(error, number, elapsed, retry.retry_after) from None
                 _log.info("retrying in %.2f s after %s", delay, _describe(error))
                 await asyncio.sleep(delay)
+            except Stop as stop:
+                elapsed = time.monotonic() - started
+                raise _final(stop.error, number - 1, elapsed, stop.error.retry_after) from None
             except TokenRequestError as error:
                 error.attempts = number
                 raise
@@ -561,33 +596,38 @@ class TokenManager:
         endpoint = client.token_endpoint
         until: float | None = None
         if client.issuer is not None and endpoint is None:
-            metadata = await self._discover(client.issuer, client, self._retries)
+            metadata = await self._discover(client.issuer, optional=False)
             endpoint = metadata["token_endpoint"]
+            try:
+                # checked per client: clients sharing an issuer may differ on plain http
+                check_url(
+                    "the discovered token_endpoint", endpoint, allow_http=client.allow_insecure_http
+                )
+            except ConfigurationError as exc:
+                raise DiscoveryError(f"issuer {client.issuer!r}: {exc}") from None
         elif client.issuer is not None and client.uses_assertion and not client.signing_algorithm:
             # the endpoint is known; the metadata would only say which algorithms the server
             # takes: one short try, and without it the key's own algorithm (asked again later)
             try:
-                metadata = await self._discover(client.issuer, client, RetryPolicy(attempts=1))
+                metadata = await self._discover(client.issuer, optional=True)
             except DiscoveryError as exc:
                 _log.debug("no metadata for %r (%s); signing with the key's algorithm", client, exc)
                 until = time.monotonic() + _METADATA_RETRY_AFTER
         assert endpoint is not None
         return _Resolved(endpoint, _signer(client, endpoint, metadata, self._clock), until)
 
-    async def _discover(
-        self, issuer: str, client: ClientCredentialsClient, policy: RetryPolicy
-    ) -> dict[str, Any]:
-        task = self._metadata.get(issuer)
+    async def _discover(self, issuer: str, *, optional: bool) -> dict[str, Any]:
+        # keyed by how hard to try too: a client that needs the endpoint must not join, and
+        # inherit the failure of, a single try made for a client that only wanted the algorithms
+        slot = (issuer, optional)
+        task = self._metadata.get(slot)
         if task is None or (task.done() and (task.cancelled() or task.exception())):
-            task = asyncio.get_running_loop().create_task(
-                self._fetch_metadata(issuer, client.allow_insecure_http, policy)
-            )
-            self._metadata[issuer] = task
+            policy = RetryPolicy(attempts=1) if optional else self._retries
+            task = asyncio.get_running_loop().create_task(self._fetch_metadata(issuer, policy))
+            self._metadata[slot] = task
         return await self._wait(task)
 
-    async def _fetch_metadata(
-        self, issuer: str, allow_http: bool, policy: RetryPolicy
-    ) -> dict[str, Any]:
+    async def _fetch_metadata(self, issuer: str, policy: RetryPolicy) -> dict[str, Any]:
         """RFC 8414 / OpenID Connect Discovery metadata; each well-known URL in turn."""
         session = self._session
         assert session is not None
@@ -615,10 +655,6 @@ class TokenManager:
                 checked = check_metadata(issuer, url, body)
                 if isinstance(checked, str):
                     raise DiscoveryError(checked)
-                try:
-                    check_url("token_endpoint", checked["token_endpoint"], allow_http=allow_http)
-                except ConfigurationError as exc:
-                    raise DiscoveryError(f"{url}: {exc}") from None
                 return checked
             error = DiscoveryError(
                 f"no authorization server metadata for issuer {issuer!r} ("
@@ -689,12 +725,18 @@ class TokenManager:
         A burst of 401s for one token then costs one renewal, not one each.
         """
         entry = self._cache.peek(key)
-        if (
-            entry is not None
-            and entry.token.access_token != failed.access_token
-            and self._clock() < entry.token.expires_at
-        ):
+        usable = entry is not None and self._clock() < entry.token.expires_at
+        if entry is not None and usable and entry.token.access_token != failed.access_token:
             return entry.token
+        in_flight = self._inflight.get(key)
+        if in_flight is not None:
+            return await self._wait(in_flight)  # a renewal is on its way: share it
+        now = time.monotonic()
+        if usable and entry is not None and now - self._forced.get(key, -1e9) < _FORCED_RENEWAL_GAP:
+            # a resource that refuses every token (a wrong audience or scope, not a stale
+            # token) must not drive the authorization server at the API's request rate
+            return entry.token
+        self._forced[key] = now
         return await self._join(key, None, True)
 
 

@@ -83,8 +83,9 @@ def token_middleware(
         request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
         if not permitted(request.url):
-            # never hand a token to a host it was not meant for (a redirect, a typo)
-            request.headers.pop(hdrs.AUTHORIZATION, None)
+            # never hand our token to a host it was not meant for (a redirect, a typo); the
+            # caller's own Authorization, if any, is theirs to send (aiohttp drops it on
+            # cross-origin redirects itself)
             return await handler(request)
         token = await manager.token_for_key(key)
         request.headers[hdrs.AUTHORIZATION] = token.authorization

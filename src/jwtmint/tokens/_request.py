@@ -26,6 +26,7 @@ __all__ = [
     "CLIENT_CREDENTIALS",
     "ClientAssertionService",
     "Retry",
+    "Stop",
     "TokenRequestParameters",
     "read_capped",
 ]
@@ -68,6 +69,14 @@ class Retry(Exception):
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
+
+
+class Stop(Exception):
+    """Internal: no further attempt can be made; ``error`` is the last attempt's failure."""
+
+    def __init__(self, error: TokenEndpointError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def request_form(key: CacheKey) -> list[tuple[str, str]]:

@@ -70,6 +70,8 @@ class Token:
 
 
 _SCHEMES = {"bearer": "Bearer", "dpop": "DPoP"}
+_VSCHARS = frozenset(map(chr, range(0x20, 0x7F)))
+_TYPE_CHARS = frozenset(map(chr, range(0x21, 0x7F)))
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
@@ -111,6 +113,10 @@ def parse_token_response(
         raise _invalid(client, status, "has no access_token string")
     if not isinstance(token_type, str) or not token_type:
         raise _invalid(client, status, "has no token_type string")
+    # RFC 6749 A.12 / A.13: printable ASCII; a CR or LF would otherwise be cached and break
+    # (or inject into) every Authorization header built from it
+    if not _VSCHARS.issuperset(access_token) or not _TYPE_CHARS.issuperset(token_type):
+        raise _invalid(client, status, "has characters a header cannot carry")
     lifetime = _lifetime(data.get("expires_in", None), default_lifetime, client, status)
     scope = data.get("scope", requested_scope)
     if scope is not None and not isinstance(scope, str):
