@@ -47,6 +47,13 @@ class TokenRequestParameters:
     parameters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     force_renewal: bool = False
 
+    def __repr__(self) -> str:
+        # parameter values may be sensitive (a tenant, a user hint): names only, as CacheKey
+        return (
+            f"TokenRequestParameters(scope={self.scope!r}, resource={self.resource!r}, "
+            f"parameters=[{','.join(self.parameters)}], force_renewal={self.force_renewal})"
+        )
+
 
 @runtime_checkable
 class ClientAssertionService(Protocol):
