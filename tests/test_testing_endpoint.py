@@ -11,19 +11,22 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import io
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlencode
 
 import aiohttp
 import jwt
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import jwtmint
 from jwtmint.testing import Fault, RecordedRequest, TokenEndpoint
@@ -849,3 +852,467 @@ def test_registration_is_checked() -> None:
     with pytest.raises(TypeError):
         ep.register_client("a", public_key=SECRET)
     assert repr(ep) == "TokenEndpoint(url=None, clients=0)"
+
+
+# ---------------------------------------------------------------------------- malformed input
+
+
+def jws_text(header: str, payload: str, alg: str = "HS256", key: bytes | None = None) -> str:
+    """A compact JWS from raw JSON text (so it can hold what json.dumps would not write)."""
+    signing_input = f"{b64url(header.encode())}.{b64url(payload.encode())}"
+    digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}[alg]
+    signature = hmac.new(key, signing_input.encode(), digest).digest() if key else b"\0" * 32
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def _basic_header(credentials: bytes) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(credentials).decode("ascii")}
+
+
+MALFORMED_BASIC = {
+    "bad percent-encoding in the secret": _basic_header(b"basic:%ff"),
+    "bad percent-encoding in the client id": _basic_header(b"%C3%28:secret"),
+    "not UTF-8 after base64": _basic_header(b"\xffbasic:secret"),
+    "no colon": _basic_header(b"basic"),
+    "not base64": {"Authorization": "Basic !!!"},
+    "not ASCII": {"Authorization": "Basic é"},
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED_BASIC)
+async def test_malformed_basic_credentials_are_invalid_client(
+    ep: TokenEndpoint, session: aiohttp.ClientSession, case: str
+) -> None:
+    ep.register_client("basic", secret=SECRET)
+    reply = await post(session, ep.token_url, _grant(), MALFORMED_BASIC[case])
+    assert reply.status == 401, reply.text
+    assert reply.json["error"] == "invalid_client"
+    assert "malformed Basic credentials" in reply.json["error_description"]
+    assert reply.headers["WWW-Authenticate"] == 'Basic realm="jwtmint-testing"'
+    (record,) = ep.requests
+    assert (record.outcome, record.status, record.client_id) == ("invalid_client", 401, None)
+    assert record.auth_method == "client_secret_basic"
+
+
+@pytest.mark.parametrize("case", MALFORMED_BASIC)
+async def test_a_fault_is_answered_whatever_the_credentials(
+    ep: TokenEndpoint, session: aiohttp.ClientSession, case: str
+) -> None:
+    ep.fail_next(status=503)
+    reply = await post(session, ep.token_url, _grant(), MALFORMED_BASIC[case])
+    assert reply.status == 503
+    assert [(r.outcome, r.status) for r in ep.requests] == [("fault", 503)]
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+async def test_a_numeric_date_beyond_float_range_is_invalid_client(
+    ep: TokenEndpoint, session: aiohttp.ClientSession, claim: str
+) -> None:
+    ep.register_client("hs", secret=SECRET, auth_method="client_secret_jwt")
+    payload = claims("hs", ep.issuer, **{claim: 10**400})  # a JSON integer, not 1e400 (a float)
+    assertion = jws_text('{"alg": "HS256"}', json.dumps(payload), key=SECRET.encode())
+    reply = await post(session, ep.token_url, assertion_form(assertion))
+    assert reply.status == 401, reply.text
+    assert reply.json["error_description"] == f"client assertion {claim} is not a NumericDate"
+    assert ep.requests[-1].outcome == "invalid_client"
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        # past CPython's int_max_str_digits
+        ('{"sub": "hs", "exp": ' + "9" * 5000 + "}", "is not UTF-8 JSON"),
+        # deeper than the recursion limit
+        ('{"sub": "hs", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "is nested too deeply"),
+        ('{"sub": "hs", "sub": "other"}', "duplicate member sub"),
+        ('{"sub": "hs", "exp": NaN}', "NaN is not JSON"),
+    ],
+    ids=["5000-digit integer", "deeply nested", "duplicate member", "NaN"],
+)
+async def test_json_python_cannot_hold_is_a_malformed_assertion(
+    ep: TokenEndpoint, session: aiohttp.ClientSession, payload: str, problem: str
+) -> None:
+    ep.register_client("hs", secret=SECRET, auth_method="client_secret_jwt")
+    assertion = jws_text('{"alg": "HS256"}', payload, key=SECRET.encode())
+    reply = await post(session, ep.token_url, assertion_form(assertion))
+    assert reply.status == 401, reply.text
+    assert reply.json["error_description"].startswith("malformed client assertion: ")
+    assert reply.json["error_description"].endswith(problem)
+    (record,) = ep.requests
+    # nothing of an undecodable assertion is claimed: not even its method
+    assert (record.outcome, record.auth_method, record.assertion_claims) == (
+        "invalid_client", None, None
+    )  # fmt: skip
+
+
+async def test_a_body_over_the_size_limit_is_refused_and_recorded(
+    ep: TokenEndpoint, session: aiohttp.ClientSession
+) -> None:
+    body = io.BytesIO(urlencode(_grant(padding="x" * 2_000_000)).encode())
+    headers = {"Content-Type": FORM_TYPE}
+    async with session.post(ep.token_url, data=body, headers=headers) as response:
+        reply = Reply(response.status, response.headers, await response.text())
+    assert reply.status == 413
+    assert reply.json["error_description"] == "the request body exceeds 1048576 bytes"
+    assert reply.json["error"] == "invalid_request"
+    assert [(r.outcome, r.status) for r in ep.requests] == [("invalid_request", 413)]
+
+
+async def test_an_endpoint_bug_is_a_recorded_server_error(
+    ep: TokenEndpoint,
+    session: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from jwtmint.testing import _endpoint
+
+    ep.register_client("basic", secret=SECRET)
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(ep, "_grant", broken)
+    reply = await post(session, ep.token_url, _grant(), basic("basic", SECRET))
+    assert (reply.status, reply.json) == (500, {"error": "server_error"})
+    assert reply.headers["Cache-Control"] == "no-store"
+    assert "a bug" in caplog.text
+    # claimed_identity failing too (it never should) still leaves a record
+    monkeypatch.setattr(_endpoint, "claimed_identity", broken)
+    reply = await post(session, ep.token_url, _grant(), basic("basic", SECRET))
+    assert reply.status == 500
+    assert [(r.outcome, r.status, r.client_id) for r in ep.requests] == [
+        ("server_error", 500, "basic"),
+        ("server_error", 500, None),
+    ]
+
+
+# Two fuzz tests, each with its own endpoint: one sends random requests (methods, content
+# types, bodies, form fields, Authorization headers), the other well-formed assertion requests
+# whose JWTs are random or a valid one changed in a few places. No request carries a
+# registered secret, and every assertion signed with the client_secret_jwt client's secret
+# has the jti already used (or a bad one), so none may be granted: every answer must be an
+# RFC 6749 §5.2 error, and recorded.
+FUZZ_NOW = 1_800_000_000
+FUZZ_SECRET = b"fuzz secret, long enough for HS512: " + b"s" * 40
+REPLAYED_JTI = "already-used"
+ISSUER_MARK = "@issuer"  # replaced by the endpoint's issuer when sent
+OAUTH_ERRORS = {
+    "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+    "unsupported_grant_type", "invalid_scope", "invalid_target",  # RFC 8707 §2
+}  # fmt: skip
+FORM_TYPE = "application/x-www-form-urlencoded"
+FUZZ_SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=12)
+_header_text = st.text(st.characters(blacklist_categories=["Cc", "Cs", "Zl", "Zp"]), max_size=24)
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(10**500), max_value=10**500)
+    | st.floats()
+    | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=6,
+)
+# JSON texts json.dumps would not write, or Python cannot hold
+_json_documents = st.sampled_from(
+    [
+        "[]",
+        '"a string"',
+        "{",
+        '{"alg": "HS256", "alg": "none"}',
+        '{"alg": "HS256", "exp": NaN}',
+        '{"alg": "HS256", "exp": 1' + "0" * 400 + "}",
+        '{"alg": "HS256", "exp": ' + "9" * 5000 + "}",
+        '{"alg": "HS256", "x": ' + "[" * 5000 + "]" * 5000 + "}",
+    ]
+)
+_times = st.integers(FUZZ_NOW - 600, FUZZ_NOW + 600) | _json_values
+_valid_claims: dict[str, Any] = {
+    "iss": "fuzz-hs", "sub": "fuzz-hs", "aud": ISSUER_MARK, "jti": REPLAYED_JTI,
+    "exp": FUZZ_NOW + 60, "iat": FUZZ_NOW, "nbf": FUZZ_NOW - 1,
+}  # fmt: skip
+_claim_values: dict[str, st.SearchStrategy[Any]] = {
+    "aud": st.just([ISSUER_MARK, "https://evil.example"]) | st.just([]) | _json_values,
+    "exp": _times,
+    "iat": _times,
+    "nbf": _times,
+    "sub": st.sampled_from(["fuzz-basic", "fuzz-es", "nobody"]) | _json_values,
+}
+_header_values: dict[str, st.SearchStrategy[Any]] = {
+    "alg": st.sampled_from(["HS384", "ES256", "none", "None"]) | _json_values,
+    "typ": st.just("client-authentication+jwt") | _json_values,
+    "crit": _json_values,
+}
+
+
+@st.composite
+def _near(
+    draw: st.DrawFn,
+    valid: dict[str, Any],
+    values: dict[str, st.SearchStrategy[Any]],
+    changes: list[int],
+) -> str:
+    """``valid`` as JSON text, with a few (one of ``changes``) members changed or dropped."""
+    document = dict(valid)
+    for _ in range(draw(st.sampled_from(changes))):
+        name = draw(st.sampled_from(sorted({*valid, *values})))
+        if name in document and draw(st.integers(0, 3)) == 0:
+            del document[name]
+        else:
+            document[name] = draw(values.get(name, _json_values))
+    return json.dumps(document)
+
+
+@dataclass(frozen=True)
+class FuzzAssertion:
+    """A JWS-shaped string to be, made once the issuer (for ``aud``) is known."""
+
+    header: str
+    payload: str
+    alg: str | None  # HMAC-signed with FUZZ_SECRET, or else the random signature is used
+    signature: bytes = b""
+
+    def render(self, issuer: str) -> str:
+        payload = self.payload.replace(ISSUER_MARK, issuer)
+        if self.alg is not None:
+            return jws_text(self.header, payload, self.alg, FUZZ_SECRET)
+        encoded = (self.header.encode(), payload.encode(), self.signature)
+        return ".".join(map(b64url, encoded))
+
+
+FieldValue = str | FuzzAssertion
+
+
+@st.composite
+def _assertions(draw: st.DrawFn) -> FieldValue:
+    flavour = draw(st.sampled_from(["signed"] * 6 + ["unsigned", "text"]))
+    if flavour == "text":
+        text: str = draw(_text | st.lists(_text, min_size=2, max_size=4).map(".".join))
+        return text
+    alg = draw(st.sampled_from(["HS256", "HS256", "HS384", "HS512"]))
+    odd = draw(st.sampled_from(["neither"] * 4 + ["header", "payload"]))
+    header = draw(
+        _json_documents if odd == "header" else _near({"alg": alg}, _header_values, [0, 0, 0, 1])
+    )
+    payload = draw(
+        _json_documents
+        if odd == "payload"
+        else _near(_valid_claims, _claim_values, [0, 1, 1, 1, 2, 3])
+    )
+    if flavour == "signed":
+        return FuzzAssertion(header, payload, alg)
+    return FuzzAssertion(header, payload, None, draw(st.binary(max_size=80)))
+
+
+_field_names = st.sampled_from(
+    ["grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type",
+     "scope", "resource"]
+) | _text  # fmt: skip
+_field_values = (
+    st.sampled_from(["client_credentials", JWT_BEARER, "fuzz-basic", "read", "https://a.example"])
+    | _text
+    | _assertions()
+)
+_authorizations = (
+    st.none()
+    | st.tuples(st.sampled_from(["fuzz-basic", "fuzz-hs"]) | _text, _text).map(
+        lambda pair: "Basic " + base64.b64encode(":".join(pair).encode()).decode()
+    )
+    | st.binary(max_size=30).map(lambda raw: "Basic " + base64.b64encode(raw).decode())
+    | _header_text.map(lambda text: "Basic " + text)
+    | _header_text
+)
+
+
+@dataclass(frozen=True)
+class FuzzRequest:
+    method: str
+    fields: list[tuple[str, FieldValue]] | None  # None: send raw_body
+    headers: dict[str, str]
+    raw_body: bytes = b""
+
+    def body(self, issuer: str) -> bytes:
+        if self.fields is None:
+            return self.raw_body
+        rendered = [
+            (name, value.render(issuer) if isinstance(value, FuzzAssertion) else value)
+            for name, value in self.fields
+        ]
+        return urlencode(rendered).encode()
+
+
+@st.composite
+def _any_requests(draw: st.DrawFn) -> FuzzRequest:
+    fields: list[tuple[str, FieldValue]] = []
+    if draw(st.integers(0, 3)):
+        fields.append(("grant_type", "client_credentials"))
+    fields += draw(st.lists(st.tuples(_field_names, _field_values), max_size=4))
+    raw_body = b"" if draw(st.integers(0, 5)) else draw(st.binary(max_size=40))
+    headers = {
+        "Content-Type": draw(
+            st.sampled_from([FORM_TYPE, FORM_TYPE, f"{FORM_TYPE}; charset=utf-8", "text/plain"])
+        )
+    }
+    authorization = draw(_authorizations)
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    method = draw(st.sampled_from(["POST"] * 6 + ["GET", "PUT"]))
+    return FuzzRequest(method, None if raw_body else fields, headers, raw_body)
+
+
+@st.composite
+def _assertion_requests(draw: st.DrawFn) -> FuzzRequest:
+    fields: list[tuple[str, FieldValue]] = [
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", draw(_assertions())),
+    ]
+    client_id = draw(st.sampled_from([None, None, None, "fuzz-hs"]) | _text)
+    if client_id is not None:
+        fields.append(("client_id", client_id))
+    return FuzzRequest("POST", fields, {"Content-Type": FORM_TYPE})
+
+
+@pytest.fixture
+async def fuzz_ep(session: aiohttp.ClientSession) -> AsyncIterator[TokenEndpoint]:
+    async with TokenEndpoint(clock=FakeClock(FUZZ_NOW)) as endpoint:
+        endpoint.register_client("fuzz-hs", secret=FUZZ_SECRET, auth_method="client_secret_jwt")
+        endpoint.register_client("fuzz-basic", secret=SECRET)
+        endpoint.register_client("fuzz-es", public_key=signing_key("ES256"))
+        # spend REPLAYED_JTI, so that no fuzzed assertion can be valid
+        payload = claims("fuzz-hs", endpoint.issuer, now=FUZZ_NOW, jti=REPLAYED_JTI)
+        assertion = jws_text('{"alg": "HS256"}', json.dumps(payload), key=FUZZ_SECRET)
+        assert (await post(session, endpoint.token_url, assertion_form(assertion))).status == 200
+        yield endpoint
+
+
+async def _send_fuzzed(
+    ep: TokenEndpoint, session: aiohttp.ClientSession, request: FuzzRequest
+) -> None:
+    before = len(ep.requests)
+    async with session.request(
+        request.method, ep.token_url, data=request.body(ep.issuer), headers=request.headers
+    ) as response:
+        status, text = response.status, await response.text()
+    assert 400 <= status < 500, (status, text)
+    document = json.loads(text)
+    assert document["error"] in OAUTH_ERRORS, text
+    assert len(ep.requests) == before + 1
+    assert (ep.requests[-1].outcome, ep.requests[-1].status) == (document["error"], status)
+
+
+@FUZZ_SETTINGS
+@given(request=_any_requests())
+async def test_fuzzed_requests_are_recorded_rfc6749_errors(
+    fuzz_ep: TokenEndpoint, session: aiohttp.ClientSession, request: FuzzRequest
+) -> None:
+    await _send_fuzzed(fuzz_ep, session, request)
+
+
+@FUZZ_SETTINGS
+@given(request=_assertion_requests())
+async def test_fuzzed_assertions_are_recorded_rfc6749_errors(
+    fuzz_ep: TokenEndpoint, session: aiohttp.ClientSession, request: FuzzRequest
+) -> None:
+    await _send_fuzzed(fuzz_ep, session, request)
+
+
+# ---------------------------------------------------------------------------- audience
+
+
+async def test_an_aud_array_holding_the_issuer_is_accepted_by_default(
+    ep: TokenEndpoint, session: aiohttp.ClientSession
+) -> None:
+    key = signing_key("ES256")
+    ep.register_client("es", public_key=key)
+    payload = claims("es", [ep.issuer, "https://evil.example"])  # RFC 7523 §3 (3) allows it
+    reply = await post(session, ep.token_url, assertion_form(pyjwt_assertion(key, payload)))
+    assert reply.status == 200, reply.text
+
+
+async def test_strict_audience_takes_only_the_issuer_string(
+    session: aiohttp.ClientSession,
+) -> None:
+    key = signing_key("ES256")
+    async with TokenEndpoint(strict_audience=True) as ep:
+        ep.register_client("es", public_key=key)
+        for audience in ([ep.issuer, "https://evil.example"], [ep.issuer], ep.token_url):
+            form = assertion_form(pyjwt_assertion(key, claims("es", audience)))
+            reply = await post(session, ep.token_url, form)
+            assert reply.status == 401, audience
+            assert reply.json["error_description"] == (
+                f"client assertion aud must be the single string {ep.issuer} (strict_audience)"
+            )
+        form = assertion_form(pyjwt_assertion(key, claims("es", ep.issuer)))
+        assert (await post(session, ep.token_url, form)).status == 200
+
+
+async def test_strict_audience_with_the_token_url_flag(session: aiohttp.ClientSession) -> None:
+    key = signing_key("ES256")
+    async with TokenEndpoint(strict_audience=True, accept_token_endpoint_audience=True) as ep:
+        ep.register_client("es", public_key=key)
+        for audience, status in (
+            (ep.token_url, 200),
+            (ep.issuer, 200),
+            ([ep.token_url], 401),
+            ([ep.issuer, ep.token_url], 401),
+        ):
+            form = assertion_form(pyjwt_assertion(key, claims("es", audience)))
+            assert (await post(session, ep.token_url, form)).status == status, audience
+
+
+# ---------------------------------------------------------------------------- key strength
+
+
+@pytest.fixture(scope="module")
+def rsa_1024() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=1024)
+
+
+def test_rsa_keys_under_2048_bits_are_refused(rsa_1024: rsa.RSAPrivateKey) -> None:
+    ep = TokenEndpoint()
+    numbers = rsa_1024.public_key().public_numbers()
+    weak_jwk = {
+        "kty": "RSA",
+        "alg": "RS256",
+        "n": b64url(numbers.n.to_bytes(128, "big")),
+        "e": b64url(numbers.e.to_bytes(3, "big")),
+    }
+    for weak in (rsa_1024, rsa_1024.public_key(), weak_jwk, {"keys": [weak_jwk]}):
+        with pytest.raises(ValueError, match=r"RSA key of 1024 bits.*at least 2048"):
+            ep.register_client("weak", public_key=weak)
+    assert repr(ep) == "TokenEndpoint(url=None, clients=0)"
+    ep.register_client("strong", public_key=signing_key("RS256"))
+
+
+@pytest.mark.parametrize(("alg", "size"), [("HS256", 32), ("HS384", 48), ("HS512", 64)])
+async def test_client_secret_jwt_needs_a_secret_as_long_as_the_hash(
+    ep: TokenEndpoint, session: aiohttp.ClientSession, alg: str, size: int
+) -> None:
+    ep.register_client("short", secret=b"k" * (size - 1), auth_method="client_secret_jwt")
+    ep.register_client("enough", secret=b"k" * size, auth_method="client_secret_jwt")
+    header = json.dumps({"alg": alg})
+    short = jws_text(header, json.dumps(claims("short", ep.issuer)), alg, b"k" * (size - 1))
+    reply = await post(session, ep.token_url, assertion_form(short))
+    assert reply.status == 401
+    assert reply.json["error_description"] == (
+        f"the client secret is too short for {alg}: RFC 7518 3.2 needs at least {size} bytes"
+    )
+    enough = jws_text(header, json.dumps(claims("enough", ep.issuer)), alg, b"k" * size)
+    assert (await post(session, ep.token_url, assertion_form(enough))).status == 200
+
+
+async def test_short_secrets_still_serve_basic_and_post(
+    ep: TokenEndpoint, session: aiohttp.ClientSession
+) -> None:
+    ep.register_client("basic", secret="abc")
+    ep.register_client("post", secret="abc", auth_method="client_secret_post")
+    assert (await post(session, ep.token_url, _grant(), basic("basic", "abc"))).status == 200
+    form = _grant(client_id="post", client_secret="abc")
+    assert (await post(session, ep.token_url, form)).status == 200

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import hashlib
 import hmac
@@ -15,6 +14,7 @@ from urllib.parse import unquote_plus
 
 from ._jose import (
     HMAC_ALGORITHMS,
+    HMAC_MIN_KEY_BYTES,
     SUPPORTED_ALGORITHMS,
     JoseError,
     ParsedJws,
@@ -145,7 +145,10 @@ def _jwt_method(alg: object) -> str:
 
 
 def claimed_identity(form: Form) -> Claimed:
-    """The client id and method a request presents, decoded leniently; never raises."""
+    """The client id and method a request presents, decoded leniently; never raises.
+
+    What cannot be decoded (Basic credentials, an assertion) is left out as None.
+    """
     methods = _attempted_methods(form)
     form_id = form.get("client_id")
     if not methods:
@@ -169,19 +172,28 @@ def claimed_identity(form: Form) -> Claimed:
 
 
 def _decode_basic(authorization: str) -> tuple[str, str]:
-    """RFC 6749 §2.3.1: base64 of form-encoded client_id ":" form-encoded secret."""
+    """RFC 6749 §2.3.1: base64 of form-encoded client_id ":" form-encoded secret.
+
+    Anything else is an OAuthError (``invalid_client``), never another exception.
+    """
     scheme, _, credentials = authorization.strip().partition(" ")
     if scheme.lower() != "basic":
         raise _invalid_client("the token endpoint accepts only the Basic authorization scheme")
     try:
+        # non-ASCII text, bad base64 (binascii.Error), bytes or percent-escapes that are not
+        # UTF-8 (UnicodeDecodeError): each is a ValueError
         decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise _invalid_client("malformed Basic credentials") from exc
-    user, colon, password = decoded.partition(":")
+        user, colon, password = decoded.partition(":")
+        # a client id or secret holding ":" or "+" only survives because both were form-encoded
+        client_id = unquote_plus(user, errors="strict")
+        secret = unquote_plus(password, errors="strict")
+    except ValueError as exc:
+        raise _invalid_client(
+            "malformed Basic credentials: base64 of form-encoded UTF-8 client_id:secret expected"
+        ) from exc
     if not colon:
-        raise _invalid_client("malformed Basic credentials")
-    # a client id or secret holding ":" or "+" only survives because both were form-encoded
-    return unquote_plus(user, errors="strict"), unquote_plus(password, errors="strict")
+        raise _invalid_client("malformed Basic credentials: no colon between client_id and secret")
+    return client_id, secret
 
 
 def _same_secret(registered: bytes | None, presented: bytes) -> bool:
@@ -200,6 +212,7 @@ class AssertionPolicy:
     max_lifetime: int = 300
     leeway: int = 5
     require_typ: bool = False
+    strict_audience: bool = False
 
 
 class Authenticator:
@@ -297,7 +310,7 @@ class Authenticator:
 
     def _check_claims(self, claims: dict[str, Any], audiences: frozenset[str]) -> None:
         now, leeway = self._clock(), self._policy.leeway
-        _check_audience(claims.get("aud"), audiences)
+        _check_audience(claims.get("aud"), audiences, self._policy.strict_audience)
         exp = _numeric_date(claims, "exp")
         if exp is None:
             raise _invalid_client("client assertion has no exp")
@@ -360,7 +373,12 @@ def _is_assertion_typ(typ: object) -> bool:
 
 def _signature_ok(client: Client, alg: str, jws: ParsedJws) -> bool:
     if alg in HMAC_ALGORITHMS:
-        secret = client.secret or b""
+        secret, needed = client.secret or b"", HMAC_MIN_KEY_BYTES[alg]
+        if len(secret) < needed:
+            raise _invalid_client(
+                f"the client secret is too short for {alg}: RFC 7518 3.2 needs at least "
+                f"{needed} bytes"
+            )
         return verify_hmac(alg, secret, jws.signing_input, jws.signature)
     kid = jws.header.get("kid")
     keys = [k for k in client.keys if kid is None or k.kid in (None, kid)]
@@ -372,14 +390,21 @@ def _signature_ok(client: Client, alg: str, jws: ParsedJws) -> bool:
     return any(k.verify(alg, jws.signing_input, jws.signature) for k in usable)
 
 
-def _check_audience(aud: object, audiences: frozenset[str]) -> None:
+def _check_audience(aud: object, audiences: frozenset[str], strict: bool) -> None:
+    expected = " or ".join(sorted(audiences))
+    if strict:
+        # draft-ietf-oauth-rfc7523bis: aud is the issuer identifier, as a single string
+        if not isinstance(aud, str) or aud not in audiences:
+            raise _invalid_client(
+                f"client assertion aud must be the single string {expected} (strict_audience)"
+            )
+        return
+    # RFC 7523 §3 (3): an array is accepted when it holds one of the audiences
     values = [aud] if isinstance(aud, str) else aud
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise _invalid_client("client assertion aud must be a string or a list of strings")
     if audiences.isdisjoint(values):
-        raise _invalid_client(
-            "client assertion aud must be the issuer identifier " + " or ".join(sorted(audiences))
-        )
+        raise _invalid_client(f"client assertion aud must be the issuer identifier {expected}")
 
 
 def _numeric_date(claims: dict[str, Any], name: str) -> float | None:
@@ -387,6 +412,11 @@ def _numeric_date(claims: dict[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    seconds = math.nan
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # a JSON integer beyond the float range (10**400) is no date either
+        with contextlib.suppress(OverflowError):
+            seconds = float(value)
+    if not math.isfinite(seconds):
         raise _invalid_client(f"client assertion {name} is not a NumericDate")
-    return float(value)
+    return seconds

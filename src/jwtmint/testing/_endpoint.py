@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import logging
 import secrets
 import time
 from collections import deque
@@ -15,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ._auth import AssertionPolicy, Authenticator, Client, claimed_identity
+from ._auth import AssertionPolicy, Authenticator, Claimed, Client, claimed_identity
 from ._jose import SUPPORTED_ALGORITHMS
 from ._model import AUTH_METHODS, Fault, OAuthError, RecordedRequest
 from ._request import AUTH_FIELDS, GRANT_FIELDS, Form, check_resources, check_scope, parse_form
@@ -24,11 +25,14 @@ from ._responses import NO_STORE, bearer_refusal, error_response, fault_response
 __all__ = ["TokenEndpoint"]
 
 GRANT_TYPE = "client_credentials"
+_log = logging.getLogger("jwtmint.testing")
 _DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
 # in-flight handlers finish quickly once `_closing` is set; this only bounds a stuck one
 _SHUTDOWN_TIMEOUT = 2.0
 # above the default 128, so a burst of concurrent connects is queued rather than retried
 _BACKLOG = 2048
+# aiohttp's default; a larger body is refused 413 (and recorded)
+_MAX_BODY = 1024**2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,17 +58,26 @@ class TokenEndpoint:
     ``private_key_jwt`` (RFC 7523 §2.2 and §3, verified by its own JWS code),
     and ``none``. It publishes RFC 8414 metadata at both well-known paths and
     guards ``/api/...`` with the bearer tokens it issued (RFC 6750). Every
-    token request is recorded in :attr:`requests`; :meth:`fail_next` and
-    :meth:`set_fault` replace normal answers with a :class:`Fault`.
+    request that reaches ``/token`` is recorded in :attr:`requests`, whatever
+    its answer; :meth:`fail_next` and :meth:`set_fault` replace normal answers
+    with a :class:`Fault`. A request it cannot make sense of gets an RFC 6749
+    §5.2 error (4xx), never a 500: only a bug in the endpoint itself is
+    answered 500 ``{"error": "server_error"}``, recorded with outcome
+    ``server_error`` and logged to the ``jwtmint.testing`` logger.
 
     ``token_lifetime`` is the ``expires_in`` it issues (None: omitted, and the
     token never expires); ``clock`` (epoch seconds) judges assertion times and
     token expiry; ``max_assertion_lifetime`` bounds ``exp - iat``;
-    ``leeway`` is the clock skew tolerated; ``accept_token_endpoint_audience``
-    also accepts the token URL as ``aud`` (by default only the issuer is, per
-    draft-ietf-oauth-rfc7523bis); ``require_typ`` demands the
+    ``leeway`` is the clock skew tolerated; ``require_typ`` demands the
     ``client-authentication+jwt`` header type; ``discovery=False`` answers 404
     at the metadata paths.
+
+    An assertion's ``aud`` must name the issuer identifier: the string itself,
+    or an array holding it among other values (RFC 7523 §3 allows that, and
+    oidc-provider accepts it). ``strict_audience=True`` demands the single
+    string draft-ietf-oauth-rfc7523bis requires: no array, not even one of a
+    single member. ``accept_token_endpoint_audience=True`` also takes the
+    token URL wherever the issuer is taken.
 
     Use it as ``async with TokenEndpoint() as ep:`` (or ``await ep.start()`` and
     ``await ep.close()``) on the running event loop; it runs once.
@@ -80,6 +93,7 @@ class TokenEndpoint:
         accept_token_endpoint_audience: bool = False,
         require_typ: bool = False,
         discovery: bool = True,
+        strict_audience: bool = False,
     ) -> None:
         if token_lifetime is not None and token_lifetime <= 0:
             raise ValueError("token_lifetime must be positive, or None to omit expires_in")
@@ -90,7 +104,7 @@ class TokenEndpoint:
         self._accept_token_url = accept_token_endpoint_audience
         self._discovery = discovery
         self._clients: dict[str, Client] = {}
-        policy = AssertionPolicy(max_assertion_lifetime, leeway, require_typ)
+        policy = AssertionPolicy(max_assertion_lifetime, leeway, require_typ, strict_audience)
         self._authenticator = Authenticator(self._clients, policy, clock)
         self._tokens: dict[bytes, _Issued] = {}
         self._faults: deque[Fault] = deque()
@@ -99,7 +113,9 @@ class TokenEndpoint:
         self._url: str | None = None
         self._started = False
         self._closing = asyncio.Event()
-        #: Every request that reached ``/token``, in the order they were answered.
+        #: Every request that reached ``/token`` (any method, refused, faulted or failed;
+        #: only one whose client hung up before its body was read is not), in the order
+        #: they were decided: a delayed fault is recorded before its wait.
         self.requests: list[RecordedRequest] = []
         #: ``(path after /api/, HTTP status)`` of every protected-resource call.
         self.api_requests: list[tuple[str, int]] = []
@@ -153,7 +169,7 @@ class TokenEndpoint:
         await self.close()
 
     def _application(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=_MAX_BODY)
         app.router.add_route("*", "/token", self._handle_token)
         if self._discovery:
             for path in _DISCOVERY_PATHS:
@@ -200,6 +216,13 @@ class TokenEndpoint:
         ``private_key_jwt`` or ``none``; without it a public key means
         ``private_key_jwt``, a secret ``client_secret_basic``, neither ``none``.
         ``allowed_scopes`` limits the scope tokens granted (None: any).
+
+        RSA keys under 2048 bits are refused with a ValueError (RFC 7518
+        §3.3). A ``client_secret_jwt`` secret shorter than the hash output (32
+        bytes for HS256, 48 for HS384, 64 for HS512) is registered, but an
+        assertion signed with it is refused as ``invalid_client`` (RFC 7518
+        §3.2); ``client_secret_basic`` and ``client_secret_post`` secrets may
+        be of any length.
         """
         self._clients[client_id] = Client.register(
             client_id,
@@ -273,19 +296,32 @@ class TokenEndpoint:
     # ------------------------------------------------------------------ /token
 
     async def _handle_token(self, request: web.Request) -> web.StreamResponse:
-        form, refusal = await _read_form(request)
-        fault = self._take_fault()
-        if fault is not None:
-            self._record(form, "fault", fault.status)
-            return await self._answer_fault(request, fault)
+        form = Form({}, request.headers.get("Authorization"))
+        recorded = False
         try:
-            if refusal is not None:
-                raise refusal
-            response, outcome = self._grant(form), "issued"
-        except OAuthError as exc:
-            response, outcome = error_response(exc), exc.error
-        self._record(form, outcome, response.status)
-        return response
+            form, refusal = await _read_form(request)
+            fault = self._take_fault()
+            if fault is not None:
+                self._record(form, "fault", fault.status)
+                recorded = True
+                return await self._answer_fault(request, fault)
+            try:
+                if refusal is not None:
+                    raise refusal
+                response, outcome = self._grant(form), "issued"
+            except OAuthError as exc:
+                response, outcome = error_response(exc), exc.error
+            self._record(form, outcome, response.status)
+            return response
+        except Exception:
+            # every malformed request is an OAuthError above: this is a bug in the endpoint
+            _log.exception("TokenEndpoint: unexpected error answering a token request")
+            if not recorded:
+                claimed = Claimed()
+                with contextlib.suppress(Exception):  # in case claimed_identity is the bug
+                    claimed = claimed_identity(form)
+                self._record(form, "server_error", 500, claimed)
+            return web.json_response({"error": "server_error"}, status=500, headers=NO_STORE)
 
     def _grant(self, form: Form) -> web.Response:
         """RFC 6749 §4.4.2 and §4.4.3: check the request, then issue a token."""
@@ -314,8 +350,11 @@ class TokenEndpoint:
             return frozenset({self.issuer, self.token_url})
         return frozenset({self.issuer})
 
-    def _record(self, form: Form, outcome: str, status: int) -> None:
-        claimed = claimed_identity(form)
+    def _record(
+        self, form: Form, outcome: str, status: int, claimed: Claimed | None = None
+    ) -> None:
+        if claimed is None:
+            claimed = claimed_identity(form)
         assertion = claimed.assertion
         jti = assertion.claims.get("jti") if assertion else None
         self.requests.append(
@@ -383,7 +422,12 @@ class TokenEndpoint:
 async def _read_form(request: web.Request) -> tuple[Form, OAuthError | None]:
     """The request's form, and the error to answer when it is no token request at all."""
     authorization = request.headers.get("Authorization")
-    body = await request.read()
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return Form({}, authorization), OAuthError(
+            "invalid_request", f"the request body exceeds {_MAX_BODY} bytes", status=413
+        )
     if request.method != "POST":  # RFC 6749 §3.2
         refusal = OAuthError("invalid_request", "the token endpoint takes POST", status=405)
         refusal.headers["Allow"] = "POST"

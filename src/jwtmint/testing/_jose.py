@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
     "HMAC_ALGORITHMS",
+    "HMAC_MIN_KEY_BYTES",
+    "MIN_RSA_BITS",
     "SUPPORTED_ALGORITHMS",
     "JoseError",
     "ParsedJws",
@@ -65,6 +67,10 @@ ASYMMETRIC_ALGORITHMS = (
     "EdDSA",
 )  # fmt: skip
 HMAC_ALGORITHMS = tuple(_HMAC_DIGESTS)
+#: RFC 7518 §3.2: an HMAC key at least as long as the hash output.
+HMAC_MIN_KEY_BYTES = {alg: digest().digest_size for alg, digest in _HMAC_DIGESTS.items()}
+#: RFC 7518 §3.3 and §3.5: RSA keys of 2048 bits or more.
+MIN_RSA_BITS = 2048
 SUPPORTED_ALGORITHMS = ASYMMETRIC_ALGORITHMS + HMAC_ALGORITHMS
 
 _RSA_ALGORITHMS = frozenset(a for a in ASYMMETRIC_ALGORITHMS if a[:2] in ("RS", "PS"))
@@ -110,8 +116,14 @@ def _json_object(data: bytes, what: str) -> dict[str, Any]:
             object_pairs_hook=_unique_members,
             parse_constant=_refuse_constant,
         )
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except JoseError:  # a duplicate member or a constant, refused by the hooks above
+        raise
+    except ValueError as exc:
+        # JSONDecodeError, UnicodeDecodeError, and an integer longer than CPython converts
+        # (sys.get_int_max_str_digits()): all ValueErrors
         raise JoseError(f"the {what} is not UTF-8 JSON") from exc
+    except RecursionError as exc:
+        raise JoseError(f"the {what} is nested too deeply") from exc
     if not isinstance(value, dict):
         raise JoseError(f"the {what} is not a JSON object")
     return value
@@ -221,6 +233,11 @@ def _from_many(sources: Iterable[object]) -> tuple[VerificationKey, ...]:
 
 def _from_public_key(key: PublicKey, kid: str | None = None) -> VerificationKey:
     if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise JoseError(
+                f"RSA key of {key.key_size} bits refused: RFC 7518 3.3 requires keys of "
+                f"at least {MIN_RSA_BITS} bits"
+            )
         return VerificationKey(key, _RSA_ALGORITHMS, kid)
     if isinstance(key, ec.EllipticCurvePublicKey):
         alg = _EC_ALGORITHMS.get(key.curve.name)

@@ -69,8 +69,9 @@ class RecordedRequest:
     the client authentication ones (RFC 6749 §2.3) and ``grant_type``,
     ``scope`` and ``resource``. No secret and no raw assertion is kept:
     ``client_secret`` is never recorded, the assertion only as its decoded
-    header and claims. ``outcome`` is ``"issued"``, ``"fault"`` or the RFC 6749
-    §5.2 error code; ``status`` the HTTP status answered (for a dropped
+    header and claims. ``outcome`` is ``"issued"``, ``"fault"``, the RFC 6749
+    §5.2 error code, or ``"server_error"`` when a bug in the endpoint made it
+    answer 500; ``status`` the HTTP status answered (for a dropped
     connection, the fault's status); ``at`` the endpoint's clock.
     """
 
