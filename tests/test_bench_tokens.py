@@ -122,7 +122,7 @@ def test_cli_quick_prints_both_tables(capsys: pytest.CaptureFixture[str]) -> Non
     assert "jwtmint  tokens.get_token(name)" in out
     assert "authlib  client.ensure_active_token(token)" in out
     assert "every round 1000 distinct tokens" in out
-    assert "Intel" in out or "CPU:" in out
+    assert "the endpoint counted 0 requests from either client while timed" in out
     assert "cold fetches, private_key_jwt" in err  # progress goes to stderr
 
 
