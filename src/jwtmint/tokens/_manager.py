@@ -461,6 +461,9 @@ class TokenManager:
     async def _refresh(
         self, key: CacheKey, client_assertion: ClientAssertion | None, force_renewal: bool
     ) -> Token:
+        if not self._tiered:
+            # one process: single-flight is the lock (the memory cache's own lock is a no-op)
+            return await self._fetch_and_store(key, client_assertion, force_renewal)
         lock = self._cache.lock(key)
         try:
             # bounded: a shared tier's lock may be held by a process that died
@@ -472,15 +475,20 @@ class TokenManager:
                 client=key.client,
             ) from None
         try:
-            if self._tiered and not force_renewal:
+            if not force_renewal:
                 # another process may have fetched it while this one waited for the lock
                 entry = await self._cache.get(key)
                 if entry is not None and self._clock() < entry.renew_at:
                     return entry.token
-            token = await self._request_token(key, client_assertion, force_renewal)
-            await self._cache.set(key, CacheEntry(token, self._renew_at(token)))
+            return await self._fetch_and_store(key, client_assertion, force_renewal)
         finally:
             await lock.__aexit__(None, None, None)
+
+    async def _fetch_and_store(
+        self, key: CacheKey, client_assertion: ClientAssertion | None, force_renewal: bool
+    ) -> Token:
+        token = await self._request_token(key, client_assertion, force_renewal)
+        await self._cache.set(key, CacheEntry(token, self._renew_at(token)))
         return token
 
     def _renew_at(self, token: Token) -> float:
