@@ -1316,3 +1316,34 @@ async def test_short_secrets_still_serve_basic_and_post(
     assert (await post(session, ep.token_url, _grant(), basic("basic", "abc"))).status == 200
     form = _grant(client_id="post", client_secret="abc")
     assert (await post(session, ep.token_url, form)).status == 200
+
+
+async def _raw_http(url: str, request: bytes) -> bytes:
+    """Send bytes the aiohttp client would never send; the status line comes back."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(4096), 5)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    return answer.split(b"\r\n", 1)[0]
+
+
+async def test_undecodable_bodies_and_header_bytes_get_4xx_not_500() -> None:
+    async with TokenEndpoint() as ep:
+        broken_gzip = (
+            b"POST /token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Encoding: gzip\r\nContent-Length: 5\r\n\r\nabcde"
+        )
+        assert await _raw_http(ep.url, broken_gzip) == b"HTTP/1.1 400 Bad Request"
+        assert [(r.outcome, r.status) for r in ep.requests] == [("invalid_request", 400)]
+        latin1_bearer = (
+            b"GET /api/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Authorization: Bearer caf\xe9\r\nContent-Length: 0\r\n\r\n"
+        )
+        assert await _raw_http(ep.url, latin1_bearer) == b"HTTP/1.1 401 Unauthorized"
+        assert ep.api_requests == [("x", 401)]

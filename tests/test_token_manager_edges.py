@@ -4,7 +4,7 @@ caller assertions and retries, background backoff, discovery fallbacks."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -22,6 +22,7 @@ from jwtmint.tokens import (
     TokenManager,
     TokenRequestParameters,
 )
+from jwtmint.tokens._manager import _enter_within, _enter_within_legacy
 
 from .conftest import signing_key
 from .test_token_manager import FAST_RETRIES, SECRET, FakeClock, es_client, wait_for
@@ -306,8 +307,30 @@ class TierInstance:
         self.tier.store.pop(key, None)
         self.local.pop(key, None)
 
-    def lock(self, key: CacheKey) -> asyncio.Lock:
-        return self.tier.locks.setdefault(key, asyncio.Lock())
+    def lock(self, key: CacheKey) -> OwnedLock:
+        return OwnedLock(self.tier.locks.setdefault(key, asyncio.Lock()))
+
+
+class OwnedLock:
+    """Like anyio's or a Redis client's locks: only the task that took it may release it."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self.lock = lock
+        self.owner: asyncio.Task[object] | None = None
+
+    async def __aenter__(self) -> None:
+        await self.lock.acquire()
+        self.owner = asyncio.current_task()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert asyncio.current_task() is self.owner, "released by a task that does not hold it"
+        self.lock.release()
+
+    async def acquire(self) -> None:
+        await self.__aenter__()
+
+    def release(self) -> None:
+        self.lock.release()
 
 
 async def test_a_shared_tier_makes_one_request_across_instances(endpoint: TokenEndpoint) -> None:
@@ -412,3 +435,78 @@ async def test_the_shared_lock_wait_is_bounded(endpoint: TokenEndpoint) -> None:
     finally:
         held.release()
     assert endpoint.request_count() == 0
+
+
+async def test_a_subclass_of_the_memory_cache_is_asked_like_a_tier(
+    endpoint: TokenEndpoint,
+) -> None:
+    class Counting(MemoryTokenCache):
+        gets = 0
+
+        async def get(self, key: CacheKey) -> CacheEntry | None:
+            Counting.gets += 1
+            return await super().get(key)
+
+    async with TokenManager({"es": es_client(endpoint)}, cache=Counting()) as tokens:
+        await tokens.get_token("es")
+    assert Counting.gets >= 1
+
+
+async def test_metadata_is_fetched_once_for_clients_that_need_it_and_clients_that_want_it(
+    endpoint: TokenEndpoint,
+) -> None:
+    hits: list[str] = []
+
+    async def metadata(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.json_response({"issuer": issuer, "token_endpoint": endpoint.token_url})
+
+    app = web.Application()
+    app.router.add_get("/.well-known/openid-configuration", metadata)
+    runner, issuer = await serve(app)
+    needs = ClientCredentialsClient("basic", issuer=issuer, client_secret=SECRET)
+    wants = ClientCredentialsClient(
+        "es",
+        issuer=issuer,
+        token_endpoint=endpoint.token_url,
+        private_key=signing_key("ES256"),
+        audience=endpoint.issuer,
+    )
+    try:
+        async with TokenManager({"needs": needs, "wants": wants}) as tokens:
+            await asyncio.gather(tokens.get_token("needs"), tokens.get_token("wants"))
+            await tokens.get_token("wants", force_renewal=True)
+    finally:
+        await runner.cleanup()
+    assert hits == ["/.well-known/openid-configuration"]
+
+
+async def test_a_malformed_discovered_endpoint_is_a_discovery_error() -> None:
+    async def metadata(request: web.Request) -> web.Response:
+        return web.json_response({"issuer": issuer, "token_endpoint": "https://[::1/t"})
+
+    app = web.Application()
+    app.router.add_get("/.well-known/openid-configuration", metadata)
+    runner, issuer = await serve(app)
+    try:
+        client = ClientCredentialsClient("b", issuer=issuer, client_secret=SECRET)
+        async with TokenManager({"b": client}, retries=FAST_RETRIES) as tokens:
+            with pytest.raises(jwtmint.DiscoveryError, match="no usable token_endpoint"):
+                await tokens.get_token("b")
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("enter", [_enter_within, _enter_within_legacy])
+async def test_entering_a_lock_within_a_deadline(
+    enter: Callable[[OwnedLock, float], Awaitable[None]],
+) -> None:
+    lock = OwnedLock(asyncio.Lock())
+    await enter(lock, 1.0)  # free: entered at once, by this task
+    assert lock.owner is asyncio.current_task()
+    other = OwnedLock(lock.lock)
+    with pytest.raises((TimeoutError, asyncio.TimeoutError)):
+        await enter(other, 0.05)  # held: times out
+    await lock.__aexit__(None, None, None)
+    await enter(other, 1.0)
+    await other.__aexit__(None, None, None)

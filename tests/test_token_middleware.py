@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from jwtmint.errors import ConfigurationError
-from jwtmint.testing import TokenEndpoint
+from jwtmint.testing import Fault, TokenEndpoint
 from jwtmint.tokens import ClientCredentialsClient, TokenManager
 
 from .conftest import signing_key
@@ -245,3 +245,16 @@ async def test_a_resource_that_refuses_every_token_does_not_drive_the_idp(
     finally:
         await runner.cleanup()
     assert endpoint.request_count() == 2  # the first token, then one forced renewal
+
+
+async def test_a_failed_renewal_after_a_401_returns_the_401(
+    endpoint: TokenEndpoint, tokens: TokenManager
+) -> None:
+    async with aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api:
+        async with api.get(f"{endpoint.url}/api/a") as response:
+            assert response.status == 200
+        endpoint.revoke_all()
+        endpoint.set_fault(Fault(status=400, body={"error": "invalid_client"}))
+        async with api.get(f"{endpoint.url}/api/b") as response:
+            assert response.status == 401  # the API's answer, not the IdP's refusal
+    assert endpoint.api_requests == [("a", 200), ("b", 401)]

@@ -70,6 +70,9 @@ def test_auth_method_is_inferred() -> None:
         ({"issuer": "idp.example.com"}, "absolute https URL"),
         ({"issuer": "http://idp.example.com"}, "plain http"),
         ({"token_endpoint": "https://user:hunter2@idp/token"}, "must not carry credentials"),
+        ({"token_endpoint": "https://[::1/t"}, "absolute https URL"),
+        ({"token_endpoint": "https://idp:99999/t"}, "absolute https URL"),
+        ({"token_endpoint": "https://idp:abc/t"}, "absolute https URL"),
         ({"issuer": ISSUER, "client_secret": b"\xff\xfe"}, "UTF-8"),
         (
             {"issuer": ISSUER, "client_secret": SECRET, "signing_algorithm": "RS256"},

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from aiohttp import web
+from aiohttp import web, web_protocol
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ._auth import AssertionPolicy, Authenticator, Claimed, Client, claimed_identity
 from ._jose import SUPPORTED_ALGORITHMS
@@ -46,23 +47,23 @@ class _Issued:
 
 def _token_key(access_token: str) -> bytes:
     # tokens are held by digest: a lookup then does not compare token text byte by byte
-    return hashlib.sha256(access_token.encode("utf-8")).digest()
+    # surrogateescape: a header's bytes decoded as latin-1 or odd text never raises here
+    return hashlib.sha256(access_token.encode("utf-8", "surrogateescape")).digest()
 
 
 class TokenEndpoint:
     """A strict OAuth 2.0 authorization server on 127.0.0.1, for tests and demos.
 
-    It serves the client credentials grant (RFC 6749 §4.4) at ``/token`` with
-    real client authentication: ``client_secret_basic`` and
-    ``client_secret_post`` (RFC 6749 §2.3.1), ``client_secret_jwt`` and
-    ``private_key_jwt`` (RFC 7523 §2.2 and §3, verified by its own JWS code),
-    and ``none``. It publishes RFC 8414 metadata at both well-known paths and
-    guards ``/api/...`` with the bearer tokens it issued (RFC 6750). Every
-    request that reaches ``/token`` is recorded in :attr:`requests`, whatever
-    its answer; :meth:`fail_next` and :meth:`set_fault` replace normal answers
-    with a :class:`Fault`. A request it cannot make sense of gets an RFC 6749
-    §5.2 error (4xx), never a 500: only a bug in the endpoint itself is
-    answered 500 ``{"error": "server_error"}``, recorded with outcome
+    It serves the client credentials grant (RFC 6749 §4.4) at ``/token`` with real client
+    authentication: ``client_secret_basic`` and ``client_secret_post`` (RFC 6749 §2.3.1),
+    ``client_secret_jwt`` and ``private_key_jwt`` (RFC 7523 §2.2 and §3, verified by its own JWS
+    code), and ``none``. It publishes RFC 8414 metadata at both well-known paths and guards
+    ``/api/...`` with the bearer tokens it issued (RFC 6750). Every request that reaches the
+    ``/token`` handler is recorded in :attr:`requests`, whatever its answer (aiohttp itself
+    refuses some malformed HTTP before that, such as an unknown Content-Encoding);
+    :meth:`fail_next` and :meth:`set_fault` replace normal answers with a :class:`Fault`. A
+    request it cannot make sense of gets an RFC 6749 §5.2 error (4xx), never a 500: only a bug
+    in the endpoint itself is answered 500 ``{"error": "server_error"}``, recorded with outcome
     ``server_error`` and logged to the ``jwtmint.testing`` logger.
 
     ``token_lifetime`` is the ``expires_in`` it issues (None: omitted, and the
@@ -427,6 +428,11 @@ async def _read_form(request: web.Request) -> tuple[Form, OAuthError | None]:
     except web.HTTPRequestEntityTooLarge:
         return Form({}, authorization), OAuthError(
             "invalid_request", f"the request body exceeds {_MAX_BODY} bytes", status=413
+        )
+    except (web_protocol.RequestPayloadError, HttpProcessingError):
+        # a body aiohttp cannot decode (a broken gzip or chunked stream): the client's fault
+        return Form({}, authorization), OAuthError(
+            "invalid_request", "the request body could not be read", status=400
         )
     if request.method != "POST":  # RFC 6749 §3.2
         refusal = OAuthError("invalid_request", "the token endpoint takes POST", status=405)

@@ -103,10 +103,12 @@ class TokenCache(Protocol):
     ``peek`` answers from process memory (no I/O, no await): the hot path.
     ``get`` may look further (a shared tier) on a miss; ``set`` and
     ``delete`` write through. ``lock`` is held around each token request
-    for a key: in-process single-flight already makes one request per key,
-    so the memory cache's lock does nothing, and a shared tier's lock makes
-    it one request per key across every process that shares it (the
-    manager reads the tier again once it holds the lock).
+    for a key, entered and exited in the requesting task (its ``__aenter__``
+    must be safe to cancel: the wait is bounded): in-process single-flight
+    already makes one request per key, so the plain :class:`MemoryTokenCache`
+    is not asked at all, and a shared tier's lock makes it one request per
+    key across every process that shares it (the manager reads the tier
+    again once it holds the lock).
     """
 
     def peek(self, key: CacheKey) -> CacheEntry | None: ...

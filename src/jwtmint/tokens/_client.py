@@ -60,8 +60,13 @@ def check_url(name: str, url: object, *, allow_http: bool = False) -> str:
     """An absolute https URL (http only on loopback, or when allowed), without credentials."""
     if not isinstance(url, str):
         raise ConfigurationError(f"{name} must be a URL string, got {type(url).__name__}")
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check: "idp:99999" must fail here
+        valid = True
+    except ValueError:  # "https://[::1/t", a port out of range: raised outside the except
+        valid = False
+    if not valid or parts.scheme not in ("https", "http") or not parts.netloc:
         raise ConfigurationError(f"{name} must be an absolute https URL, got {url!r}")
     if parts.username is not None or parts.password is not None:
         # a password in the URL would reach messages and logs; say so without repeating it

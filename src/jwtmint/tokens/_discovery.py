@@ -43,6 +43,10 @@ def check_metadata(issuer: str, url: str, body: bytes) -> dict[str, Any] | str:
             "configure the issuer exactly as the server spells it"
         )
     endpoint = data.get("token_endpoint")
-    if not isinstance(endpoint, str) or urlsplit(endpoint).scheme not in ("http", "https"):
+    try:
+        usable = isinstance(endpoint, str) and urlsplit(endpoint).scheme in ("http", "https")
+    except ValueError:  # "https://[::1/t"
+        usable = False
+    if not usable:
         return f"{url} has no usable token_endpoint"
     return data

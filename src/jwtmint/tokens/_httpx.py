@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import httpx
 from yarl import URL
 
+from ..errors import TokenRequestError
 from ._cache import CacheKey
 from ._middleware import origin_of
 
@@ -59,6 +60,9 @@ class TokenAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
-        renewed = await self._manager.renew_unless_changed(self._key, token)
+        try:
+            renewed = await self._manager.renew_unless_changed(self._key, token)
+        except TokenRequestError:
+            return  # the API's 401 stands, as with the aiohttp middleware
         request.headers["Authorization"] = renewed.authorization
         yield request

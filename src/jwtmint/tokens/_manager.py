@@ -6,8 +6,10 @@ import asyncio
 import functools
 import logging
 import random
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -70,6 +72,44 @@ _BACKGROUND_MAX_BACKOFF = 60.0
 _FORCED_RENEWAL_GAP = 5.0
 #: a client made without the metadata it wanted asks for it again after this many seconds
 _METADATA_RETRY_AFTER = 300.0
+
+
+async def _enter_within(manager: AbstractAsyncContextManager[object], seconds: float) -> None:
+    """``await manager.__aenter__()`` in the current task, or TimeoutError after ``seconds``."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            await manager.__aenter__()
+    else:  # pragma: no cover - exercised directly by the tests on every version
+        await _enter_within_legacy(manager, seconds)
+
+
+async def _enter_within_legacy(
+    manager: AbstractAsyncContextManager[object], seconds: float
+) -> None:
+    """Python 3.10 has no asyncio.timeout: cancel this task when time is up (as
+    async-timeout does), rather than wait_for, which would enter in another task."""
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    handle = asyncio.get_running_loop().call_later(seconds, expire)
+    try:
+        await manager.__aenter__()
+    except asyncio.CancelledError:
+        if expired:
+            raise asyncio.TimeoutError from None
+        raise
+    finally:
+        handle.cancel()
+
+
+def _failed(task: asyncio.Task[Any]) -> bool:
+    return task.cancelled() or task.exception() is not None
 
 
 def _cancelling() -> int:
@@ -191,7 +231,7 @@ class TokenManager:
         self._clients = MappingProxyType(dict(clients))
         self._cache: TokenCache = cache if cache is not None else MemoryTokenCache()
         # a cache whose get() is its peek() has nothing more to say on a miss
-        self._tiered = not isinstance(self._cache, MemoryTokenCache)
+        self._tiered = type(self._cache) is not MemoryTokenCache  # a subclass may add a tier
         self._service = assertion_service
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ConfigurationError("session must be an aiohttp.ClientSession")
@@ -465,24 +505,28 @@ class TokenManager:
             # one process: single-flight is the lock (the memory cache's own lock is a no-op)
             return await self._fetch_and_store(key, client_assertion, force_renewal)
         lock = self._cache.lock(key)
+        deadline = self._retries.deadline
         try:
-            # bounded: a shared tier's lock may be held by a process that died
-            await asyncio.wait_for(lock.__aenter__(), self._retries.deadline)
-        except TimeoutError:
+            # bounded (a shared tier's lock may be held by a process that died), and entered
+            # in this task, which also exits it: locks that know their holder need that
+            await _enter_within(lock, deadline)
+        except (TimeoutError, asyncio.TimeoutError):
             raise TokenEndpointTimeout(
-                f"waited {self._retries.deadline:.0f} s for the token cache's lock on client "
+                f"waited {deadline:.0f} s for the token cache's lock on client "
                 f"{key.client!r}; another instance holds it",
                 client=key.client,
             ) from None
         try:
-            if not force_renewal:
-                # another process may have fetched it while this one waited for the lock
-                entry = await self._cache.get(key)
-                if entry is not None and self._clock() < entry.renew_at:
-                    return entry.token
-            return await self._fetch_and_store(key, client_assertion, force_renewal)
-        finally:
-            await lock.__aexit__(None, None, None)
+            entry = None if force_renewal else await self._cache.get(key)
+            if entry is not None and self._clock() < entry.renew_at:
+                token = entry.token  # another process fetched it while this one waited
+            else:
+                token = await self._fetch_and_store(key, client_assertion, force_renewal)
+        except BaseException as exc:
+            await lock.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        await lock.__aexit__(None, None, None)
+        return token
 
     async def _fetch_and_store(
         self, key: CacheKey, client_assertion: ClientAssertion | None, force_renewal: bool
@@ -576,7 +620,12 @@ class TokenManager:
                 await asyncio.sleep(delay)
             except Stop as stop:
                 elapsed = time.monotonic() - started
-                raise _final(stop.error, number - 1, elapsed, stop.error.retry_after) from None
+                error = _final(stop.error, number - 1, elapsed, stop.error.retry_after)
+                error.args = (
+                    f"{error.args[0]}; nothing could authenticate another attempt (the caller's "
+                    "assertion was used, and the assertion service declined)",
+                )
+                raise error from None
             except TokenRequestError as error:
                 error.attempts = number
                 raise
@@ -628,9 +677,14 @@ class TokenManager:
         # keyed by how hard to try too: a client that needs the endpoint must not join, and
         # inherit the failure of, a single try made for a client that only wanted the algorithms
         slot = (issuer, optional)
+        if optional:
+            # a lookup that must succeed, done or under way, serves an optional one too
+            required = self._metadata.get((issuer, False))
+            if required is not None and not (required.done() and _failed(required)):
+                slot = (issuer, False)
         task = self._metadata.get(slot)
-        if task is None or (task.done() and (task.cancelled() or task.exception())):
-            policy = RetryPolicy(attempts=1) if optional else self._retries
+        if task is None or (task.done() and _failed(task)):
+            policy = RetryPolicy(attempts=1) if slot[1] else self._retries
             task = asyncio.get_running_loop().create_task(self._fetch_metadata(issuer, policy))
             self._metadata[slot] = task
         return await self._wait(task)
@@ -652,7 +706,7 @@ class TokenManager:
                         middlewares=(),
                     ) as response:
                         status, body = response.status, await read_capped(response)
-                except (TimeoutError, aiohttp.ClientError) as exc:
+                except (TimeoutError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
                     problems.append(f"{url}: {type(exc).__name__}")
                     transient = True
                     continue  # the other well-known URL may answer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -9,11 +10,13 @@ import aiohttp
 from aiohttp import hdrs
 from yarl import URL
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, TokenRequestError
 from ._cache import CacheKey
 
 if TYPE_CHECKING:
     from ._manager import TokenManager
+
+_log = logging.getLogger("jwtmint.tokens")
 
 __all__ = ["check_origins", "origin_of", "token_middleware", "web_origins"]
 
@@ -92,12 +95,15 @@ def token_middleware(
         response = await handler(request)
         if response.status != 401:
             return response
-        if not _replayable(request):
-            # the caller gets the 401; the next request gets a new token
-            await manager.renew_unless_changed(key, token)
+        try:
+            renewed = await manager.renew_unless_changed(key, token)
+        except TokenRequestError as exc:
+            # the API's answer stands; the renewal's failure is for the log (and the next call)
+            _log.warning("renewing the token for client %r after a 401 failed: %s", key.client, exc)
             return response
+        if not _replayable(request):
+            return response  # the caller gets the 401; the next request gets the new token
         response.release()
-        renewed = await manager.renew_unless_changed(key, token)
         request.headers[hdrs.AUTHORIZATION] = renewed.authorization
         return await handler(request)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -164,7 +165,7 @@ async def post_token_request(
             status = response.status
             content_type = response.headers.get("Content-Type")
             retry_after = response.headers.get("Retry-After")
-    except TimeoutError:
+    except (TimeoutError, asyncio.TimeoutError):  # one class from 3.11; two on 3.10
         raise Retry(
             TokenEndpointTimeout(
                 f"token endpoint {url} did not answer client {client!r} within {timeout:.3g} s",
