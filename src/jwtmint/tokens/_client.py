@@ -180,8 +180,8 @@ class ClientCredentialsClient:
         if type(assertion_lifetime) is not int or not 1 <= assertion_lifetime <= 3600:
             raise ConfigurationError("assertion_lifetime must be an int of seconds, 1 to 3600")
         self.assertion_lifetime = assertion_lifetime
-        self.scope = _scope(scope)
-        self.resource = _resources(resource)
+        self.scope = normal_scope(scope)
+        self.resource = normal_resources(resource)
         self.parameters: Parameters = check_parameters(parameters)
         self._basic_authorization = (
             _basic(client_id, self._secret) if self.auth_method == CLIENT_SECRET_BASIC else None
@@ -298,7 +298,8 @@ class ClientCredentialsClient:
     __str__ = __repr__
 
 
-def _scope(scope: str | Sequence[str] | None) -> str | None:
+def normal_scope(scope: str | Sequence[str] | None) -> str | None:
+    """A scope argument as one space-delimited string, or ConfigurationError."""
     if scope is None:
         return None
     words = scope.split() if isinstance(scope, str) else list(scope)
@@ -307,7 +308,8 @@ def _scope(scope: str | Sequence[str] | None) -> str | None:
     return " ".join(words) or None
 
 
-def _resources(resource: str | Sequence[str] | None) -> tuple[str, ...]:
+def normal_resources(resource: str | Sequence[str] | None) -> tuple[str, ...]:
+    """RFC 8707 resource values, sorted, or ConfigurationError."""
     values = normalize_resource(resource)
     for value in values:
         # RFC 8707 §2: an absolute URI without a fragment
@@ -335,15 +337,6 @@ def check_parameters(parameters: Mapping[str, str | Sequence[str]] | None) -> Pa
         if not isinstance(name, str) or not name or not all(isinstance(v, str) for v in values):
             raise ConfigurationError(f"parameter {name!r} must map to a str or a list of str")
     return normal
-
-
-def scope_of(scope: str | Sequence[str] | None) -> str | None:
-    """A request's scope argument, checked like a client's."""
-    return _scope(scope)
-
-
-def resources_of(resource: str | Sequence[str] | None) -> tuple[str, ...]:
-    return _resources(resource)
 
 
 def _basic(client_id: str, secret: str | bytes | None) -> str:

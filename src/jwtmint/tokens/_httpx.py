@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING
 import httpx
 from yarl import URL
 
-from ..errors import TokenRequestError
 from ._cache import CacheKey
-from ._middleware import origin_of
+from ._middleware import OriginScope
 
 if TYPE_CHECKING:
     from ._manager import TokenManager
@@ -24,20 +23,17 @@ __all__ = ["TokenAuth"]
 class TokenAuth(httpx.Auth):
     """Sends a :class:`TokenManager` client's token; on a 401 renews once and retries once.
 
-    Async only: tokens come from an asyncio manager. ``origins`` works as
-    for the aiohttp middleware (``None``: the first request's origin).
+    Async only: tokens come from an asyncio manager. Origins are chosen as
+    for the aiohttp middleware (:class:`OriginScope`).
     """
 
     # httpx reads the body into memory before the flow, so the retry can resend it
     requires_request_body = True
 
-    def __init__(
-        self, manager: TokenManager, key: CacheKey, origins: frozenset[str] | None
-    ) -> None:
+    def __init__(self, manager: TokenManager, key: CacheKey, scope: OriginScope) -> None:
         self._manager = manager
         self._key = key
-        self._origins = origins
-        self._pinned: str | None = None
+        self._scope = scope
 
     def __repr__(self) -> str:
         return f"TokenAuth(client={self._key.client!r})"
@@ -49,10 +45,7 @@ class TokenAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        origin = origin_of(URL(str(request.url)))
-        if self._origins is None and self._pinned is None:
-            self._pinned = origin
-        if origin not in (self._origins or (self._pinned,)):
+        if not self._scope.permits(URL(str(request.url))):
             yield request
             return
         token = await self._manager.token_for_key(self._key)
@@ -60,9 +53,8 @@ class TokenAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
-        try:
-            renewed = await self._manager.renew_unless_changed(self._key, token)
-        except TokenRequestError:
+        renewed = await self._manager.renew_after_401(self._key, token)
+        if renewed is None:
             return  # the API's 401 stands, as with the aiohttp middleware
         request.headers["Authorization"] = renewed.authorization
         yield request

@@ -37,11 +37,11 @@ from ._client import (
     ClientCredentialsClient,
     check_parameters,
     check_url,
-    resources_of,
-    scope_of,
+    normal_resources,
+    normal_scope,
 )
 from ._discovery import check_metadata, discovery_urls
-from ._middleware import check_origins, token_middleware, web_origins
+from ._middleware import OriginScope, token_middleware
 from ._request import (
     ClientAssertionService,
     Retry,
@@ -394,8 +394,8 @@ class TokenManager:
         if client is None:
             raise UnknownClientError(name, self._clients)
         try:
-            chosen_scope = scope_of(scope) if scope is not None else client.scope
-            chosen_resource = resources_of(resource) if resource is not None else client.resource
+            chosen_scope = client.scope if scope is None else normal_scope(scope)
+            chosen_resource = client.resource if resource is None else normal_resources(resource)
             chosen_parameters = _merge(client.parameters, check_parameters(parameters))
         except ConfigurationError as exc:
             raise ConfigurationError(f"get_token({name!r}): {exc}") from None
@@ -749,10 +749,8 @@ class TokenManager:
         the request once (unless its body was a stream, which cannot be sent
         twice).
         """
-        if name not in self._clients:
-            raise UnknownClientError(name, self._clients)
-        key = self._request_key(name, scope, resource, parameters)
-        return token_middleware(self, key, origins, key.resource)
+        key = self._request_key(name, scope, resource, parameters)  # unknown names raise
+        return token_middleware(self, key, OriginScope(origins, key.resource))
 
     def httpx_auth(
         self,
@@ -765,14 +763,12 @@ class TokenManager:
     ) -> httpx.Auth:
         """The same as :meth:`middleware`, as an ``httpx.Auth`` for ``httpx.AsyncClient``
         (needs httpx installed)."""
-        if name not in self._clients:
-            raise UnknownClientError(name, self._clients)
+        key = self._request_key(name, scope, resource, parameters)  # unknown names raise
         try:
             from ._httpx import TokenAuth
         except ImportError:  # httpx is optional
             raise ConfigurationError("httpx_auth needs httpx: pip install httpx") from None
-        key = self._request_key(name, scope, resource, parameters)
-        return TokenAuth(self, key, check_origins(origins) or web_origins(key.resource))
+        return TokenAuth(self, key, OriginScope(origins, key.resource))
 
     async def token_for_key(self, key: CacheKey) -> Token:
         """The token for an exact cache key (the middleware's way in)."""
@@ -781,25 +777,31 @@ class TokenManager:
             return entry.token
         return await self._unfresh(key, False, None)
 
-    async def renew_unless_changed(self, key: CacheKey, failed: Token) -> Token:
-        """A new token for ``key``, unless one other than ``failed`` is already cached.
+    async def renew_after_401(self, key: CacheKey, failed: Token) -> Token | None:
+        """The token to retry with after a resource refused ``failed``, or ``None``.
 
-        A burst of 401s for one token then costs one renewal, not one each.
+        One other than ``failed`` already cached, or a renewal in flight, is
+        shared: a burst of 401s costs one renewal. ``None`` when the renewal
+        failed (logged: the resource's 401 is the caller's answer).
         """
         entry = self._cache.peek(key)
-        usable = entry is not None and self._clock() < entry.token.expires_at
-        if entry is not None and usable and entry.token.access_token != failed.access_token:
-            return entry.token
-        in_flight = self._inflight.get(key)
-        if in_flight is not None:
-            return await self._wait(in_flight)  # a renewal is on its way: share it
-        now = time.monotonic()
-        if usable and entry is not None and now - self._forced.get(key, -1e9) < _FORCED_RENEWAL_GAP:
-            # a resource that refuses every token (a wrong audience or scope, not a stale
-            # token) must not drive the authorization server at the API's request rate
-            return entry.token
-        self._forced[key] = now
-        return await self._join(key, None, True)
+        cached = entry.token if entry and self._clock() < entry.token.expires_at else None
+        if cached is not None and cached.access_token != failed.access_token:
+            return cached
+        try:
+            in_flight = self._inflight.get(key)
+            if in_flight is not None:
+                return await self._wait(in_flight)  # a renewal is on its way: share it
+            now = time.monotonic()
+            if cached is not None and now - self._forced.get(key, -1e9) < _FORCED_RENEWAL_GAP:
+                # a resource that refuses every token (a wrong audience or scope, not a stale
+                # token) must not drive the authorization server at the API's request rate
+                return cached
+            self._forced[key] = now
+            return await self._join(key, None, True)
+        except TokenRequestError as exc:
+            _log.warning("renewing the token for client %r after a 401 failed: %s", key.client, exc)
+            return None
 
 
 def _signer(

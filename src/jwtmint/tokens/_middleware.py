@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -10,15 +9,13 @@ import aiohttp
 from aiohttp import hdrs
 from yarl import URL
 
-from ..errors import ConfigurationError, TokenRequestError
+from ..errors import ConfigurationError
 from ._cache import CacheKey
 
 if TYPE_CHECKING:
     from ._manager import TokenManager
 
-_log = logging.getLogger("jwtmint.tokens")
-
-__all__ = ["check_origins", "origin_of", "token_middleware", "web_origins"]
+__all__ = ["OriginScope", "check_origins", "origin_of", "token_middleware", "web_origins"]
 
 
 def origin_of(url: URL) -> str:
@@ -49,6 +46,31 @@ def web_origins(resources: Iterable[str]) -> frozenset[str] | None:
     return frozenset(origin_of(u) for u in urls if u.scheme in ("http", "https") and u.host) or None
 
 
+class OriginScope:
+    """Which origins get a client's token (for the aiohttp middleware and httpx auth alike).
+
+    ``origins`` when given; else the origins of the client's http(s)
+    ``resource`` values (RFC 8707); else the origin of the first request
+    seen. aiohttp runs middlewares again on each redirect hop, so a fixed set
+    of origins is what keeps a redirect to another host from receiving the
+    token.
+    """
+
+    __slots__ = ("_allowed", "_pinned")
+
+    def __init__(self, origins: Iterable[str] | None, resources: Iterable[str]) -> None:
+        self._allowed = check_origins(origins) or web_origins(resources)
+        self._pinned: str | None = None
+
+    def permits(self, url: URL) -> bool:
+        origin = origin_of(url)
+        if self._allowed is not None:
+            return origin in self._allowed
+        if self._pinned is None:
+            self._pinned = origin
+        return origin == self._pinned
+
+
 def _replayable(request: aiohttp.ClientRequest) -> bool:
     # a streamed body (an async generator, a pipe) is gone once sent: resending would post
     # an empty body, and a 200 to that would lose the caller's data silently
@@ -57,35 +79,15 @@ def _replayable(request: aiohttp.ClientRequest) -> bool:
 
 
 def token_middleware(
-    manager: TokenManager,
-    key: CacheKey,
-    origins: Iterable[str] | None,
-    resources: Iterable[str] = (),
+    manager: TokenManager, key: CacheKey, scope: OriginScope
 ) -> aiohttp.ClientMiddlewareType:
-    """Set ``Authorization`` from ``manager`` on requests to ``origins``; on a 401
-    (RFC 6750 §3.1 ``invalid_token``: revoked or expired early) renew once and retry once.
-
-    Without ``origins``, the origins of the client's http(s) ``resource`` values
-    (RFC 8707) are used; without those, the origin of the first request the
-    middleware sees. aiohttp runs middlewares again on each redirect hop, so
-    a fixed set of origins is what keeps a redirect to another host from
-    receiving the token.
-    """
-    allowed = check_origins(origins) or web_origins(resources)
-    pinned: list[str] = []
-
-    def permitted(url: URL) -> bool:
-        origin = origin_of(url)
-        if allowed is not None:
-            return origin in allowed
-        if not pinned:
-            pinned.append(origin)
-        return origin == pinned[0]
+    """Set ``Authorization`` from ``manager`` on requests ``scope`` permits; on a 401
+    (RFC 6750 §3.1 ``invalid_token``: revoked or expired early) renew once and retry once."""
 
     async def attach_token(
         request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
-        if not permitted(request.url):
+        if not scope.permits(request.url):
             # never hand our token to a host it was not meant for (a redirect, a typo); the
             # caller's own Authorization, if any, is theirs to send (aiohttp drops it on
             # cross-origin redirects itself)
@@ -95,14 +97,10 @@ def token_middleware(
         response = await handler(request)
         if response.status != 401:
             return response
-        try:
-            renewed = await manager.renew_unless_changed(key, token)
-        except TokenRequestError as exc:
-            # the API's answer stands; the renewal's failure is for the log (and the next call)
-            _log.warning("renewing the token for client %r after a 401 failed: %s", key.client, exc)
+        renewed = await manager.renew_after_401(key, token)
+        if renewed is None or not _replayable(request):
+            # the API's 401 stands; the next request gets the new token, if there is one
             return response
-        if not _replayable(request):
-            return response  # the caller gets the 401; the next request gets the new token
         response.release()
         request.headers[hdrs.AUTHORIZATION] = renewed.authorization
         return await handler(request)
