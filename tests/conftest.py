@@ -1,17 +1,21 @@
-"""Shared fixtures: both kernel implementations, keys for every algorithm, a fixed clock."""
+"""Shared fixtures: both kernel implementations, keys for every algorithm, a fixed clock,
+a loopback token endpoint and throwaway loopback servers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType
 from typing import Any
 
 import jwt
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ed448
 
 import jwtmint
 from jwtmint import _kernels, _pure, jws
+from jwtmint.testing import TokenEndpoint
 
 SPEEDUPS = _kernels.load_speedups()
 
@@ -114,3 +118,30 @@ __all__ = [
     "verification_key",
     "verify_assertion",
 ]
+
+
+#: The secret of the "basic" client that the ``endpoint`` fixture registers.
+TOKEN_CLIENT_SECRET = "correct horse battery staple, long enough"
+
+
+@pytest.fixture
+async def endpoint() -> AsyncIterator[TokenEndpoint]:
+    """A loopback TokenEndpoint with an ES256 client "es" and a secret client "basic"."""
+    async with TokenEndpoint() as ep:
+        ep.register_client("es", public_key=signing_key("ES256"))
+        ep.register_client("basic", secret=TOKEN_CLIENT_SECRET)
+        yield ep
+
+
+@contextlib.asynccontextmanager
+async def serving(*routes: web.RouteDef) -> AsyncIterator[str]:
+    """A throwaway aiohttp server on 127.0.0.1 with ``routes``; yields its base URL."""
+    app = web.Application()
+    app.add_routes(routes)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

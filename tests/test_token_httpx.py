@@ -14,13 +14,6 @@ from .conftest import signing_key
 
 
 @pytest.fixture
-async def endpoint() -> AsyncIterator[TokenEndpoint]:
-    async with TokenEndpoint() as ep:
-        ep.register_client("es", public_key=signing_key("ES256"))
-        yield ep
-
-
-@pytest.fixture
 async def tokens(endpoint: TokenEndpoint) -> AsyncIterator[TokenManager]:
     client = ClientCredentialsClient("es", issuer=endpoint.issuer, private_key=signing_key("ES256"))
     async with TokenManager({"es": client}) as manager:

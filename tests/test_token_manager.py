@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -32,9 +32,9 @@ from jwtmint.tokens import (
     TokenRequestParameters,
 )
 
-from .conftest import signing_key
+from .conftest import TOKEN_CLIENT_SECRET, serving, signing_key
 
-SECRET = "correct horse battery staple, long enough"
+SECRET = TOKEN_CLIENT_SECRET
 FAST_RETRIES = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, deadline=5.0)
 
 
@@ -46,14 +46,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def endpoint() -> AsyncIterator[TokenEndpoint]:
-    async with TokenEndpoint() as ep:
-        ep.register_client("es", public_key=signing_key("ES256"))
-        ep.register_client("basic", secret=SECRET)
-        yield ep
 
 
 def es_client(ep: TokenEndpoint, **kwargs: Any) -> ClientCredentialsClient:
@@ -284,29 +276,22 @@ async def test_the_assertions_sent_verify_with_pyjwt(algorithm: str) -> None:
         forms.append(dict(await request.post()))  # type: ignore[arg-type]
         return web.json_response({"access_token": "AT", "token_type": "Bearer"})
 
-    app = web.Application()
-    app.router.add_post("/token", token)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/token"
     key = signing_key(algorithm)
-    if isinstance(key.key, bytes):
-        client = ClientCredentialsClient(
-            "app", token_endpoint=url, client_secret=key.key, auth_method="client_secret_jwt"
-        )
-        verify_with: Any = key.key
-    else:
-        client = ClientCredentialsClient(
-            "app", token_endpoint=url, private_key=key, signing_algorithm=algorithm
-        )
-        verify_with = key.key.public_key()
-    try:
+    async with serving(web.post("/token", token)) as base:
+        url = f"{base}/token"
+        if isinstance(key.key, bytes):
+            client = ClientCredentialsClient(
+                "app", token_endpoint=url, client_secret=key.key, auth_method="client_secret_jwt"
+            )
+            verify_with: Any = key.key
+        else:
+            client = ClientCredentialsClient(
+                "app", token_endpoint=url, private_key=key, signing_algorithm=algorithm
+            )
+            verify_with = key.key.public_key()
         async with TokenManager({"app": client}) as tokens:
             await tokens.get_token("app")
             await tokens.get_token("app", force_renewal=True)
-    finally:
-        await runner.cleanup()
     assert len(forms) == 2
     seen = set()
     for form in forms:

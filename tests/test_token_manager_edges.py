@@ -4,6 +4,7 @@ caller assertions and retries, background backoff, discovery fallbacks."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -24,23 +25,27 @@ from jwtmint.tokens import (
 )
 from jwtmint.tokens._manager import _enter_within, _enter_within_legacy
 
-from .conftest import signing_key
+from .conftest import serving, signing_key
 from .test_token_manager import FAST_RETRIES, SECRET, FakeClock, es_client, wait_for
 
 
-@pytest.fixture
-async def endpoint() -> AsyncIterator[TokenEndpoint]:
-    async with TokenEndpoint() as ep:
-        ep.register_client("es", public_key=signing_key("ES256"))
-        ep.register_client("basic", secret=SECRET)
-        yield ep
+@contextlib.asynccontextmanager
+async def metadata_server(
+    token_endpoint: str,
+    *,
+    path: str = "/.well-known/openid-configuration",
+    hits: list[str] | None = None,
+) -> AsyncIterator[str]:
+    """A server whose one document is metadata naming ``token_endpoint``, with its own URL
+    as the issuer; yields that issuer. Requests for the document go into ``hits``."""
 
+    async def metadata(request: web.Request) -> web.Response:
+        if hits is not None:
+            hits.append(request.path)
+        return web.json_response({"issuer": issuer, "token_endpoint": token_endpoint})
 
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+    async with serving(web.get(path, metadata)) as issuer:
+        yield issuer
 
 
 # ---- lifecycle --------------------------------------------------------------------------
@@ -207,35 +212,20 @@ async def test_background_renewal_honours_retry_after() -> None:
 
 async def test_discovery_falls_back_to_rfc_8414_metadata(endpoint: TokenEndpoint) -> None:
     # a server with only /.well-known/oauth-authorization-server (no OpenID configuration)
-    async def metadata(request: web.Request) -> web.Response:
-        return web.json_response({"issuer": issuer, "token_endpoint": endpoint.token_url})
-
-    app = web.Application()
-    app.router.add_get("/.well-known/oauth-authorization-server", metadata)
-    runner, issuer = await serve(app)
-    try:
+    rfc8414 = "/.well-known/oauth-authorization-server"
+    async with metadata_server(endpoint.token_url, path=rfc8414) as issuer:
         client = ClientCredentialsClient("basic", issuer=issuer, client_secret=SECRET)
         async with TokenManager({"b": client}) as tokens:
             assert (await tokens.get_token("b")).access_token
-    finally:
-        await runner.cleanup()
     assert endpoint.request_count("basic") == 1
 
 
 async def test_metadata_that_points_to_plain_http_elsewhere_is_refused() -> None:
-    async def metadata(request: web.Request) -> web.Response:
-        return web.json_response({"issuer": issuer, "token_endpoint": "http://idp.example/t"})
-
-    app = web.Application()
-    app.router.add_get("/.well-known/openid-configuration", metadata)
-    runner, issuer = await serve(app)
-    try:
+    async with metadata_server("http://idp.example/t") as issuer:
         client = ClientCredentialsClient("b", issuer=issuer, client_secret=SECRET)
         async with TokenManager({"b": client}) as tokens:
             with pytest.raises(jwtmint.DiscoveryError, match="plain http"):
                 await tokens.get_token("b")
-    finally:
-        await runner.cleanup()
 
 
 async def test_optional_discovery_is_one_short_try(endpoint: TokenEndpoint) -> None:
@@ -246,10 +236,7 @@ async def test_optional_discovery_is_one_short_try(endpoint: TokenEndpoint) -> N
         hits.append(request.path)
         return web.Response(status=503)
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", broken)
-    runner, issuer = await serve(app)
-    try:
+    async with serving(web.get("/{tail:.*}", broken)) as issuer:
         client = ClientCredentialsClient(
             "basic", issuer=issuer, token_endpoint=endpoint.token_url, client_secret=SECRET
         )
@@ -264,8 +251,6 @@ async def test_optional_discovery_is_one_short_try(endpoint: TokenEndpoint) -> N
             await tokens.get_token("b")  # needs no metadata at all
             assert hits == []
             await tokens.get_token("es")
-    finally:
-        await runner.cleanup()
     assert len(hits) == 2  # each well-known URL once, no retries
     assert endpoint.request_count() == 2
 
@@ -356,24 +341,16 @@ async def test_a_shared_tier_makes_one_request_across_instances(endpoint: TokenE
 
 
 async def test_a_strict_client_never_uses_plain_http_another_client_allowed() -> None:
-    async def metadata(request: web.Request) -> web.Response:
-        return web.json_response({"issuer": issuer, "token_endpoint": "http://idp.example/t"})
-
-    app = web.Application()
-    app.router.add_get("/.well-known/openid-configuration", metadata)
-    runner, issuer = await serve(app)
-    lax = ClientCredentialsClient(
-        "a", issuer=issuer, client_secret=SECRET, allow_insecure_http=True
-    )
-    strict = ClientCredentialsClient("b", issuer=issuer, client_secret=SECRET)
-    try:
+    async with metadata_server("http://idp.example/t") as issuer:
+        lax = ClientCredentialsClient(
+            "a", issuer=issuer, client_secret=SECRET, allow_insecure_http=True
+        )
+        strict = ClientCredentialsClient("b", issuer=issuer, client_secret=SECRET)
         async with TokenManager({"a": lax, "b": strict}) as tokens:
             resolved = await tokens._resolve("a", lax)  # discovery made for the lax client
             assert resolved.token_endpoint == "http://idp.example/t"
             with pytest.raises(jwtmint.DiscoveryError, match="plain http"):
                 await tokens.get_token("b")
-    finally:
-        await runner.cleanup()
 
 
 async def test_a_closed_borrowed_session_is_refused() -> None:
@@ -456,45 +433,27 @@ async def test_metadata_is_fetched_once_for_clients_that_need_it_and_clients_tha
     endpoint: TokenEndpoint,
 ) -> None:
     hits: list[str] = []
-
-    async def metadata(request: web.Request) -> web.Response:
-        hits.append(request.path)
-        return web.json_response({"issuer": issuer, "token_endpoint": endpoint.token_url})
-
-    app = web.Application()
-    app.router.add_get("/.well-known/openid-configuration", metadata)
-    runner, issuer = await serve(app)
-    needs = ClientCredentialsClient("basic", issuer=issuer, client_secret=SECRET)
-    wants = ClientCredentialsClient(
-        "es",
-        issuer=issuer,
-        token_endpoint=endpoint.token_url,
-        private_key=signing_key("ES256"),
-        audience=endpoint.issuer,
-    )
-    try:
+    async with metadata_server(endpoint.token_url, hits=hits) as issuer:
+        needs = ClientCredentialsClient("basic", issuer=issuer, client_secret=SECRET)
+        wants = ClientCredentialsClient(
+            "es",
+            issuer=issuer,
+            token_endpoint=endpoint.token_url,
+            private_key=signing_key("ES256"),
+            audience=endpoint.issuer,
+        )
         async with TokenManager({"needs": needs, "wants": wants}) as tokens:
             await asyncio.gather(tokens.get_token("needs"), tokens.get_token("wants"))
             await tokens.get_token("wants", force_renewal=True)
-    finally:
-        await runner.cleanup()
     assert hits == ["/.well-known/openid-configuration"]
 
 
 async def test_a_malformed_discovered_endpoint_is_a_discovery_error() -> None:
-    async def metadata(request: web.Request) -> web.Response:
-        return web.json_response({"issuer": issuer, "token_endpoint": "https://[::1/t"})
-
-    app = web.Application()
-    app.router.add_get("/.well-known/openid-configuration", metadata)
-    runner, issuer = await serve(app)
-    try:
+    async with metadata_server("https://[::1/t") as issuer:
         client = ClientCredentialsClient("b", issuer=issuer, client_secret=SECRET)
         async with TokenManager({"b": client}, retries=FAST_RETRIES) as tokens:
             with pytest.raises(jwtmint.DiscoveryError, match="no usable token_endpoint"):
                 await tokens.get_token("b")
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize("enter", [_enter_within, _enter_within_legacy])

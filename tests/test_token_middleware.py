@@ -13,14 +13,7 @@ from jwtmint.errors import ConfigurationError
 from jwtmint.testing import Fault, TokenEndpoint
 from jwtmint.tokens import ClientCredentialsClient, TokenManager
 
-from .conftest import signing_key
-
-
-@pytest.fixture
-async def endpoint() -> AsyncIterator[TokenEndpoint]:
-    async with TokenEndpoint() as ep:
-        ep.register_client("es", public_key=signing_key("ES256"))
-        yield ep
+from .conftest import serving, signing_key
 
 
 @pytest.fixture
@@ -94,21 +87,12 @@ async def test_a_resource_that_always_refuses_is_tried_twice_only(tokens: TokenM
         seen.append(request.headers.get("Authorization", ""))
         return web.json_response({"error": "invalid_token"}, status=401)
 
-    app = web.Application()
-    app.router.add_get("/", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
-        async with (
-            aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api,
-            api.get(f"http://127.0.0.1:{port}/") as response,
-        ):
-            assert response.status == 401
-    finally:
-        await runner.cleanup()
+    async with (
+        serving(web.get("/", refuse)) as url,
+        aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api,
+        api.get(f"{url}/") as response,
+    ):
+        assert response.status == 401
     assert len(seen) == 2 and seen[0] != seen[1]
     assert all(value.startswith("Bearer ") for value in seen)
 
@@ -151,21 +135,13 @@ async def test_a_redirect_to_another_host_never_gets_the_token(
     async def bounce(request: web.Request) -> web.Response:
         raise web.HTTPFound(elsewhere)
 
-    app = web.Application()
-    app.router.add_get("/go", bounce)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    here = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        async with (
-            aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api,
-            api.get(f"{here}/go") as response,  # pins the first origin
-        ):
-            assert response.status == 401
-            assert "Authorization" not in response.request_info.headers
-    finally:
-        await runner.cleanup()
+    async with (
+        serving(web.get("/go", bounce)) as here,
+        aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api,
+        api.get(f"{here}/go") as response,  # pins the first origin
+    ):
+        assert response.status == 401
+        assert "Authorization" not in response.request_info.headers
     assert endpoint.api_requests == [("stolen", 401)]
 
 
@@ -231,19 +207,13 @@ async def test_a_resource_that_refuses_every_token_does_not_drive_the_idp(
     async def refuse(request: web.Request) -> web.Response:
         return web.json_response({"error": "insufficient_scope"}, status=401)
 
-    app = web.Application()
-    app.router.add_get("/", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
-        async with aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api:
-            for _ in range(20):
-                async with api.get(url) as response:
-                    assert response.status == 401
-    finally:
-        await runner.cleanup()
+    async with (
+        serving(web.get("/", refuse)) as url,
+        aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api,
+    ):
+        for _ in range(20):
+            async with api.get(f"{url}/") as response:
+                assert response.status == 401
     assert endpoint.request_count() == 2  # the first token, then one forced renewal
 
 
