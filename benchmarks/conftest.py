@@ -36,6 +36,29 @@ class Benchmark(Protocol):
     def __call__(self, function_to_benchmark: Callable[[], T]) -> T: ...
 
 
+class Stats(Protocol):
+    median: float
+
+
+class Metadata(Protocol):
+    stats: Stats
+
+
+class PedanticBenchmark(Benchmark, Protocol):
+    """The fixture with ``pedantic`` (explicit rounds) and its results (``stats``)."""
+
+    stats: Metadata | None
+
+    def pedantic(
+        self,
+        target: Callable[[], T],
+        *,
+        rounds: int,
+        iterations: int,
+        warmup_rounds: int,
+    ) -> T: ...
+
+
 _KEYS: dict[str, jwtmint.SigningKey] = {}
 
 

@@ -10,33 +10,17 @@ issue #3 is a median of at most 1 µs. The round-by-round numbers are per
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol, TypeVar
-
 import jwt
 
 import jwtmint
 
-from .conftest import Benchmark, speedups
-
-T = TypeVar("T")
+from .conftest import PedanticBenchmark, speedups
 
 AUDIENCE = "https://idp.example.com"
 CLIENT_ID = "bench-client"
 ROUNDS = 500
 ITERATIONS = 100  # takes per round
 WARMUP_ROUNDS = 5
-
-
-class PedanticBenchmark(Benchmark, Protocol):
-    def pedantic(
-        self,
-        target: Callable[[], T],
-        *,
-        rounds: int,
-        iterations: int,
-        warmup_rounds: int,
-    ) -> T: ...
 
 
 def test_pool_take_warm(benchmark: PedanticBenchmark) -> None:

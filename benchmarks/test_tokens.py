@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, Protocol, TypeVar
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
 from jwtmint.testing import TokenEndpoint
 from jwtmint.tokens import ClientCredentialsClient, Token, TokenManager
 
-from .conftest import Benchmark
+from .conftest import PedanticBenchmark
 
 T = TypeVar("T")
 
@@ -37,27 +37,6 @@ AWAITS = 10_000  # awaits per round
 ROUNDS = 200
 WARMUP_ROUNDS = 10
 SECRET = "a client secret long enough for anyone"
-
-
-class Stats(Protocol):
-    median: float
-
-
-class Metadata(Protocol):
-    stats: Stats
-
-
-class PedanticBenchmark(Benchmark, Protocol):
-    stats: Metadata | None
-
-    def pedantic(
-        self,
-        target: Callable[[], T],
-        *,
-        rounds: int,
-        iterations: int,
-        warmup_rounds: int,
-    ) -> T: ...
 
 
 def _new_loop(name: str) -> asyncio.AbstractEventLoop:
