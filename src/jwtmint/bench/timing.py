@@ -11,15 +11,52 @@ noisy it was. The cyclic garbage collector is off during batches (as in
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["Timing", "measure"]
+__all__ = ["Timing", "calibrated_batch", "gc_paused", "iqr", "measure", "rotated"]
+
+_T = TypeVar("_T")
+
+
+def iqr(values: Sequence[float]) -> float | None:
+    """The interquartile range, or ``None`` from fewer than 4 values."""
+    if len(values) < 4:
+        return None
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return q3 - q1
+
+
+def calibrated_batch(n: int, elapsed: float, batch_seconds: float) -> int | None:
+    """After ``n`` calls took ``elapsed`` s: calls per ``batch_seconds`` batch, or ``None``
+    while the sample is too short to tell (then try ``2 * n``)."""
+    if elapsed >= batch_seconds / 4 or n >= 1 << 24:
+        return max(1, round(n * batch_seconds / max(elapsed, 1e-9)))
+    return None
+
+
+def rotated(items: Sequence[_T], round_no: int) -> list[_T]:
+    """``items`` in the order of round ``round_no``: each round starts one further on."""
+    shift = round_no % len(items)
+    return [*items[shift:], *items[:shift]]
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off (as :mod:`timeit` does), restored afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass
@@ -36,10 +73,10 @@ class Timing:
     @property
     def spread(self) -> float:
         """Interquartile range as a fraction of the median."""
-        if len(self.samples) < 4:
+        quartile_range = iqr(self.samples)
+        if quartile_range is None:
             return 0.0
-        q1, _, q3 = statistics.quantiles(self.samples, n=4)
-        return (q3 - q1) / statistics.median(self.samples)
+        return quartile_range / statistics.median(self.samples)
 
     def as_dict(self) -> dict[str, Any]:
         median = self.median_us
@@ -64,11 +101,9 @@ def _run_batch(fn: Callable[[], object], n: int) -> float:
 def _calibrate(fn: Callable[[], object], batch_seconds: float) -> int:
     """Calls per batch so that one batch takes about ``batch_seconds`` (doubles as warm-up)."""
     n = 1
-    while True:
-        elapsed = _run_batch(fn, n)
-        if elapsed >= batch_seconds / 4 or n >= 1 << 24:
-            return max(1, round(n * batch_seconds / max(elapsed, 1e-9)))
+    while (size := calibrated_batch(n, _run_batch(fn, n), batch_seconds)) is None:
         n *= 2
+    return size
 
 
 def measure(
@@ -80,17 +115,11 @@ def measure(
     """Round-robin timing of ``contenders``: ``repeats`` batches each, order rotated per round."""
     if not contenders:
         return {}
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         timings = {name: Timing(_calibrate(fn, batch_seconds)) for name, fn in contenders}
         for round_no in range(repeats):
-            shift = round_no % len(contenders)
-            for name, fn in [*contenders[shift:], *contenders[:shift]]:
+            for name, fn in rotated(contenders, round_no):
                 timing = timings[name]
                 timing.samples.append(_run_batch(fn, timing.batch) / timing.batch)
             gc.collect()  # between rounds, untimed: keeps a long run's cyclic garbage bounded
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     return timings

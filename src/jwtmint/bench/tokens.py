@@ -63,7 +63,7 @@ from ..tokens._runner import run as run_on_loop
 from .adapters import _import, _import_quietly
 from .environment import environment, version
 from .report import format_us
-from .timing import Timing
+from .timing import Timing, calibrated_batch, gc_paused, iqr, rotated
 
 __all__ = [
     "BASIC",
@@ -412,27 +412,18 @@ async def measure_async(
     """:func:`jwtmint.bench.timing.measure` for awaits: each contender is ``batch(n)``, which
     awaits n calls in one coroutine and returns the seconds they took. Calibrated batches,
     round-robin with the order rotated per round, the cyclic GC off during batches."""
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         timings: dict[str, Timing] = {}
         for name, batch in contenders:
-            n = 1
-            while True:  # calibration, which doubles as warm-up
-                elapsed = await batch(n)
-                if elapsed >= batch_seconds / 4 or n >= 1 << 24:
-                    break
+            n = 1  # calibration, which doubles as warm-up
+            while (size := calibrated_batch(n, await batch(n), batch_seconds)) is None:
                 n *= 2
-            timings[name] = Timing(max(1, round(n * batch_seconds / max(elapsed, 1e-9))))
+            timings[name] = Timing(size)
         for round_no in range(repeats):
-            shift = round_no % len(contenders)
-            for name, batch in [*contenders[shift:], *contenders[:shift]]:
+            for name, batch in rotated(contenders, round_no):
                 timing = timings[name]
                 timing.samples.append(await batch(timing.batch) / timing.batch)
             gc.collect()
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     return timings
 
 
@@ -636,10 +627,10 @@ def _loops(settings: Settings) -> list[str]:
 def _spread(values: Sequence[float]) -> dict[str, float | None]:
     """Median and interquartile range (absolute and as a fraction); no IQR from < 4 values."""
     median = statistics.median(values)
-    if len(values) < 4:
+    quartile_range = iqr(values)
+    if quartile_range is None:
         return {"median": median, "iqr": None, "iqr_fraction": None}
-    q1, _, q3 = statistics.quantiles(values, n=4)
-    return {"median": median, "iqr": q3 - q1, "iqr_fraction": (q3 - q1) / median}
+    return {"median": median, "iqr": quartile_range, "iqr_fraction": quartile_range / median}
 
 
 def _timing_dict(timing: Timing) -> dict[str, Any]:
