@@ -230,8 +230,9 @@ class TokenManager:
             )
         self._clients = MappingProxyType(dict(clients))
         self._cache: TokenCache = cache if cache is not None else MemoryTokenCache()
-        # a cache whose get() is its peek() has nothing more to say on a miss
-        self._tiered = type(self._cache) is not MemoryTokenCache  # a subclass may add a tier
+        # the plain memory cache's get() is its peek(): nothing more to ask on a miss (a
+        # subclass may add a tier, so the exact type)
+        self._tiered = type(self._cache) is not MemoryTokenCache
         self._service = assertion_service
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ConfigurationError("session must be an aiohttp.ClientSession")
@@ -359,18 +360,23 @@ class TokenManager:
                 raise UnknownClientError(name, self._clients)
         else:
             key = self._request_key(name, scope, resource, parameters)
+        entry = None
         if not force_renewal:
             entry = self._cache.peek(key)
             if entry is not None and self._clock() < entry.renew_at:
                 return entry.token
-        return await self._unfresh(key, force_renewal, client_assertion)
+        return await self._unfresh(key, entry, force_renewal, client_assertion)
 
     async def _unfresh(
-        self, key: CacheKey, force_renewal: bool, client_assertion: ClientAssertion | None
+        self,
+        key: CacheKey,
+        entry: CacheEntry | None,
+        force_renewal: bool,
+        client_assertion: ClientAssertion | None,
     ) -> Token:
-        """No fresh token in process memory: a shared tier, a stale token, or a request."""
+        """No fresh token in process memory (``entry`` is what ``peek`` gave): a shared
+        tier, a stale token, or a request."""
         if not force_renewal:
-            entry = self._cache.peek(key)
             if entry is None and self._tiered:
                 entry = await self._cache.get(key)
             if entry is not None:
@@ -480,7 +486,7 @@ class TokenManager:
         server's Retry-After if longer, but never so long that the token expires first."""
         ceiling = min(_BACKGROUND_MAX_BACKOFF, 2.0 ** (failures - 1))
         wait = random.uniform(ceiling / 2, ceiling)
-        retry_after = getattr(error, "retry_after", None)
+        retry_after = error.retry_after if isinstance(error, TokenEndpointError) else None
         if retry_after is not None:
             wait = max(wait, retry_after)
         entry = self._cache.peek(key)
@@ -558,7 +564,6 @@ class TokenManager:
         form = request_form(key)
         session = self._session
         assert session is not None
-        attempts = 0
         policy = self._retries
         if client_assertion is not None and self._service is None and resolved.signer is None:
             # the caller's assertion is all there is, and a retry would replay its jti
@@ -566,11 +571,11 @@ class TokenManager:
         last: TokenEndpointError | None = None
 
         async def attempt(timeout: float) -> Token:
-            nonlocal attempts, last
-            attempts += 1
+            nonlocal last
             # a fresh assertion (new jti) for every attempt: servers reject one they have
-            # seen, so the caller's own assertion is used for the first attempt only
-            passed = client_assertion if attempts == 1 else None
+            # seen, so the caller's own assertion is used for the first attempt only (every
+            # later attempt follows a failed one, which set ``last``)
+            passed = client_assertion if last is None else None
             try:
                 auth_form, headers = await credentials(
                     name, client, resolved.signer, self._service, parameters, passed
@@ -597,7 +602,6 @@ class TokenManager:
                 )
             except Retry as retry:
                 last = retry.error
-                last.retry_after = retry.retry_after
                 raise
 
         return await self._retrying(attempt, policy)
@@ -612,15 +616,15 @@ class TokenManager:
                 return await attempt(max(0.001, min(self._request_timeout, left)))
             except Retry as retry:
                 error = retry.error
-                delay = policy.delay(number, retry.retry_after)
+                delay = policy.delay(number, error.retry_after)
                 elapsed = time.monotonic() - started
                 if number >= policy.attempts or elapsed + delay >= policy.deadline:
-                    raise _final(error, number, elapsed, retry.retry_after) from None
+                    raise _final(error, number, elapsed) from None
                 _log.info("retrying in %.2f s after %s", delay, _describe(error))
                 await asyncio.sleep(delay)
             except Stop as stop:
                 elapsed = time.monotonic() - started
-                error = _final(stop.error, number - 1, elapsed, stop.error.retry_after)
+                error = _final(stop.error, number - 1, elapsed)
                 error.args = (
                     f"{error.args[0]}; nothing could authenticate another attempt (the caller's "
                     "assertion was used, and the assertion service declined)",
@@ -775,7 +779,7 @@ class TokenManager:
         entry = self._cache.peek(key)
         if entry is not None and self._clock() < entry.renew_at:
             return entry.token
-        return await self._unfresh(key, False, None)
+        return await self._unfresh(key, entry, False, None)
 
     async def renew_after_401(self, key: CacheKey, failed: Token) -> Token | None:
         """The token to retry with after a resource refused ``failed``, or ``None``.
@@ -895,13 +899,10 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _final(
-    error: TokenEndpointError, attempts: int, elapsed: float, retry_after: float | None
-) -> TokenEndpointError:
+def _final(error: TokenEndpointError, attempts: int, elapsed: float) -> TokenEndpointError:
     error.attempts = attempts
-    error.retry_after = retry_after
     note = f" (gave up after {attempts} attempt{'s' * (attempts > 1)} in {elapsed:.1f} s"
-    if retry_after is not None:
-        note += f"; the server asked to retry after {retry_after:.0f} s"
+    if error.retry_after is not None:
+        note += f"; the server asked to retry after {error.retry_after:.0f} s"
     error.args = (f"{error.args[0]}{note})",)
     return error

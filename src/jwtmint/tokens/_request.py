@@ -71,12 +71,12 @@ class ClientAssertionService(Protocol):
 
 
 class Retry(Exception):
-    """Internal: an attempt failed in a way that another attempt may mend."""
+    """Internal: an attempt failed in a way that another attempt may mend (``error``, with
+    the server's ``retry_after`` when it gave one)."""
 
-    def __init__(self, error: TokenEndpointError, retry_after: float | None = None) -> None:
+    def __init__(self, error: TokenEndpointError) -> None:
         super().__init__(str(error))
         self.error = error
-        self.retry_after = retry_after
 
 
 class Stop(Exception):
@@ -195,10 +195,9 @@ async def post_token_request(
             raise Retry(exc) from None
     refused = parse_error_response(body, status=status, content_type=content_type, client=client)
     if status == 429 or status >= 500 or (refused and refused.error in RETRYABLE_ERRORS):
-        raise Retry(
-            _endpoint_error(refused, client, status, url),
-            parse_retry_after(retry_after, now),
-        )
+        error = _endpoint_error(refused, client, status, url)
+        error.retry_after = parse_retry_after(retry_after, now)
+        raise Retry(error)
     if refused is not None:
         raise refused
     raise TokenRequestError(
