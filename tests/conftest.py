@@ -14,7 +14,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ed448
 
 import jwtmint
-from jwtmint import _kernels, _pure, jws
+from jwtmint import _jws, _kernels, _pure
 from jwtmint.testing import TokenEndpoint
 
 SPEEDUPS = _kernels.load_speedups()
@@ -54,9 +54,9 @@ def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     module = request.param
     monkeypatch.setattr(_kernels, "kernel", module)
     # encode() caches signers, and an HMAC signer comes from the kernel of its day
-    jws._cached_signer.cache_clear()
+    _jws._cached_signer.cache_clear()
     yield module
-    jws._cached_signer.cache_clear()
+    _jws._cached_signer.cache_clear()
 
 
 _KEY_CACHE: dict[str, jwtmint.SigningKey] = {}

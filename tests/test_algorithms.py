@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 import jwtmint
 from jwtmint import InvalidKeyError, SigningKey, UnsupportedAlgorithmError, get_algorithm
-from jwtmint.algorithms import (
+from jwtmint._algorithms import (
     ALGORITHMS,
     HMAC_ALGORITHMS,
     MIN_RSA_BITS,

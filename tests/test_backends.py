@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jwtmint
-from jwtmint.algorithms import ed25519_backend, get_algorithm
+from jwtmint._algorithms import ed25519_backend, get_algorithm
 
 from .conftest import AUDIENCE, CLIENT_ID, FIXED_NOW, counter_entropy
 
@@ -20,7 +20,7 @@ nacl = pytest.importorskip("nacl.bindings", reason="PyNaCl is in the test extra"
 KEY = jwtmint.load_key(ed25519.Ed25519PrivateKey.generate())
 
 
-def _signer(backend: str, monkeypatch: pytest.MonkeyPatch) -> jwtmint.algorithms.SignFunction:
+def _signer(backend: str, monkeypatch: pytest.MonkeyPatch) -> jwtmint._algorithms.SignFunction:
     monkeypatch.setenv("JWTMINT_ED25519_BACKEND", backend)
     return get_algorithm("EdDSA").signer(KEY)
 
@@ -105,7 +105,7 @@ def test_the_public_pynacl_binding_is_the_fallback_and_gives_the_same_bytes(
 ) -> None:
     import sys
 
-    from jwtmint.algorithms import _sodium_ed25519_signer
+    from jwtmint._algorithms import _sodium_ed25519_signer
 
     assert isinstance(KEY.key, ed25519.Ed25519PrivateKey)
     direct = _sodium_ed25519_signer(KEY.key)

@@ -16,24 +16,24 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import jwtmint
-from jwtmint import batch
+from jwtmint import _batch
 
 from .conftest import AUDIENCE, CLIENT_ID, signing_key, verify_assertion
 
 pytestmark = pytest.mark.skipif(
-    batch.cpu_count() < 2 or os.name != "posix", reason="worker processes need POSIX and 2 cores"
+    _batch.cpu_count() < 2 or os.name != "posix", reason="worker processes need POSIX and 2 cores"
 )
 
 #: a batch that the calling thread cannot sign alone: every worker gets a share
-BATCH = 8 * batch.cpu_count()
+BATCH = 8 * _batch.cpu_count()
 
 
 @pytest.fixture(autouse=True)
 def fresh_workers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(batch, "_worker_failures", 0)
-    batch._close_workers()
+    monkeypatch.setattr(_batch, "_worker_failures", 0)
+    _batch._close_workers()
     yield
-    batch._close_workers()
+    _batch._close_workers()
 
 
 def _check(tokens: list[str], key: jwtmint.SigningKey, algorithm: str) -> None:
@@ -44,9 +44,9 @@ def _check(tokens: list[str], key: jwtmint.SigningKey, algorithm: str) -> None:
 
 def _mint_in_workers(signer: jwtmint.AssertionSigner, count: int = BATCH) -> list[str]:
     """mint_many(processes=True), asserting that the workers signed their share."""
-    before = batch.signed_by_workers
+    before = _batch.signed_by_workers
     tokens = signer.mint_many(count, processes=True)
-    assert batch.signed_by_workers > before, "the batch fell back to threads"
+    assert _batch.signed_by_workers > before, "the batch fell back to threads"
     return tokens
 
 
@@ -63,20 +63,20 @@ def test_only_gil_holding_ecdsa_batches_choose_processes() -> None:
     through_cryptography = functools.partial(
         key.key.sign, signature_algorithm=ec.ECDSA(hashes.SHA256())
     )
-    large, small = batch.PROCESS_BATCH_MIN, batch.PROCESS_BATCH_MIN - 1
-    assert batch.use_processes(key, "ES256", large, None, through_cryptography)
-    assert not batch.use_processes(key, "ES256", small, None, through_cryptography)
-    assert not batch.use_processes(signing_key("EdDSA"), "EdDSA", 10**6, None)
-    assert not batch.use_processes(signing_key("HS256"), "HS256", 10**6, True)
+    large, small = _batch.PROCESS_BATCH_MIN, _batch.PROCESS_BATCH_MIN - 1
+    assert _batch.use_processes(key, "ES256", large, None, through_cryptography)
+    assert not _batch.use_processes(key, "ES256", small, None, through_cryptography)
+    assert not _batch.use_processes(signing_key("EdDSA"), "EdDSA", 10**6, None)
+    assert not _batch.use_processes(signing_key("HS256"), "HS256", 10**6, True)
     signer = jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE)
     own = jwtmint.get_algorithm("ES256").signer(key)
-    before = batch.signed_by_workers
+    before = _batch.signed_by_workers
     _check(signer.mint_many(large), key, "ES256")
     if getattr(own, "releases_gil", False):  # the extension's ECDSA: threads suffice
-        assert not batch.use_processes(key, "ES256", 10**6, None, own)
-        assert batch.signed_by_workers == before
+        assert not _batch.use_processes(key, "ES256", 10**6, None, own)
+        assert _batch.signed_by_workers == before
     else:
-        assert batch.signed_by_workers > before
+        assert _batch.signed_by_workers > before
 
 
 def test_a_rotated_key_reaches_the_workers() -> None:
@@ -91,24 +91,24 @@ def test_a_dead_worker_falls_back_to_threads_then_new_workers_start() -> None:
     key = signing_key("ES256")
     signer = jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE)
     _mint_in_workers(signer)
-    workers = batch._worker_pool()
+    workers = _batch._worker_pool()
     for worker in workers:
         worker._process.kill()
         worker._process.wait(timeout=10)
-    before = batch.signed_by_workers
+    before = _batch.signed_by_workers
     _check(signer.mint_many(BATCH, processes=True), key, "ES256")  # signed by threads
-    assert batch.signed_by_workers == before
-    assert batch._worker_failures == 1
+    assert _batch.signed_by_workers == before
+    assert _batch._worker_failures == 1
     _check(_mint_in_workers(signer), key, "ES256")  # fresh workers
-    assert batch._worker_pool() is not workers
+    assert _batch._worker_pool() is not workers
 
 
 def test_a_hung_worker_is_killed_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(batch, "_REPLY_TIMEOUT_BASE", 1.0)
+    monkeypatch.setattr(_batch, "_REPLY_TIMEOUT_BASE", 1.0)
     key = signing_key("ES256")
     signer = jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE)
     _mint_in_workers(signer)
-    stuck = batch._worker_pool()[0]
+    stuck = _batch._worker_pool()[0]
     os.kill(stuck._process.pid, signal.SIGSTOP)
     started = time.monotonic()
     _check(signer.mint_many(BATCH, processes=True), key, "ES256")
@@ -132,7 +132,7 @@ def test_concurrent_batches_survive_workers_dying_under_them() -> None:
 
     def killer() -> None:
         while not stop.wait(0.05):
-            for worker in list(batch._workers or ()):
+            for worker in list(_batch._workers or ()):
                 if worker._process.poll() is None:
                     worker._process.kill()
 
@@ -171,18 +171,18 @@ def test_workers_that_cannot_start_stop_being_tried(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
     key = signing_key("ES256")
     signer = jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE)
-    for _ in range(batch._MAX_WORKER_FAILURES + 2):
+    for _ in range(_batch._MAX_WORKER_FAILURES + 2):
         _check(signer.mint_many(BATCH, processes=True), key, "ES256")
-    assert batch._worker_failures == batch._MAX_WORKER_FAILURES
-    assert not batch.use_processes(key, "ES256", 10**6, True)
+    assert _batch._worker_failures == _batch._MAX_WORKER_FAILURES
+    assert not _batch.use_processes(key, "ES256", 10**6, True)
 
 
 def test_a_batch_queued_behind_another_does_not_time_out_a_healthy_worker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # the deadline starts when a batch gets the worker, not while it waits for it
-    monkeypatch.setattr(batch, "_REPLY_TIMEOUT_BASE", 0.5)
-    monkeypatch.setattr(batch, "_REPLY_TIMEOUT_PER_MESSAGE", 0.001)
+    monkeypatch.setattr(_batch, "_REPLY_TIMEOUT_BASE", 0.5)
+    monkeypatch.setattr(_batch, "_REPLY_TIMEOUT_PER_MESSAGE", 0.001)
     key = signing_key("ES256")
     signer = jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE)
     _mint_in_workers(signer)
@@ -192,7 +192,7 @@ def test_a_batch_queued_behind_another_does_not_time_out_a_healthy_worker(
     time.sleep(0.05)
     results.append(signer.mint_many(BATCH, processes=True))
     big.join(timeout=120)
-    assert batch._worker_failures == 0
+    assert _batch._worker_failures == 0
     assert len(results) == 2
 
 
@@ -203,8 +203,8 @@ def test_malformed_worker_signatures_fall_back_to_threads(
     def garbage(self: object, algorithm: str, pem: bytes, messages: list[bytes]) -> list[bytes]:
         return [b"\x30\x06\x02\x01\x01\x02\x01" for _ in messages]  # short, and bad DER
 
-    monkeypatch.setattr(batch._Worker, "sign", garbage)
+    monkeypatch.setattr(_batch._Worker, "sign", garbage)
     key = signing_key(algorithm)
     signer = jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE)
     _check(signer.mint_many(BATCH, processes=True), key, algorithm)
-    assert batch._worker_failures == 1
+    assert _batch._worker_failures == 1

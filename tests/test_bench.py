@@ -18,6 +18,7 @@ import pytest
 
 import jwtmint
 from jwtmint import _kernels
+from jwtmint._cli import main
 from jwtmint.bench import (
     DEFAULT_ALGORITHMS,
     PEERS,
@@ -32,7 +33,6 @@ from jwtmint.bench import (
     quiet,
     run,
 )
-from jwtmint.cli import main
 
 #: (peer, algorithm) pairs the peer has no implementation of: "n/a" in the table.
 LACKING = {("python-jose", "PS256"), ("python-jose", "EdDSA"), ("oxyjwt", "ES512")}

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from jwtmint._cli import main
 from jwtmint.bench import tokens as bench_tokens
 from jwtmint.bench.environment import version
 from jwtmint.bench.tokens import (
@@ -31,7 +32,6 @@ from jwtmint.bench.tokens import (
     format_tokens_report,
     run,
 )
-from jwtmint.cli import main
 from jwtmint.tokens import MemoryTokenCache
 from jwtmint.tokens._runner import event_loop_name
 

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import jwtmint
-from jwtmint import jws
+from jwtmint import _jws
 from tests.conftest import signing_key, verification_key
 
 
@@ -472,7 +472,7 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[object]:
         calls.append(source)
         return real(source, **options)
 
-    monkeypatch.setattr("jwtmint.jws.load_key", counting_load_key)
+    monkeypatch.setattr("jwtmint._jws.load_key", counting_load_key)
     return calls
 
 
@@ -482,12 +482,12 @@ def test_a_pem_passed_repeatedly_is_parsed_once(
     private = ec.generate_private_key(ec.SECP256R1())
     pem = private_pem(private, serialization.PrivateFormat.PKCS8).decode()
     calls = _counting(monkeypatch)
-    before = jws._cached_signer.cache_info()
+    before = _jws._cached_signer.cache_info()
     for i in range(5):
         same_text = "".join(list(pem))  # an equal str, not the same object
         token = jwtmint.encode({"i": i}, same_text, algorithm="ES256")
         assert jwt.decode(token, private.public_key(), algorithms=["ES256"]) == {"i": i}
-    after = jws._cached_signer.cache_info()
+    after = _jws._cached_signer.cache_info()
     assert after.misses - before.misses == 1
     assert after.hits - before.hits == 4
     assert len(calls) == 1

@@ -33,7 +33,7 @@ from jwcrypto import jws as jwcrypto_jws
 
 import jwtmint
 from jwtmint import InvalidKeyError, SigningKey, UnsupportedAlgorithmError, load_key
-from jwtmint.keys import PrivateKey, jwk_thumbprint
+from jwtmint._keys import PrivateKey, jwk_thumbprint
 
 from .conftest import ALL_ALGORITHMS, signing_key
 
@@ -186,7 +186,7 @@ def x5t_s256(cert: x509.Certificate) -> str:
 
 
 def compact_jws(key: SigningKey, payload: dict[str, Any]) -> str:
-    """A compact JWS built here (not by jwtmint.jws) with the key's signer and R||S for ECDSA."""
+    """A compact JWS built here (not by jwtmint._jws) with the key's signer and R||S for ECDSA."""
     header = {"alg": key.algorithm, "kid": key.kid}
     signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(payload).encode())
     signature = jwtmint.get_algorithm(key.algorithm).signer(key)(signing_input.encode())

@@ -166,7 +166,7 @@ def test_rotation_refuses_to_weaken_an_hmac_algorithm(kernel: ModuleType) -> Non
     assert signer.algorithm == "HS512" and signer.key_generation == 0
 
 
-@pytest.mark.parametrize("lifetime", [jwtmint.assertion.MAX_LIFETIME + 1, 2**63])
+@pytest.mark.parametrize("lifetime", [jwtmint._assertion.MAX_LIFETIME + 1, 2**63])
 def test_lifetimes_beyond_a_year_are_refused(kernel: ModuleType, lifetime: int) -> None:
     with pytest.raises(jwtmint.InvalidClaimsError, match="lifetime"):
         jwtmint.AssertionSigner(signing_key("HS256"), CLIENT_ID, AUDIENCE, lifetime=lifetime)

@@ -8,15 +8,18 @@
 
 from __future__ import annotations
 
-from ._kernels import NO_EXTENSIONS, kernel
-from .algorithms import ALGORITHMS, Algorithm, get_algorithm
-from .assertion import (
+from ._algorithms import ALGORITHMS, Algorithm, get_algorithm
+from ._assertion import (
     CLIENT_ASSERTION_TYP,
     JWT_BEARER,
     REGISTERED_CLAIMS,
     AssertionSigner,
     ClientAssertion,
 )
+from ._jws import encode
+from ._kernels import NO_EXTENSIONS, kernel
+from ._keys import SigningKey, generate_key, load_key
+from ._pool import AssertionPool, PoolStats
 from .errors import (
     ConfigurationError,
     DiscoveryError,
@@ -32,9 +35,6 @@ from .errors import (
     UnknownClientError,
     UnsupportedAlgorithmError,
 )
-from .jws import encode
-from .keys import SigningKey, generate_key, load_key
-from .pool import AssertionPool, PoolStats
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,7 @@
-"""``python -m jwtmint``: the command line (see :mod:`jwtmint.cli`)."""
+"""``python -m jwtmint``: the command line (see :mod:`jwtmint._cli`)."""
 
 import sys
 
-from .cli import main
+from ._cli import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""The byte protocol between jwtmint.batch and its signing workers (no pickle).
+"""The byte protocol between jwtmint._batch and its signing workers (no pickle).
 
 A frame is a 4-byte big-endian length and that many bytes. A request holds
 the algorithm, the private key as PKCS#8 PEM and the messages; a reply holds

@@ -1,4 +1,4 @@
-"""A signing worker process for :mod:`jwtmint.batch`.
+"""A signing worker process for :mod:`jwtmint._batch`.
 
 Started by its parent with ``python -I -c`` (isolated: neither the working
 directory nor PYTHON* variables reach ``sys.path``; the parent passes its own
@@ -35,8 +35,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def main(requests: int, replies: int) -> int:
-    from .algorithms import SignFunction, get_algorithm
-    from .keys import load_key
+    from ._algorithms import SignFunction, get_algorithm
+    from ._keys import load_key
 
     # Ctrl-C in the parent's terminal is the parent's business: it closes our pipe
     signal.signal(signal.SIGINT, signal.SIG_IGN)

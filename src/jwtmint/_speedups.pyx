@@ -316,7 +316,7 @@ cdef class _SodiumSigner:
     cdef crypto_sign_fn fn
     cdef unsigned char secret[64]
     cdef object library  # PyNaCl's module: keeps the shared library loaded
-    #: Threads sign in parallel: jwtmint.batch needs no worker processes for it.
+    #: Threads sign in parallel: jwtmint._batch needs no worker processes for it.
     releases_gil = True
 
     def __dealloc__(self):
@@ -383,7 +383,7 @@ cdef class _EcdsaSigner:
     """
 
     cdef jm_ecdsa state
-    #: Threads sign in parallel: jwtmint.batch needs no worker processes for it.
+    #: Threads sign in parallel: jwtmint._batch needs no worker processes for it.
     releases_gil = True
 
     def __dealloc__(self):

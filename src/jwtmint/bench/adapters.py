@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
 from .. import _kernels, _pure
-from ..assertion import AssertionSigner
-from ..keys import SigningKey
+from .._assertion import AssertionSigner
+from .._keys import SigningKey
 from . import environment
 from .job import AUDIENCE, CLIENT_ID, HASHES, LIFETIME, TYP, Minter, claims, header
 

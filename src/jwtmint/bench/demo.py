@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _kernels
-from ..keys import SigningKey
+from .._keys import SigningKey
 from .adapters import REFERENCE, get_peer
 from .environment import environment
 from .job import Minter, check_token, decode_segments, new_key, pyjwt_installed

@@ -7,8 +7,8 @@ import platform
 from importlib import metadata
 from typing import Any
 
-from .. import _kernels, algorithms
-from ..batch import cpu_count
+from .. import _algorithms, _kernels
+from .._batch import cpu_count
 
 __all__ = ["cpu_model", "environment", "version"]
 
@@ -39,7 +39,7 @@ def environment() -> dict[str, Any]:
         "jwtmint": version("jwtmint"),
         "implementation": _kernels.kernel.IMPLEMENTATION,
         "c_kernel": "built" if _kernels.load_speedups() is not None else "not built",
-        "ed25519_backend": algorithms.ed25519_backend(),
+        "ed25519_backend": _algorithms.ed25519_backend(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "cryptography": version("cryptography"),
         "openssl": backend.openssl_version_text(),

@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from .._assertion import CLIENT_ASSERTION_TYP
 from .._b64 import b64url_decode
-from ..assertion import CLIENT_ASSERTION_TYP
-from ..keys import SigningKey, generate_key
+from .._keys import SigningKey, generate_key
 
 __all__ = [
     "AUDIENCE",

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..algorithms import ALGORITHMS
+from .._algorithms import ALGORITHMS
 from .adapters import PEERS, REFERENCE, NotSupported, Peer, floor, quiet
 from .environment import environment
 from .job import check_token, new_key, pyjwt_installed

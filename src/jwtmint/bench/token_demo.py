@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from ..keys import generate_key
+from .._keys import generate_key
 from ..testing import TokenEndpoint
 from ..tokens import ClientCredentialsClient, TokenManager
 from ..tokens._runner import event_loop_name, run

@@ -56,7 +56,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import IO, Any
 
-from ..keys import SigningKey, generate_key
+from .._keys import SigningKey, generate_key
 from ..tokens import ClientCredentialsClient, TokenManager
 from ..tokens._runner import event_loop_name
 from ..tokens._runner import run as run_on_loop

@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 from urllib.parse import quote_plus, urlsplit
 
-from ..algorithms import get_algorithm
+from .._algorithms import get_algorithm
+from .._keys import KeySource, SigningKey, load_key, load_secret
 from ..errors import ConfigurationError, InvalidKeyError, UnsupportedAlgorithmError
-from ..keys import KeySource, SigningKey, load_key, load_secret
 from ._cache import Parameters, normalize_parameters, normalize_resource
 
 __all__ = [

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiohttp
 
 from .. import __version__
-from ..algorithms import get_algorithm
-from ..assertion import AssertionSigner, ClientAssertion
+from .._algorithms import get_algorithm
+from .._assertion import AssertionSigner, ClientAssertion
+from .._keys import SigningKey, load_secret
 from ..errors import (
     ConfigurationError,
     DiscoveryError,
@@ -29,7 +30,6 @@ from ..errors import (
     TokenRequestError,
     UnknownClientError,
 )
-from ..keys import SigningKey, load_secret
 from ._cache import CacheEntry, CacheKey, MemoryTokenCache, Parameters, TokenCache, cache_key
 from ._client import (
     CLIENT_SECRET_JWT,

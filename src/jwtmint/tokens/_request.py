@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from ..assertion import AssertionSigner, ClientAssertion
+from .._assertion import AssertionSigner, ClientAssertion
 from ..errors import (
     ConfigurationError,
     InvalidTokenResponseError,

@@ -31,13 +31,13 @@ from cryptography.hazmat.primitives.asymmetric import (
 )
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from ._b64 import b64url_decode, b64url_encode, b64url_uint, uint_from_b64url
-from .algorithms import (
+from ._algorithms import (
     HMAC_ALGORITHMS,
     MIN_RSA_BITS,
     default_algorithm_for,
     get_algorithm,
 )
+from ._b64 import b64url_decode, b64url_encode, b64url_uint, uint_from_b64url
 from .errors import InvalidKeyError
 
 __all__ = ["KeySource", "PrivateKey", "SigningKey", "generate_key", "load_key", "load_secret"]

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar
 
-from .assertion import AssertionSigner
+from ._assertion import AssertionSigner
 from .errors import JwtMintError
 
 __all__ = ["AssertionPool", "PoolStats"]

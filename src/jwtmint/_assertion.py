@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _kernels
+from ._algorithms import get_algorithm
+from ._batch import sign_batch
 from ._entropy import default_entropy
 from ._headers import check_header_params
 from ._json import dumps_claims
-from .algorithms import get_algorithm
-from .batch import sign_batch
+from ._keys import KeySource, SigningKey, load_key
 from .errors import InvalidClaimsError, InvalidHeaderError
-from .keys import KeySource, SigningKey, load_key
 
 __all__ = [
     "CLIENT_ASSERTION_TYP",
@@ -257,7 +257,7 @@ class AssertionSigner:
         for ECDSA batches of at least ``batch.PROCESS_BATCH_MIN``, by worker
         processes, where threads scale poorly. ``processes`` forces (True) or
         forbids (False) the worker processes. HMAC is signed in the calling
-        thread. See :mod:`jwtmint.batch`.
+        thread. See :mod:`jwtmint._batch`.
         """
         if type(n) is not int or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")

@@ -36,9 +36,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed448, ed25519, rsa
 
 from . import _pure
+from ._algorithms import SignFunction, get_algorithm
 from ._frames import MAX_FRAME, PROTOCOL, decode_fields, encode_fields, frame_length
-from .algorithms import SignFunction, get_algorithm
-from .keys import SigningKey
+from ._keys import SigningKey
 
 __all__ = ["PROCESS_BATCH_MIN", "cpu_count", "sign_batch", "use_processes"]
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
+from ._algorithms import ALGORITHMS
+from ._assertion import AssertionSigner
 from ._b64 import b64url_encode
-from .algorithms import ALGORITHMS
-from .assertion import AssertionSigner
+from ._keys import generate_key, load_key
 from .bench.adapters import PEERS
 from .errors import JwtMintError
-from .keys import generate_key, load_key
 
 __all__ = ["main"]
 

@@ -17,11 +17,11 @@ from datetime import datetime
 from typing import Any, Final
 
 from . import _kernels
+from ._algorithms import Algorithm, SignFunction, get_algorithm
 from ._headers import check_header_params
 from ._json import dumps_pyjwt
-from .algorithms import Algorithm, SignFunction, get_algorithm
+from ._keys import _PRIVATE_KEY_TYPES, KeySource, SigningKey, load_key, load_secret
 from .errors import InvalidPayloadError
-from .keys import _PRIVATE_KEY_TYPES, KeySource, SigningKey, load_key, load_secret
 
 __all__ = ["encode"]
 
