@@ -21,6 +21,7 @@ from ._kernels import NO_EXTENSIONS, kernel
 from ._keys import SigningKey, generate_key, load_key
 from ._pool import AssertionPool, PoolStats
 from .errors import (
+    ClosedError,
     ConfigurationError,
     DiscoveryError,
     InvalidClaimsError,
@@ -29,6 +30,7 @@ from .errors import (
     InvalidPayloadError,
     InvalidTokenResponseError,
     JwtMintError,
+    ManagerNotRunningError,
     TokenEndpointError,
     TokenEndpointTimeout,
     TokenRequestError,
@@ -52,6 +54,7 @@ __all__ = [
     "AssertionPool",
     "AssertionSigner",
     "ClientAssertion",
+    "ClosedError",
     "ConfigurationError",
     "DiscoveryError",
     "InvalidClaimsError",
@@ -60,6 +63,7 @@ __all__ = [
     "InvalidPayloadError",
     "InvalidTokenResponseError",
     "JwtMintError",
+    "ManagerNotRunningError",
     "PoolStats",
     "SigningKey",
     "TokenEndpointError",

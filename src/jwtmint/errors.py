@@ -10,7 +10,8 @@
     ├── InvalidPayloadError         (also TypeError)
     ├── ConfigurationError          (also ValueError)
     ├── UnknownClientError          (also LookupError)
-    ├── ManagerNotRunningError      (also RuntimeError)
+    ├── ClosedError                 (also RuntimeError)
+    │   └── ManagerNotRunningError
     └── TokenRequestError
         └── TokenEndpointError
             ├── TokenEndpointTimeout    (also TimeoutError)
@@ -26,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "ClosedError",
     "ConfigurationError",
     "DiscoveryError",
     "InvalidClaimsError",
@@ -68,7 +70,8 @@ class InvalidPayloadError(JwtMintError, TypeError):
 
 
 class ConfigurationError(JwtMintError, ValueError):
-    """Raised when a client or token manager is configured inconsistently (at construction)."""
+    """Raised when a setting is invalid or inconsistent, wherever it is checked (clients,
+    the token manager, caches, retry policies, the assertion pool), at construction."""
 
 
 class UnknownClientError(JwtMintError, LookupError):
@@ -88,7 +91,11 @@ class UnknownClientError(JwtMintError, LookupError):
         return str(self.args[0])
 
 
-class ManagerNotRunningError(JwtMintError, RuntimeError):
+class ClosedError(JwtMintError, RuntimeError):
+    """Raised when an object that was closed (an AssertionPool, a TokenManager) is used."""
+
+
+class ManagerNotRunningError(ClosedError):
     """Raised when a TokenManager must make a request but is not started, or was closed
     (also to callers that were waiting on a request when it closed)."""
 
