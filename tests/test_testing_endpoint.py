@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jwtmint
+from jwtmint.errors import ConfigurationError
 from jwtmint.testing import Fault, RecordedRequest, TokenEndpoint
 from tests.conftest import ed448_key, signing_key
 
@@ -660,11 +661,11 @@ async def test_fault_drop(ep: TokenEndpoint, session: aiohttp.ClientSession) -> 
 
 
 def test_fault_checks_its_fields() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         Fault(status=99)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         Fault(delay=-1)
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigurationError):
         Fault(body=[1, 2])  # type: ignore[arg-type]
 
 
@@ -837,19 +838,19 @@ async def test_repr_hides_secrets(ep: TokenEndpoint, session: aiohttp.ClientSess
 
 def test_registration_is_checked() -> None:
     ep = TokenEndpoint()
-    with pytest.raises(ValueError, match="public_key"):
+    with pytest.raises(ConfigurationError, match="public_key"):
         ep.register_client("a", auth_method="private_key_jwt")
-    with pytest.raises(ValueError, match="secret"):
+    with pytest.raises(ConfigurationError, match="secret"):
         ep.register_client("a", secret=SECRET, auth_method="private_key_jwt")
-    with pytest.raises(ValueError, match="auth_method"):
+    with pytest.raises(ConfigurationError, match="auth_method"):
         ep.register_client("a", secret=SECRET, auth_method="tls_client_auth")
-    with pytest.raises(ValueError, match="auth_method"):
+    with pytest.raises(ConfigurationError, match="auth_method"):
         ep.register_client("a", secret=SECRET, public_key=signing_key("ES256"))
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigurationError):
         ep.register_client("a", secret=SECRET, allowed_scopes="read write")
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         ep.register_client("a", public_key={"kty": "oct", "k": "c2VjcmV0"})
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigurationError):
         ep.register_client("a", public_key=SECRET)
     assert repr(ep) == "TokenEndpoint(url=None, clients=0)"
 
@@ -1285,7 +1286,7 @@ def test_rsa_keys_under_2048_bits_are_refused(rsa_1024: rsa.RSAPrivateKey) -> No
         "e": b64url(numbers.e.to_bytes(3, "big")),
     }
     for weak in (rsa_1024, rsa_1024.public_key(), weak_jwk, {"keys": [weak_jwk]}):
-        with pytest.raises(ValueError, match=r"RSA key of 1024 bits.*at least 2048"):
+        with pytest.raises(ConfigurationError, match=r"RSA key of 1024 bits.*at least 2048"):
             ep.register_client("weak", public_key=weak)
     assert repr(ep) == "TokenEndpoint(url=None, clients=0)"
     ep.register_client("strong", public_key=signing_key("RS256"))

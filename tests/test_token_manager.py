@@ -157,7 +157,7 @@ async def test_renewal_happens_before_expiry_without_a_caller_waiting() -> None:
             served = await tokens.get_token("es")
             # the caller got the current token at once; the renewal runs behind it
             assert served is first and ep.request_count() == 1
-            await wait_for(lambda: ep.request_count() == 2 and not tokens._inflight)
+            await wait_for(lambda: ep.request_count() == 2 and not tokens._flights)
             renewed = await tokens.get_token("es")
             assert renewed.access_token != first.access_token
             assert renewed.expires_at == clock.now + 3600
@@ -194,7 +194,7 @@ async def test_a_failed_background_renewal_keeps_serving_and_backs_off(
             with caplog.at_level(logging.WARNING, logger="jwtmint.tokens"):
                 assert await tokens.get_token("es") is first
                 await wait_for(lambda: ep.request_count() == 2)
-                await wait_for(lambda: not tokens._inflight)
+                await wait_for(lambda: not tokens._flights)
             assert "background renewal" in caplog.text and "'es'" in caplog.text
             # backing off: more calls right away serve the token and send nothing
             for _ in range(10):
@@ -205,7 +205,7 @@ async def test_a_failed_background_renewal_keeps_serving_and_backs_off(
             clock.now += 10  # past the backoff, still before expiry
             assert await tokens.get_token("es") is first
             await wait_for(lambda: ep.request_count() == 3)
-            await wait_for(lambda: not tokens._inflight)
+            await wait_for(lambda: not tokens._flights)
             assert (await tokens.get_token("es")).access_token != first.access_token
             stats = tokens.stats()
             assert (stats.background_renewals, stats.background_failures) == (2, 1)
@@ -537,7 +537,7 @@ async def test_discovery_is_fetched_once_for_many_clients() -> None:
         }
         async with TokenManager(clients) as tokens:
             await asyncio.gather(*(tokens.get_token(n) for n in names))
-            assert len(tokens._metadata) == 1
+            assert len(tokens._resolver._metadata) == 1
     assert ep.request_count() == 20
 
 

@@ -23,7 +23,7 @@ from jwtmint.tokens import (
     TokenManager,
     TokenRequestParameters,
 )
-from jwtmint.tokens._manager import _enter_within, _enter_within_legacy
+from jwtmint.tokens._tasks import enter_within, enter_within_legacy
 
 from .conftest import serving, signing_key
 from .test_token_manager import FAST_RETRIES, SECRET, FakeClock, es_client, wait_for
@@ -196,7 +196,7 @@ async def test_background_renewal_honours_retry_after() -> None:
             ep.set_fault(Fault(status=429, headers={"Retry-After": "120"}))
             clock.now += 3600 - 1000  # renewal window: 1,000 s of life left
             assert await tokens.get_token("es") is first
-            await wait_for(lambda: ep.request_count() == 2 and not tokens._inflight)
+            await wait_for(lambda: ep.request_count() == 2 and not tokens._flights)
             clock.now += 100  # within the server's 120 s: nothing is sent
             assert await tokens.get_token("es") is first
             await asyncio.sleep(0.05)
@@ -347,7 +347,9 @@ async def test_a_strict_client_never_uses_plain_http_another_client_allowed() ->
         )
         strict = ClientCredentialsClient("b", issuer=issuer, client_secret=SECRET)
         async with TokenManager({"a": lax, "b": strict}) as tokens:
-            resolved = await tokens._resolve("a", lax)  # discovery made for the lax client
+            assert tokens._session is not None
+            # discovery made for the lax client
+            resolved = await tokens._resolver.resolve(tokens._session, "a", lax)
             assert resolved.token_endpoint == "http://idp.example/t"
             with pytest.raises(jwtmint.DiscoveryError, match="plain http"):
                 await tokens.get_token("b")
@@ -456,7 +458,7 @@ async def test_a_malformed_discovered_endpoint_is_a_discovery_error() -> None:
                 await tokens.get_token("b")
 
 
-@pytest.mark.parametrize("enter", [_enter_within, _enter_within_legacy])
+@pytest.mark.parametrize("enter", [enter_within, enter_within_legacy])
 async def test_entering_a_lock_within_a_deadline(
     enter: Callable[[OwnedLock, float], Awaitable[None]],
 ) -> None:

@@ -15,9 +15,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jwtmint.errors import (
+    ClosedError,
     ConfigurationError,
     InvalidTokenResponseError,
     JwtMintError,
+    ManagerNotRunningError,
     TokenEndpointError,
     TokenEndpointTimeout,
     TokenRequestError,
@@ -210,8 +212,9 @@ async def test_unknown_client_name() -> None:
 
 async def test_a_manager_that_was_not_started_says_so() -> None:
     tokens = TokenManager({"a": ClientCredentialsClient("a", token_endpoint=ISSUER)})
-    with pytest.raises(RuntimeError, match="async with"):
+    with pytest.raises(ManagerNotRunningError, match="async with"):
         await tokens.get_token("a")
+    assert issubclass(ManagerNotRunningError, ClosedError) and issubclass(ClosedError, RuntimeError)
 
 
 async def test_request_parameters_are_checked() -> None:
@@ -311,7 +314,8 @@ def _key(
 ) -> CacheKey:
     """The key the manager builds for a get_token call (client "c" has parameter base=1)."""
     client = client or ClientCredentialsClient("c", issuer=ISSUER, parameters={"base": "1"})
-    return TokenManager({"c": client})._request_key("c", scope, resource, parameters)
+    manager = TokenManager({"c": client})
+    return manager.token_source("c", scope=scope, resource=resource, parameters=parameters).key
 
 
 def test_cache_key_covers_scope_resource_and_parameters() -> None:
@@ -410,7 +414,7 @@ def test_backoff_is_full_jitter_below_the_cap(attempt: int) -> None:
 
 @pytest.mark.parametrize("bad", [{"attempts": 0}, {"backoff": -1}, {"deadline": float("inf")}])
 def test_retry_policy_checks_its_values(bad: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         RetryPolicy(**bad)  # type: ignore[arg-type]
 
 

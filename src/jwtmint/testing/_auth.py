@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
+from ..errors import ConfigurationError
 from ._jose import (
     HMAC_ALGORITHMS,
     HMAC_MIN_KEY_BYTES,
@@ -77,19 +78,22 @@ class Client:
     ) -> Client:
         """Check a registration the way a strict authorization server would (RFC 7591 §2)."""
         if not isinstance(client_id, str) or not client_id:
-            raise ValueError("client_id must be a non-empty string")
+            raise ConfigurationError("client_id must be a non-empty string")
         method = auth_method or _infer_method(secret, public_key)
         if method not in AUTH_METHODS:
-            raise ValueError(f"auth_method must be one of {', '.join(AUTH_METHODS)}")
+            raise ConfigurationError(f"auth_method must be one of {', '.join(AUTH_METHODS)}")
         _check_credentials(method, secret, public_key)
         secret_bytes = secret.encode("utf-8") if isinstance(secret, str) else secret
-        keys = verification_keys(public_key) if public_key is not None else ()
+        try:
+            keys = verification_keys(public_key) if public_key is not None else ()
+        except (TypeError, ValueError) as exc:  # the verifier's own words, as a setting error
+            raise ConfigurationError(f"client {client_id!r}: {exc}") from None
         return cls(client_id, method, secret_bytes, keys, _scope_set(allowed_scopes))
 
 
 def _infer_method(secret: str | bytes | None, public_key: object) -> str:
     if secret is not None and public_key is not None:
-        raise ValueError("both secret and public_key given: name the auth_method")
+        raise ConfigurationError("both secret and public_key given: name the auth_method")
     if public_key is not None:
         return "private_key_jwt"
     return "client_secret_basic" if secret is not None else "none"
@@ -97,13 +101,13 @@ def _infer_method(secret: str | bytes | None, public_key: object) -> str:
 
 def _check_credentials(method: str, secret: str | bytes | None, public_key: object) -> None:
     if secret is not None and not isinstance(secret, str | bytes):
-        raise TypeError("secret must be str or bytes")
+        raise ConfigurationError("secret must be str or bytes")
     wants_secret = method in _SECRET_METHODS
     if wants_secret != (secret is not None) or (secret is not None and not secret):
-        raise ValueError(f"{method} needs {'a non-empty' if wants_secret else 'no'} secret")
+        raise ConfigurationError(f"{method} needs {'a non-empty' if wants_secret else 'no'} secret")
     if (method == "private_key_jwt") != (public_key is not None):
         needs = "a" if method == "private_key_jwt" else "no"
-        raise ValueError(f"{method} needs {needs} public_key")
+        raise ConfigurationError(f"{method} needs {needs} public_key")
 
 
 def _scope_set(allowed_scopes: Iterable[str] | None) -> frozenset[str] | None:
@@ -111,12 +115,12 @@ def _scope_set(allowed_scopes: Iterable[str] | None) -> frozenset[str] | None:
         return None
     if isinstance(allowed_scopes, str):
         # a str is iterable too, and would allow its single characters
-        raise TypeError("allowed_scopes must be an iterable of scope strings, not one str")
+        raise ConfigurationError("allowed_scopes must be an iterable of scope strings, not one str")
     scopes = frozenset(allowed_scopes)
     for scope in scopes:
         scope_tokens(scope)  # one token each: "a b" would never match a requested token
         if " " in scope:
-            raise ValueError(f"allowed scope {scope!r} is not a single scope token")
+            raise ConfigurationError(f"allowed scope {scope!r} is not a single scope token")
     return scopes
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web, web_protocol
 from aiohttp.http_exceptions import HttpProcessingError
 
+from ..errors import ConfigurationError
 from ._auth import AssertionPolicy, Authenticator, Claimed, Client, claimed_identity
 from ._jose import SUPPORTED_ALGORITHMS
 from ._model import AUTH_METHODS, Fault, OAuthError, RecordedRequest
@@ -97,9 +98,11 @@ class TokenEndpoint:
         strict_audience: bool = False,
     ) -> None:
         if token_lifetime is not None and token_lifetime <= 0:
-            raise ValueError("token_lifetime must be positive, or None to omit expires_in")
+            raise ConfigurationError("token_lifetime must be positive, or None to omit expires_in")
         if max_assertion_lifetime <= 0 or leeway < 0:
-            raise ValueError("max_assertion_lifetime must be positive and leeway not negative")
+            raise ConfigurationError(
+                "max_assertion_lifetime must be positive and leeway not negative"
+            )
         self._token_lifetime = token_lifetime
         self._clock = clock
         self._accept_token_url = accept_token_endpoint_audience
@@ -241,7 +244,7 @@ class TokenEndpoint:
         out, and queued faults come before one set with :meth:`set_fault`.
         """
         if n < 0:
-            raise ValueError("n cannot be negative")
+            raise ConfigurationError("n cannot be negative")
         if fault is None:
             chosen = Fault(**fault_fields)
         else:

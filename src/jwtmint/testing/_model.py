@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ConfigurationError
+
 __all__ = ["AUTH_METHODS", "Fault", "OAuthError", "RecordedRequest"]
 
 #: RFC 7591 §2 / OpenID Connect Core §9 names of the client authentication methods.
@@ -48,15 +50,15 @@ class Fault:
 
     def __post_init__(self) -> None:
         if isinstance(self.status, bool) or not isinstance(self.status, int):
-            raise TypeError("Fault.status must be an int")
+            raise ConfigurationError("Fault.status must be an int")
         if not 200 <= self.status <= 599:
-            raise ValueError("Fault.status must be a final HTTP status (200-599)")
+            raise ConfigurationError("Fault.status must be a final HTTP status (200-599)")
         if not isinstance(self.body, bytes | str | dict | type(None)):
-            raise TypeError("Fault.body must be bytes, str, a dict (sent as JSON) or None")
+            raise ConfigurationError("Fault.body must be bytes, str, a dict (sent as JSON) or None")
         if not (isinstance(self.delay, int | float) and math.isfinite(self.delay)):
-            raise TypeError("Fault.delay must be a finite number of seconds")
+            raise ConfigurationError("Fault.delay must be a finite number of seconds")
         if self.delay < 0:
-            raise ValueError("Fault.delay cannot be negative")
+            raise ConfigurationError("Fault.delay cannot be negative")
 
 
 @dataclass(frozen=True)

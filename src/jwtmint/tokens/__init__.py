@@ -15,9 +15,11 @@ time per cache key.
 from __future__ import annotations
 
 from ..errors import (
+    ClosedError,
     ConfigurationError,
     DiscoveryError,
     InvalidTokenResponseError,
+    ManagerNotRunningError,
     TokenEndpointError,
     TokenEndpointTimeout,
     TokenRequestError,
@@ -25,10 +27,11 @@ from ..errors import (
 )
 from ._cache import CacheEntry, CacheKey, MemoryTokenCache, TokenCache
 from ._client import AUTH_METHODS, ClientCredentialsClient
+from ._credentials import ClientAssertionService, TokenRequestParameters
 from ._manager import TokenManager, TokenManagerStats
-from ._request import ClientAssertionService, TokenRequestParameters
 from ._retry import RetryPolicy
 from ._runner import run
+from ._source import TokenSource
 from ._token import Token
 
 __all__ = [
@@ -37,9 +40,11 @@ __all__ = [
     "CacheKey",
     "ClientAssertionService",
     "ClientCredentialsClient",
+    "ClosedError",
     "ConfigurationError",
     "DiscoveryError",
     "InvalidTokenResponseError",
+    "ManagerNotRunningError",
     "MemoryTokenCache",
     "RetryPolicy",
     "Token",
@@ -50,6 +55,7 @@ __all__ = [
     "TokenManagerStats",
     "TokenRequestError",
     "TokenRequestParameters",
+    "TokenSource",
     "UnknownClientError",
     "run",
 ]

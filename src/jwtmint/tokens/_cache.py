@@ -20,6 +20,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
 
+from ..errors import ConfigurationError
 from ._token import Token
 
 __all__ = ["CacheEntry", "CacheKey", "MemoryTokenCache", "TokenCache", "cache_key"]
@@ -135,7 +136,7 @@ class MemoryTokenCache:
 
     def __init__(self, max_entries: int = 10_000) -> None:
         if type(max_entries) is not int or max_entries < 1:
-            raise ValueError(f"max_entries must be a positive int, got {max_entries!r}")
+            raise ConfigurationError(f"max_entries must be a positive int, got {max_entries!r}")
         self.max_entries = max_entries
         self._entries: dict[CacheKey, CacheEntry] = {}
 

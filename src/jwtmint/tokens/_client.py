@@ -11,7 +11,7 @@ from urllib.parse import quote_plus, urlsplit
 from .._algorithms import get_algorithm
 from .._keys import KeySource, SigningKey, load_key, load_secret
 from ..errors import ConfigurationError, InvalidKeyError, UnsupportedAlgorithmError
-from ._cache import Parameters, normalize_parameters, normalize_resource
+from ._cache import CacheKey, Parameters, cache_key, normalize_parameters, normalize_resource
 
 __all__ = [
     "AUTH_METHODS",
@@ -19,6 +19,7 @@ __all__ = [
     "ClientCredentialsClient",
     "check_url",
     "is_loopback",
+    "request_key",
 ]
 
 CLIENT_SECRET_BASIC: Final = "client_secret_basic"
@@ -337,6 +338,30 @@ def check_parameters(parameters: Mapping[str, str | Sequence[str]] | None) -> Pa
         if not isinstance(name, str) or not name or not all(isinstance(v, str) for v in values):
             raise ConfigurationError(f"parameter {name!r} must map to a str or a list of str")
     return normal
+
+
+def request_key(
+    name: str,
+    client: ClientCredentialsClient,
+    scope: str | Sequence[str] | None = None,
+    resource: str | Sequence[str] | None = None,
+    parameters: Mapping[str, str | Sequence[str]] | None = None,
+) -> CacheKey:
+    """The cache key of a request for ``client`` (named ``name``): the client's scope,
+    resources and parameters, overridden by the request's (parameters merged, the
+    request's winning), or ConfigurationError."""
+    try:
+        chosen_scope = client.scope if scope is None else normal_scope(scope)
+        chosen_resource = client.resource if resource is None else normal_resources(resource)
+        chosen_parameters = client.parameters
+        override = check_parameters(parameters)
+        if override:
+            merged = dict(chosen_parameters)
+            merged.update(override)
+            chosen_parameters = tuple(sorted(merged.items()))
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"get_token({name!r}): {exc}") from None
+    return cache_key(name, client.identity, chosen_scope, chosen_resource, chosen_parameters)
 
 
 def _basic(client_id: str, secret: str | bytes | None) -> str:

@@ -6,22 +6,19 @@ Only imported when asked for (``TokenManager.httpx_auth``), so httpx stays optio
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
-from typing import TYPE_CHECKING
 
 import httpx
 from yarl import URL
 
-from ._cache import CacheKey
 from ._middleware import OriginScope
-
-if TYPE_CHECKING:
-    from ._manager import TokenManager
+from ._source import TokenSource
 
 __all__ = ["TokenAuth"]
 
 
 class TokenAuth(httpx.Auth):
-    """Sends a :class:`TokenManager` client's token; on a 401 renews once and retries once.
+    """Sends a named client's token (from its :class:`TokenSource`); on a 401 renews once
+    and retries once.
 
     Async only: tokens come from an asyncio manager. Origins are chosen as
     for the aiohttp middleware (:class:`OriginScope`).
@@ -30,13 +27,12 @@ class TokenAuth(httpx.Auth):
     # httpx reads the body into memory before the flow, so the retry can resend it
     requires_request_body = True
 
-    def __init__(self, manager: TokenManager, key: CacheKey, scope: OriginScope) -> None:
-        self._manager = manager
-        self._key = key
+    def __init__(self, source: TokenSource, scope: OriginScope) -> None:
+        self._source = source
         self._scope = scope
 
     def __repr__(self) -> str:
-        return f"TokenAuth(client={self._key.client!r})"
+        return f"TokenAuth(client={self._source.client!r})"
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         raise RuntimeError("TokenAuth works with httpx.AsyncClient: tokens come from asyncio")
@@ -48,12 +44,12 @@ class TokenAuth(httpx.Auth):
         if not self._scope.permits(URL(str(request.url))):
             yield request
             return
-        token = await self._manager.token_for_key(self._key)
+        token = await self._source.current()
         request.headers["Authorization"] = token.authorization
         response = yield request
         if response.status_code != 401:
             return
-        renewed = await self._manager.renew_after_401(self._key, token)
+        renewed = await self._source.renew_after_refusal(token)
         if renewed is None:
             return  # the API's 401 stands, as with the aiohttp middleware
         request.headers["Authorization"] = renewed.authorization

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import hdrs
 from yarl import URL
 
 from ..errors import ConfigurationError
-from ._cache import CacheKey
-
-if TYPE_CHECKING:
-    from ._manager import TokenManager
+from ._source import TokenSource
 
 __all__ = ["OriginScope", "check_origins", "origin_of", "token_middleware", "web_origins"]
 
@@ -78,10 +74,8 @@ def _replayable(request: aiohttp.ClientRequest) -> bool:
     return isinstance(body, bytes) or not body.consumed
 
 
-def token_middleware(
-    manager: TokenManager, key: CacheKey, scope: OriginScope
-) -> aiohttp.ClientMiddlewareType:
-    """Set ``Authorization`` from ``manager`` on requests ``scope`` permits; on a 401
+def token_middleware(source: TokenSource, scope: OriginScope) -> aiohttp.ClientMiddlewareType:
+    """Set ``Authorization`` from ``source`` on requests ``scope`` permits; on a 401
     (RFC 6750 §3.1 ``invalid_token``: revoked or expired early) renew once and retry once."""
 
     async def attach_token(
@@ -92,12 +86,12 @@ def token_middleware(
             # caller's own Authorization, if any, is theirs to send (aiohttp drops it on
             # cross-origin redirects itself)
             return await handler(request)
-        token = await manager.token_for_key(key)
+        token = await source.current()
         request.headers[hdrs.AUTHORIZATION] = token.authorization
         response = await handler(request)
         if response.status != 401:
             return response
-        renewed = await manager.renew_after_401(key, token)
+        renewed = await source.renew_after_refusal(token)
         if renewed is None or not _replayable(request):
             # the API's 401 stands; the next request gets the new token, if there is one
             return response

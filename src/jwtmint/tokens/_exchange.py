@@ -1,90 +1,29 @@
-"""One token request: credentials (assertion precedence), the form, one HTTP attempt."""
+"""One HTTP exchange with a token endpoint: the form, the POST, and what its answer means."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 from urllib.parse import urlencode
 
 import aiohttp
 
-from .._assertion import AssertionSigner, ClientAssertion
 from ..errors import (
-    ConfigurationError,
     InvalidTokenResponseError,
     TokenEndpointError,
     TokenEndpointTimeout,
     TokenRequestError,
 )
 from ._cache import CacheKey
-from ._client import CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, NONE, ClientCredentialsClient
-from ._retry import parse_retry_after
+from ._retry import Retry, parse_retry_after
 from ._token import MAX_RESPONSE_BYTES, Token, parse_error_response, parse_token_response
 
-__all__ = [
-    "CLIENT_CREDENTIALS",
-    "ClientAssertionService",
-    "Retry",
-    "Stop",
-    "TokenRequestParameters",
-    "read_capped",
-]
+__all__ = ["CLIENT_CREDENTIALS", "post_token_request", "read_capped", "request_form"]
 
 CLIENT_CREDENTIALS = "client_credentials"
 FORM = "application/x-www-form-urlencoded"
 #: 4xx error codes that say "later", not "never" (RFC 6749 §4.1.2.1 defines them for the
 #: authorization endpoint; servers use them at the token endpoint too)
 RETRYABLE_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRequestParameters:
-    """What a token request asks for, as a :class:`ClientAssertionService` sees it."""
-
-    scope: str | None = None
-    resource: tuple[str, ...] = ()
-    parameters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    force_renewal: bool = False
-
-    def __repr__(self) -> str:
-        # parameter values may be sensitive (a tenant, a user hint): names only, as CacheKey
-        return (
-            f"TokenRequestParameters(scope={self.scope!r}, resource={self.resource!r}, "
-            f"parameters=[{','.join(self.parameters)}], force_renewal={self.force_renewal})"
-        )
-
-
-@runtime_checkable
-class ClientAssertionService(Protocol):
-    """Provides client assertions for named clients (Duende's IClientAssertionService).
-
-    Return ``None`` to let the client's own signer or secret authenticate
-    the request. It is asked once per HTTP attempt, retries included: return
-    a fresh assertion (a new ``jti``) each time.
-    """
-
-    async def get_client_assertion(
-        self, client_name: str, parameters: TokenRequestParameters
-    ) -> ClientAssertion | None: ...
-
-
-class Retry(Exception):
-    """Internal: an attempt failed in a way that another attempt may mend (``error``, with
-    the server's ``retry_after`` when it gave one)."""
-
-    def __init__(self, error: TokenEndpointError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class Stop(Exception):
-    """Internal: no further attempt can be made; ``error`` is the last attempt's failure."""
-
-    def __init__(self, error: TokenEndpointError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def request_form(key: CacheKey) -> list[tuple[str, str]]:
@@ -96,44 +35,6 @@ def request_form(key: CacheKey) -> list[tuple[str, str]]:
     for name, values in key.parameters:
         form.extend((name, value) for value in values)
     return form
-
-
-async def credentials(
-    name: str,
-    client: ClientCredentialsClient,
-    signer: AssertionSigner | None,
-    service: ClientAssertionService | None,
-    parameters: TokenRequestParameters,
-    passed: ClientAssertion | None,
-) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    """Authentication fields and headers for one attempt, in Duende's order of precedence:
-    an assertion passed to ``get_token``, the service's, the client's signer, the secret."""
-    assertion = passed
-    if assertion is None and service is not None:
-        assertion = await service.get_client_assertion(name, parameters)
-    if assertion is None and signer is not None:
-        assertion = signer.client_assertion()
-    if assertion is not None:
-        # RFC 7523 §2.2; client_id is optional there but some servers want it
-        return [
-            ("client_id", client.client_id),
-            ("client_assertion_type", assertion.type),
-            ("client_assertion", assertion.value),
-        ], {}
-    method = client.auth_method
-    if method == CLIENT_SECRET_BASIC:
-        assert client.basic_authorization is not None
-        return [], {"Authorization": client.basic_authorization}
-    if method == CLIENT_SECRET_POST:
-        secret = client.client_secret
-        assert isinstance(secret, str)  # the client made it text
-        return [("client_id", client.client_id), ("client_secret", secret)], {}
-    if method == NONE:
-        return [("client_id", client.client_id)], {}
-    raise ConfigurationError(
-        f"client {name!r} uses {method} without a private_key, and no assertion was passed "
-        "or returned by the ClientAssertionService; give the client a key"
-    )
 
 
 async def post_token_request(

@@ -1,0 +1,288 @@
+"""Keyed single-flight for token requests: one request per cache key, renewal times, backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+from .._assertion import ClientAssertion
+from ..errors import (
+    ManagerNotRunningError,
+    TokenEndpointError,
+    TokenEndpointTimeout,
+    TokenRequestError,
+)
+from ._cache import CacheEntry, CacheKey, MemoryTokenCache, TokenCache
+from ._retry import describe
+from ._tasks import enter_within, wait_shared
+from ._token import Token
+
+__all__ = ["Fetch", "TokenFlights"]
+
+_log = logging.getLogger("jwtmint.tokens")
+
+#: requests the token for a key (client assertion, force_renewal): the manager's requester
+Fetch = Callable[[CacheKey, ClientAssertion | None, bool], Awaitable[Token]]
+
+#: background renewal backs off up to this many seconds between failed tries
+BACKGROUND_MAX_BACKOFF = 60.0
+#: a 401 from a resource forces a renewal at most this often per key (seconds)
+FORCED_RENEWAL_GAP = 5.0
+
+_COUNTERS = (
+    "requests",
+    "tokens",
+    "failures",
+    "background_renewals",
+    "background_failures",
+    "coalesced",
+)
+
+
+class TokenFlights:
+    """Token requests in flight, at most one per cache key, and when to start the next.
+
+    Concurrent callers for one key share one request and its result or error.
+    A stored token is renewed ``renewal_buffer`` seconds before it expires (less
+    a jitter, so that many instances do not renew together), or at half its life
+    when it lives no longer than the buffer; until it expires it is served while
+    the renewal runs in the background, which backs off when it fails. With a
+    shared cache tier, each request runs under the tier's lock, waited for at
+    most ``lock_wait`` seconds, and the tier is read again once it is held.
+    """
+
+    def __init__(
+        self,
+        cache: TokenCache,
+        fetch: Fetch,
+        *,
+        clock: Callable[[], float],
+        renewal_buffer: float,
+        renewal_jitter: float,
+        lock_wait: float,
+    ) -> None:
+        self._cache = cache
+        self._fetch = fetch
+        self._clock = clock
+        self._renewal_buffer = renewal_buffer
+        self._renewal_jitter = renewal_jitter
+        self._lock_wait = lock_wait
+        # the plain memory cache's get() is its peek() and its lock a no-op: nothing more
+        # to ask on a miss (a subclass may add a tier, so the exact type)
+        self._shared_tier = type(cache) is not MemoryTokenCache
+        self._inflight: dict[CacheKey, asyncio.Task[Token]] = {}
+        self._forced: dict[CacheKey, float] = {}
+        self._backoff: dict[CacheKey, tuple[int, float]] = {}
+        self._running = False
+        self._closed = False
+        self.counts = dict.fromkeys(_COUNTERS, 0)
+
+    def __len__(self) -> int:
+        return len(self._inflight)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._inflight
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Accept requests from now on (the manager's session is ready)."""
+        self._running = True
+
+    def close(self) -> list[asyncio.Task[Token]]:
+        """Refuse new requests; the flights still running, for the manager to cancel."""
+        self._closed = True
+        self._running = False
+        return list(self._inflight.values())
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    # ---- serving ---------------------------------------------------------------------
+
+    async def obtain(
+        self,
+        key: CacheKey,
+        peeked: CacheEntry | None,
+        force_renewal: bool,
+        client_assertion: ClientAssertion | None,
+    ) -> Token:
+        """A token for ``key`` when process memory had no fresh one (``peeked`` is what
+        the cache's ``peek`` gave): from the shared tier, a stale one while it is renewed,
+        or a request."""
+        entry = peeked
+        if not force_renewal:
+            if entry is None and self._shared_tier:
+                entry = await self._cache.get(key)
+            if entry is not None:
+                now = self._clock()
+                if now < entry.renew_at:
+                    return entry.token
+                if now < entry.token.expires_at:
+                    # stale-while-revalidate: this caller does not wait for the renewal
+                    self._renew_in_background(key, now)
+                    return entry.token
+        return await self._join(key, client_assertion, force_renewal)
+
+    async def renew_after_refusal(self, key: CacheKey, refused: Token) -> Token | None:
+        """The token to retry with after a resource refused ``refused`` (a 401), or ``None``.
+
+        One other than ``refused`` already cached, or a renewal in flight, is
+        shared: a burst of 401s costs one renewal. ``None`` when the renewal
+        failed (logged: the resource's 401 is the caller's answer).
+        """
+        entry = self._cache.peek(key)
+        cached = entry.token if entry and self._clock() < entry.token.expires_at else None
+        if cached is not None and cached.access_token != refused.access_token:
+            return cached
+        try:
+            in_flight = self._inflight.get(key)
+            if in_flight is not None:
+                return await wait_shared(in_flight, self.is_closed)  # a renewal is on its way
+            now = time.monotonic()
+            if cached is not None and now - self._forced.get(key, -1e9) < FORCED_RENEWAL_GAP:
+                # a resource that refuses every token (a wrong audience or scope, not a stale
+                # token) must not drive the authorization server at the API's request rate
+                return cached
+            self._forced[key] = now
+            return await self._join(key, None, True)
+        except TokenRequestError as exc:
+            _log.warning("renewing the token for client %r after a 401 failed: %s", key.client, exc)
+            return None
+
+    # ---- one flight per key ----------------------------------------------------------
+
+    async def _join(
+        self, key: CacheKey, client_assertion: ClientAssertion | None, force_renewal: bool
+    ) -> Token:
+        task = self._inflight.get(key)
+        if task is None:
+            task = self._start(key, client_assertion, force_renewal, background=False)
+        else:
+            self.counts["coalesced"] += 1
+        return await wait_shared(task, self.is_closed)
+
+    def _start(
+        self,
+        key: CacheKey,
+        client_assertion: ClientAssertion | None,
+        force_renewal: bool,
+        *,
+        background: bool,
+    ) -> asyncio.Task[Token]:
+        if self._closed:
+            raise ManagerNotRunningError("this TokenManager is closed; make a new one")
+        if not self._running:
+            raise ManagerNotRunningError(
+                "TokenManager is not started: use `async with TokenManager(...)` "
+                "or `await manager.start()`"
+            )
+        task = asyncio.get_running_loop().create_task(
+            self._request_and_store(key, client_assertion, force_renewal)
+        )
+        self._inflight[key] = task
+        self.counts["requests"] += 1
+        if background:
+            self.counts["background_renewals"] += 1
+        task.add_done_callback(functools.partial(self._flight_done, key, background))
+        return task
+
+    def _flight_done(self, key: CacheKey, background: bool, task: asyncio.Task[Token]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if task.cancelled():
+            return
+        error = task.exception()  # also marks it retrieved: waiters may all have gone
+        if error is None:
+            self.counts["tokens"] += 1
+            self._backoff.pop(key, None)
+            return
+        self.counts["failures"] += 1
+        if background:
+            self.counts["background_failures"] += 1
+            failures = self._backoff.get(key, (0, 0.0))[0] + 1
+            wait = self._background_backoff(key, failures, error)
+            self._backoff[key] = (failures, self._clock() + wait)
+            _log.warning(
+                "background renewal of the token for client %r failed (%s); the cached token "
+                "is served until it expires, next try in %.1f s",
+                key.client,
+                describe(error),
+                wait,
+            )
+
+    # ---- renewal schedule ------------------------------------------------------------
+
+    def _renew_in_background(self, key: CacheKey, now: float) -> None:
+        if key in self._inflight or not self._running:
+            return  # not running (a shared cache can hold this manager's tokens): serve only
+        backoff = self._backoff.get(key)
+        if backoff is not None and now < backoff[1]:
+            return
+        self._start(key, None, False, background=True)
+
+    def _background_backoff(self, key: CacheKey, failures: int, error: BaseException) -> float:
+        """Seconds before the next background try: 1, 2, 4 ... 60 s with jitter, or the
+        server's Retry-After if longer, but never so long that the token expires first."""
+        ceiling = min(BACKGROUND_MAX_BACKOFF, 2.0 ** (failures - 1))
+        wait = random.uniform(ceiling / 2, ceiling)
+        retry_after = error.retry_after if isinstance(error, TokenEndpointError) else None
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        entry = self._cache.peek(key)
+        if entry is not None:
+            # leave time for a few more tries before the cached token runs out
+            left = entry.token.expires_at - self._clock()
+            wait = min(wait, max(1.0, left / 3))
+        return wait
+
+    def renew_at(self, token: Token) -> float:
+        """When a token received now is renewed (epoch seconds)."""
+        now = self._clock()
+        lifetime = token.expires_at - now
+        buffer = self._renewal_buffer
+        if lifetime <= buffer:
+            return now + lifetime / 2
+        spread = min(buffer * self._renewal_jitter, lifetime - buffer)
+        return token.expires_at - buffer - random.uniform(0.0, spread)
+
+    # ---- the flight itself -----------------------------------------------------------
+
+    async def _request_and_store(
+        self, key: CacheKey, client_assertion: ClientAssertion | None, force_renewal: bool
+    ) -> Token:
+        if not self._shared_tier:
+            # one process: single-flight is the lock (the memory cache's own lock is a no-op)
+            return await self._store(key, await self._fetch(key, client_assertion, force_renewal))
+        lock = self._cache.lock(key)
+        try:
+            # bounded (a shared tier's lock may be held by a process that died), and entered
+            # in this task, which also exits it: locks that know their holder need that
+            await enter_within(lock, self._lock_wait)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise TokenEndpointTimeout(
+                f"waited {self._lock_wait:.0f} s for the token cache's lock on client "
+                f"{key.client!r}; another instance holds it",
+                client=key.client,
+            ) from None
+        try:
+            entry = None if force_renewal else await self._cache.get(key)
+            if entry is not None and self._clock() < entry.renew_at:
+                token = entry.token  # another process fetched it while this one waited
+            else:
+                token = await self._store(
+                    key, await self._fetch(key, client_assertion, force_renewal)
+                )
+        except BaseException as exc:
+            await lock.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        await lock.__aexit__(None, None, None)
+        return token
+
+    async def _store(self, key: CacheKey, token: Token) -> Token:
+        await self._cache.set(key, CacheEntry(token, self.renew_at(token)))
+        return token

@@ -1,0 +1,105 @@
+"""One client_credentials token request (RFC 6749 §4.4), with a fresh assertion per attempt."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+import aiohttp
+
+from .._assertion import ClientAssertion
+from ..errors import ConfigurationError, TokenEndpointError
+from ._cache import CacheKey
+from ._client import ClientCredentialsClient
+from ._credentials import ClientAssertionService, TokenRequestParameters, credentials
+from ._exchange import post_token_request, request_form
+from ._resolve import ClientResolver
+from ._retry import Retry, RetryPolicy, Stop, retrying
+from ._token import Token
+
+__all__ = ["TokenRequester"]
+
+_log = logging.getLogger("jwtmint.tokens")
+
+
+class TokenRequester:
+    """Requests tokens for cache keys: resolves the client, authenticates every attempt
+    afresh (Duende's precedence: the caller's assertion, the service's, the client's
+    signer, its secret) and retries per the policy."""
+
+    def __init__(
+        self,
+        clients: Mapping[str, ClientCredentialsClient],
+        resolver: ClientResolver,
+        service: ClientAssertionService | None,
+        *,
+        retries: RetryPolicy,
+        request_timeout: float,
+        default_lifetime: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._clients = clients
+        self._resolver = resolver
+        self._service = service
+        self._retries = retries
+        self._request_timeout = request_timeout
+        self._default_lifetime = default_lifetime
+        self._clock = clock
+        #: HTTP attempts sent, retries included
+        self.attempts = 0
+
+    async def request(
+        self,
+        session: aiohttp.ClientSession,
+        key: CacheKey,
+        client_assertion: ClientAssertion | None,
+        force_renewal: bool,
+    ) -> Token:
+        name = key.client
+        client = self._clients[name]
+        resolved = await self._resolver.resolve(session, name, client)
+        parameters = TokenRequestParameters(
+            key.scope, key.resource, dict(key.parameters), force_renewal
+        )
+        form = request_form(key)
+        policy = self._retries
+        if client_assertion is not None and self._service is None and resolved.signer is None:
+            # the caller's assertion is all there is, and a retry would replay its jti
+            policy = RetryPolicy(attempts=1, deadline=policy.deadline)
+        last: TokenEndpointError | None = None
+
+        async def attempt(timeout: float) -> Token:
+            nonlocal last
+            # a fresh assertion (new jti) for every attempt: servers reject one they have
+            # seen, so the caller's own assertion is used for the first attempt only (every
+            # later attempt follows a failed one, which set ``last``)
+            passed = client_assertion if last is None else None
+            try:
+                auth_form, headers = await credentials(
+                    name, client, resolved.signer, self._service, parameters, passed
+                )
+            except ConfigurationError:
+                if last is None:
+                    raise
+                # nothing can authenticate another attempt (the service declined, and the
+                # caller's assertion was spent): the endpoint's error is the one to report
+                raise Stop(last) from None
+            self.attempts += 1
+            _log.debug("token request for client %r to %s", name, resolved.token_endpoint)
+            try:
+                return await post_token_request(
+                    session,
+                    resolved.token_endpoint,
+                    form + auth_form,
+                    headers,
+                    timeout=timeout,
+                    client=name,
+                    requested_scope=key.scope,
+                    now=self._clock(),
+                    default_lifetime=self._default_lifetime,
+                )
+            except Retry as retry:
+                last = retry.error
+                raise
+
+        return await retrying(attempt, policy, self._request_timeout)
