@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from jwtmint.errors import ConfigurationError
+from jwtmint.errors import ConfigurationError, UnknownClientError
 from jwtmint.testing import Fault, TokenEndpoint
 from jwtmint.tokens import ClientCredentialsClient, TokenManager
 
@@ -228,3 +228,22 @@ async def test_a_failed_renewal_after_a_401_returns_the_401(
         async with api.get(f"{endpoint.url}/api/b") as response:
             assert response.status == 401  # the API's answer, not the IdP's refusal
     assert endpoint.api_requests == [("a", 200), ("b", 401)]
+
+
+async def test_a_token_source_is_what_the_adapters_are_given(
+    endpoint: TokenEndpoint, tokens: TokenManager
+) -> None:
+    with pytest.raises(UnknownClientError):
+        tokens.token_source("nobody")
+    source = tokens.token_source("es", scope="other")
+    assert source.client == "es" and source.key.scope == "other"
+    assert "access_token" not in repr(source)
+    first = await source.current()
+    assert await source.current() is first
+    assert await tokens.get_token("es", scope="other") is first  # one cache entry
+    assert first.scope == "other"
+    renewed = await source.renew_after_refusal(first)
+    assert renewed is not None and renewed.access_token != first.access_token
+    # a second refusal of the old token shares the renewal instead of making another
+    assert await source.renew_after_refusal(first) is renewed
+    assert endpoint.request_count() == 2

@@ -37,7 +37,7 @@ from jwtmint.tokens import (
 )
 from jwtmint.tokens._client import RESERVED_PARAMETERS
 from jwtmint.tokens._discovery import check_metadata, discovery_urls
-from jwtmint.tokens._retry import parse_retry_after
+from jwtmint.tokens._retry import Retry, Stop, parse_retry_after, retrying
 from jwtmint.tokens._token import parse_error_response, parse_token_response
 
 from .conftest import signing_key
@@ -452,3 +452,64 @@ def test_metadata_issuer_must_match() -> None:
     assert isinstance(problem, str) and "RFC 8414" in problem
     assert isinstance(check_metadata(ISSUER, "u", b'{"issuer":"%s"}' % ISSUER.encode()), str)
     assert isinstance(check_metadata(ISSUER, "u", b"<html>"), str)
+
+
+# ---- the retry runner -------------------------------------------------------------------
+
+
+async def test_the_final_error_is_built_not_the_caught_one_edited() -> None:
+    raised: list[TokenEndpointError] = []
+
+    async def attempt(timeout: float) -> Token:
+        error = TokenEndpointError("busy", error="temporarily_unavailable", status=503, client="c")
+        error.retry_after = 0.0
+        raised.append(error)
+        raise Retry(error)
+
+    with pytest.raises(TokenEndpointError) as caught:
+        await retrying(attempt, RetryPolicy(attempts=3, backoff=0.0), 1.0)
+    final = caught.value
+    assert len(raised) == 3 and all(final is not error for error in raised)
+    assert [str(error) for error in raised] == ["busy"] * 3  # untouched
+    assert [error.attempts for error in raised] == [1, 1, 1]
+    assert type(final) is TokenEndpointError and final.attempts == 3
+    assert str(final).startswith("busy (gave up after 3 attempts in ")
+    assert (final.error, final.status, final.client, final.retry_after) == (
+        "temporarily_unavailable",
+        503,
+        "c",
+        0.0,
+    )
+
+
+async def test_a_stop_reports_the_previous_attempt_and_why_no_other_was_made() -> None:
+    first = TokenEndpointTimeout("slow", client="c")
+    calls = 0
+
+    async def attempt(timeout: float) -> Token:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise Retry(first)
+        raise Stop(first)  # the second attempt found nothing to authenticate with
+
+    with pytest.raises(TokenEndpointTimeout, match="nothing could authenticate") as caught:
+        await retrying(attempt, RetryPolicy(attempts=5, backoff=0.0), 1.0)
+    assert caught.value is not first and caught.value.attempts == 1
+    assert type(caught.value) is TokenEndpointTimeout and caught.value.client == "c"
+    assert str(first) == "slow" and first.attempts == 1
+
+
+async def test_a_refusal_is_raised_at_once_with_its_attempt_number() -> None:
+    calls = 0
+
+    async def attempt(timeout: float) -> Token:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise Retry(TokenEndpointError("blip"))
+        raise TokenRequestError("no", error="invalid_client", status=401)
+
+    with pytest.raises(TokenRequestError) as caught:
+        await retrying(attempt, RetryPolicy(attempts=5, backoff=0.0), 1.0)
+    assert calls == 2 and caught.value.attempts == 2 and caught.value.error == "invalid_client"

@@ -14,14 +14,13 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from aiohttp import web, web_protocol
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import web
 
 from ..errors import ConfigurationError
 from ._auth import AssertionPolicy, Authenticator, Claimed, Client, claimed_identity
 from ._jose import SUPPORTED_ALGORITHMS
 from ._model import AUTH_METHODS, Fault, OAuthError, RecordedRequest
-from ._request import AUTH_FIELDS, GRANT_FIELDS, Form, check_resources, check_scope, parse_form
+from ._request import MAX_BODY, Form, check_resources, check_scope, extra_parameters, read_form
 from ._responses import NO_STORE, bearer_refusal, error_response, fault_response
 
 __all__ = ["TokenEndpoint"]
@@ -33,8 +32,6 @@ _DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-aut
 _SHUTDOWN_TIMEOUT = 2.0
 # above the default 128, so a burst of concurrent connects is queued rather than retried
 _BACKLOG = 2048
-# aiohttp's default; a larger body is refused 413 (and recorded)
-_MAX_BODY = 1024**2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +170,7 @@ class TokenEndpoint:
         await self.close()
 
     def _application(self) -> web.Application:
-        app = web.Application(client_max_size=_MAX_BODY)
+        app = web.Application(client_max_size=MAX_BODY)
         app.router.add_route("*", "/token", self._handle_token)
         if self._discovery:
             for path in _DISCOVERY_PATHS:
@@ -303,7 +300,7 @@ class TokenEndpoint:
         form = Form({}, request.headers.get("Authorization"))
         recorded = False
         try:
-            form, refusal = await _read_form(request)
+            form, refusal = await read_form(request)
             fault = self._take_fault()
             if fault is not None:
                 self._record(form, "fault", fault.status)
@@ -341,7 +338,7 @@ class TokenEndpoint:
         resource = tuple(form.fields.get("resource", ()))
         check_resources(resource)
         expires_at = None if self._token_lifetime is None else self._clock() + self._token_lifetime
-        issued = _Issued(client.client_id, scope, resource, expires_at, _extra_parameters(form))
+        issued = _Issued(client.client_id, scope, resource, expires_at, extra_parameters(form))
         document: dict[str, Any] = {"access_token": self._issue(issued), "token_type": "Bearer"}
         if self._token_lifetime is not None:
             document["expires_in"] = self._token_lifetime
@@ -368,7 +365,7 @@ class TokenEndpoint:
                 grant_type=form.get("grant_type"),
                 scope=form.get("scope"),
                 resource=tuple(form.fields.get("resource", ())),
-                parameters=_extra_parameters(form),
+                parameters=extra_parameters(form),
                 jti=jti if isinstance(jti, str) else None,
                 assertion_claims=assertion.claims if assertion else None,
                 assertion_header=assertion.header if assertion else None,
@@ -421,32 +418,3 @@ class TokenEndpoint:
             )
         self.api_requests.append((tail, response.status))
         return response
-
-
-async def _read_form(request: web.Request) -> tuple[Form, OAuthError | None]:
-    """The request's form, and the error to answer when it is no token request at all."""
-    authorization = request.headers.get("Authorization")
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return Form({}, authorization), OAuthError(
-            "invalid_request", f"the request body exceeds {_MAX_BODY} bytes", status=413
-        )
-    except (web_protocol.RequestPayloadError, HttpProcessingError):
-        # a body aiohttp cannot decode (a broken gzip or chunked stream): the client's fault
-        return Form({}, authorization), OAuthError(
-            "invalid_request", "the request body could not be read", status=400
-        )
-    if request.method != "POST":  # RFC 6749 §3.2
-        refusal = OAuthError("invalid_request", "the token endpoint takes POST", status=405)
-        refusal.headers["Allow"] = "POST"
-        return Form({}, authorization), refusal
-    try:
-        return parse_form(request.content_type, body, authorization), None
-    except OAuthError as exc:
-        return Form({}, authorization), exc
-
-
-def _extra_parameters(form: Form) -> dict[str, list[str]]:
-    hidden = AUTH_FIELDS | GRANT_FIELDS
-    return {name: list(values) for name, values in form.fields.items() if name not in hidden}

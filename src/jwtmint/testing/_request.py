@@ -1,4 +1,4 @@
-"""Decoding a token request body and checking its grant parameters (RFC 6749 §3, §4.4)."""
+"""Reading a token request: its body, its form and its grant parameters (RFC 6749 §3, §4.4)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
+from aiohttp import web, web_protocol
+from aiohttp.http_exceptions import HttpProcessingError
+
 from ._model import OAuthError
 
 __all__ = [
     "AUTH_FIELDS",
     "GRANT_FIELDS",
+    "MAX_BODY",
     "Form",
     "check_resources",
     "check_scope",
+    "extra_parameters",
     "parse_form",
+    "read_form",
     "scope_tokens",
 ]
 
@@ -25,6 +31,8 @@ GRANT_FIELDS = frozenset({"grant_type", "scope", "resource"})
 #: RFC 8707 §2: the only parameter that may repeat
 _REPEATABLE = frozenset({"resource"})
 _FORM_TYPE = "application/x-www-form-urlencoded"
+#: aiohttp's default; a larger body is refused 413 (and recorded)
+MAX_BODY = 1024**2
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 # RFC 3986 §3.1
@@ -103,3 +111,33 @@ def check_resources(resources: Iterable[str]) -> None:
             raise OAuthError(
                 "invalid_target", "resource must be an absolute URI without a fragment"
             )
+
+
+async def read_form(request: web.Request) -> tuple[Form, OAuthError | None]:
+    """The request's form, and the error to answer when it is no token request at all."""
+    authorization = request.headers.get("Authorization")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return Form({}, authorization), OAuthError(
+            "invalid_request", f"the request body exceeds {MAX_BODY} bytes", status=413
+        )
+    except (web_protocol.RequestPayloadError, HttpProcessingError):
+        # a body aiohttp cannot decode (a broken gzip or chunked stream): the client's fault
+        return Form({}, authorization), OAuthError(
+            "invalid_request", "the request body could not be read", status=400
+        )
+    if request.method != "POST":  # RFC 6749 §3.2
+        refusal = OAuthError("invalid_request", "the token endpoint takes POST", status=405)
+        refusal.headers["Allow"] = "POST"
+        return Form({}, authorization), refusal
+    try:
+        return parse_form(request.content_type, body, authorization), None
+    except OAuthError as exc:
+        return Form({}, authorization), exc
+
+
+def extra_parameters(form: Form) -> dict[str, list[str]]:
+    """The fields that are neither client authentication nor the grant's own."""
+    hidden = AUTH_FIELDS | GRANT_FIELDS
+    return {name: list(values) for name, values in form.fields.items() if name not in hidden}
