@@ -33,6 +33,7 @@ _PIPE_LIMIT = 1 << 24
 
 
 def loop_kind(loop: asyncio.AbstractEventLoop) -> str:
+    """``"uvloop"`` or ``"asyncio"``: which kind of event loop ``loop`` is."""
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 

@@ -46,6 +46,7 @@ class ClientSpec:
     key: SigningKey | None = None
 
     def registration(self) -> dict[str, Any]:
+        """What the endpoint process registers: the client's public JWK, or its secret."""
         if self.key is not None:
             return {"client_id": self.client_id, "jwk": self.key.public_jwk()}
         return {"client_id": self.client_id, "secret": self.secret}

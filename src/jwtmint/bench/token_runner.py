@@ -47,6 +47,7 @@ Progress = Callable[[str], None]
 
 
 def _loops(settings: Settings) -> list[str]:
+    """The event loops of the cached-token measurement; uvloop only when it is installed."""
     if settings.loops is not None:
         if "uvloop" in settings.loops and event_loop_name() != "uvloop":
             raise ValueError("uvloop is not installed (pip install 'jwtmint[uvloop]')")
