@@ -18,13 +18,14 @@ import pytest
 import jwtmint
 from jwtmint import _kernels, _pure
 from jwtmint.bench import adapters, job
+from jwtmint.bench.settings import DEFAULT_ALGORITHMS
 
 T = TypeVar("T")
 
 SPEEDUPS = _kernels.load_speedups()
 
 #: One line per algorithm in the benchmark table (one group each).
-ALGORITHMS = ["RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA", "HS256"]
+ALGORITHMS = list(DEFAULT_ALGORITHMS)
 
 
 class Benchmark(Protocol):

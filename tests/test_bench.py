@@ -17,7 +17,7 @@ import jwt
 import pytest
 
 import jwtmint
-from jwtmint import _kernels
+from jwtmint import _kernels, _pure
 from jwtmint._cli import main
 from jwtmint.bench import (
     DEFAULT_ALGORITHMS,
@@ -25,6 +25,7 @@ from jwtmint.bench import (
     NotSupported,
     Peer,
     TokenCheckError,
+    adapters,
     check_token,
     floor,
     format_report,
@@ -218,3 +219,17 @@ def test_cli_demo_still_works(capsys: pytest.CaptureFixture[str]) -> None:
     timings = results["results"]["HS256"]["timings"]
     assert {"jwtmint-py", "pyjwt"} <= set(timings)
     assert results["example"]["header"]["typ"] == "client-authentication+jwt"
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "HS256"])
+def test_jwtmint_minter_names_its_kernel_and_leaves_the_active_one(algorithm: str) -> None:
+    active = _kernels.kernel
+    key = bench_key(algorithm)
+    mint = adapters.jwtmint_minter(key, _pure, algorithm)
+    assert _kernels.kernel is active
+    check_token(mint(), key, algorithm, use_pyjwt=True)
+    signer = jwtmint.AssertionSigner(key, job.CLIENT_ID, job.AUDIENCE, _kernel=_pure)
+    assert "implementation='py'" in repr(signer)
+    check_token(signer.mint(), key, algorithm, use_pyjwt=True)
+    for token in signer.mint_many(3):
+        check_token(token, key, algorithm, use_pyjwt=True)

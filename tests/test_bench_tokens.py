@@ -1,4 +1,4 @@
-"""jwtmint.bench.tokens (``jwtmint bench tokens``): it runs, both peers give figures, checks hold.
+"""jwtmint.bench.token_* (``jwtmint bench tokens``): it runs, both peers give figures, checks hold.
 
 No timing is asserted: figures only have to exist and be positive. The
 checks under test are those of the measurement itself: the cached loops
@@ -15,23 +15,14 @@ from typing import Any
 import pytest
 
 from jwtmint._cli import main
-from jwtmint.bench import tokens as bench_tokens
+from jwtmint.bench import token_runner as bench_tokens
 from jwtmint.bench.environment import version
-from jwtmint.bench.tokens import (
-    AUTHLIB,
-    BASIC,
-    JWTMINT,
-    METHODS,
-    PRIVATE_KEY_JWT,
-    QUICK,
-    ColdRound,
-    EndpointProcess,
-    MeasurementError,
-    Settings,
-    check_cold_round,
-    format_tokens_report,
-    run,
-)
+from jwtmint.bench.report import format_tokens_report
+from jwtmint.bench.settings import BASIC, METHODS, PRIVATE_KEY_JWT, TOKENS, Settings
+from jwtmint.bench.token_endpoint import EndpointProcess, MeasurementError
+from jwtmint.bench.token_measurements import ColdRound, check_cold_round
+from jwtmint.bench.token_peers import AUTHLIB, JWTMINT
+from jwtmint.bench.token_runner import run
 from jwtmint.tokens import MemoryTokenCache
 from jwtmint.tokens._runner import event_loop_name
 
@@ -115,7 +106,7 @@ def test_report_has_both_tables(results: dict[str, Any]) -> None:
 
 
 def test_cli_quick_prints_both_tables(capsys: pytest.CaptureFixture[str]) -> None:
-    assert QUICK.clients == 1000
+    assert TOKENS.quick.clients == 1000
     assert main(["bench", "tokens", "--quick"]) == 0
     out, err = capsys.readouterr()
     assert "1. cached token" in out and "2. cold fetches: 1000 named clients" in out

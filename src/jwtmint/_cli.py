@@ -16,12 +16,13 @@ from ._assertion import AssertionSigner
 from ._b64 import b64url_encode
 from ._keys import generate_key, load_key
 from .bench.adapters import PEERS
+from .bench.settings import DEFAULT_ALGORITHMS, DEMO_ALGORITHMS
 from .errors import JwtMintError
 
 __all__ = ["main"]
 
-_DEMO_ALGORITHMS = "RS256,PS256,ES256,ES384,ES512,EdDSA,HS256,HS384,HS512"
-_BENCH_ALGORITHMS = "RS256,PS256,ES256,ES384,ES512,EdDSA,HS256"
+_DEMO_ALGORITHMS = ",".join(DEMO_ALGORITHMS)
+_BENCH_ALGORITHMS = ",".join(DEFAULT_ALGORITHMS)
 _PEERS = ",".join(peer.name for peer in PEERS)
 
 
@@ -115,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "token":
             return _token(args)
         if args.command == "bench" and args.mode == "tokens":
-            from .bench.tokens import main as run_tokens
+            from .bench.token_runner import main as run_tokens
 
             return run_tokens(
                 quick=args.quick, as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms

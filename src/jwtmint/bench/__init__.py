@@ -1,11 +1,17 @@
 """The peer-comparison harness: ``jwtmint bench`` (and ``jwtmint demo``) as a library.
 
-Modules by concern: :mod:`~jwtmint.bench.job` (the assertion every contender
-mints, and its check), :mod:`~jwtmint.bench.adapters` (one ``mint()`` per peer,
-and the signing floor), :mod:`~jwtmint.bench.timing` (interleaved batches,
-medians), :mod:`~jwtmint.bench.runner` (check, time, ratios, JSON),
-:mod:`~jwtmint.bench.report` (the tables), :mod:`~jwtmint.bench.environment`
-(versions, machine) and :mod:`~jwtmint.bench.demo`.
+Modules by concern: :mod:`~jwtmint.bench.settings` (how much each command
+measures, the default algorithms), :mod:`~jwtmint.bench.job` (the assertion
+every contender mints, and its check), :mod:`~jwtmint.bench.adapters` (one
+``mint()`` per peer, and the signing floor), :mod:`~jwtmint.bench.timing`
+(interleaved batches of calls or awaits, medians), :mod:`~jwtmint.bench.runner`
+(check, time, ratios, JSON), :mod:`~jwtmint.bench.report` (the tables),
+:mod:`~jwtmint.bench.environment` (versions, machine), :mod:`~jwtmint.bench.demo`
+and :mod:`~jwtmint.bench.token_demo` (``jwtmint demo``). ``jwtmint bench tokens``:
+:mod:`~jwtmint.bench.token_endpoint` (the endpoint process),
+:mod:`~jwtmint.bench.token_peers` (the clients, as jwtmint and as authlib),
+:mod:`~jwtmint.bench.token_measurements` (cached token, cold fetches) and
+:mod:`~jwtmint.bench.token_runner` (the run).
 
 >>> from jwtmint.bench import run
 >>> results = run(["ES256"], ["jwtmint-c", "oxyjwt"], repeats=5, batch_seconds=0.02)
@@ -18,7 +24,8 @@ from .adapters import PEERS, REFERENCE, Floor, NotSupported, Peer, floor, get_pe
 from .environment import environment
 from .job import Minter, TokenCheckError, check_token
 from .report import format_report
-from .runner import DEFAULT_ALGORITHMS, run
+from .runner import run
+from .settings import DEFAULT_ALGORITHMS
 from .timing import Timing, measure
 
 __all__ = [

@@ -44,6 +44,8 @@ __all__ = [
     "Peer",
     "floor",
     "get_peer",
+    "import_peer",
+    "importing_quietly",
     "jwtmint_minter",
     "quiet",
 ]
@@ -59,7 +61,7 @@ class NotSupported(Exception):
 
 
 @contextlib.contextmanager
-def _import_quietly() -> Iterator[None]:
+def importing_quietly() -> Iterator[None]:
     """Swallow a peer's import-time warnings, and undo any filter it installs.
 
     ``record=True`` because a peer may put its own filter in front of ours
@@ -70,7 +72,7 @@ def _import_quietly() -> Iterator[None]:
         yield
 
 
-def _import(name: str) -> Any:
+def import_peer(name: str) -> Any:
     """A peer's module, typed ``Any``: whether a peer is installed must not change type checks."""
     return importlib.import_module(name)
 
@@ -92,7 +94,7 @@ class Peer:
         if self.probe is not None:
             return self.probe()
         try:
-            with _import_quietly():
+            with importing_quietly():
                 importlib.import_module(self.module)
         except ImportError as exc:
             hint = f" (pip install {self.install})" if self.install else ""
@@ -111,16 +113,10 @@ class Peer:
 
 
 def jwtmint_minter(key: SigningKey, module: ModuleType, algorithm: str) -> Minter:
-    """``AssertionSigner.mint`` of a signer built while ``module`` is the kernel.
-
-    A signer binds the kernel at construction, so this times exactly ``module``.
-    """
-    saved = _kernels.kernel
-    _kernels.kernel = module
-    try:
-        signer = AssertionSigner(key, CLIENT_ID, AUDIENCE, algorithm=algorithm, lifetime=LIFETIME)
-    finally:
-        _kernels.kernel = saved
+    """``AssertionSigner.mint`` of a signer that mints with the kernel ``module``."""
+    signer = AssertionSigner(
+        key, CLIENT_ID, AUDIENCE, algorithm=algorithm, lifetime=LIFETIME, _kernel=module
+    )
     return signer.mint
 
 
@@ -155,7 +151,7 @@ def _pyjwt_compatible(module: str) -> Build:
     """PyJWT and its drop-ins: ``encode(payload, key, algorithm=, headers=)``."""
 
     def build(key: SigningKey, algorithm: str) -> Minter:
-        encode = _import(module).encode
+        encode = import_peer(module).encode
         signing_key, headers = key.key, _header_params(key)
 
         def mint() -> str:
@@ -168,7 +164,7 @@ def _pyjwt_compatible(module: str) -> Build:
 
 
 def _joserfc(key: SigningKey, algorithm: str) -> Minter:
-    jwk, jwt = _import("joserfc.jwk"), _import("joserfc.jwt")
+    jwk, jwt = import_peer("joserfc.jwk"), import_peer("joserfc.jwt")
     peer_key = jwk.import_key(key.key, _KTY[algorithm[:2]])
     encode, head, allowed = jwt.encode, header(key, algorithm), [algorithm]
 
@@ -180,7 +176,7 @@ def _joserfc(key: SigningKey, algorithm: str) -> Minter:
 
 
 def _jwcrypto(key: SigningKey, algorithm: str) -> Minter:
-    jwk, jwt = _import("jwcrypto.jwk"), _import("jwcrypto.jwt")
+    jwk, jwt = import_peer("jwcrypto.jwk"), import_peer("jwcrypto.jwt")
     if isinstance(key.key, bytes):
         secret = base64.urlsafe_b64encode(key.key).rstrip(b"=").decode("ascii")
         peer_key = jwk.JWK(kty="oct", k=secret)
@@ -198,7 +194,11 @@ def _jwcrypto(key: SigningKey, algorithm: str) -> Minter:
 
 
 def _python_jose(key: SigningKey, algorithm: str) -> Minter:
-    constants, jwk, jwt = _import("jose.constants"), _import("jose.jwk"), _import("jose.jwt")
+    constants, jwk, jwt = (
+        import_peer("jose.constants"),
+        import_peer("jose.jwk"),
+        import_peer("jose.jwt"),
+    )
     if algorithm not in constants.ALGORITHMS.SUPPORTED:
         raise NotSupported(f"python-jose has no {algorithm}")
     peer_key = jwk.construct(key.key, algorithm)
@@ -212,8 +212,8 @@ def _python_jose(key: SigningKey, algorithm: str) -> Minter:
 
 
 def _authlib(key: SigningKey, algorithm: str) -> Minter:
-    with _import_quietly():  # authlib >= 1.6 deprecates authlib.jose (for joserfc) on import
-        jose = _import("authlib.jose")
+    with importing_quietly():  # authlib >= 1.6 deprecates authlib.jose (for joserfc) on import
+        jose = import_peer("authlib.jose")
     peer_key = jose.JsonWebKey.import_key(key.key, {"kty": _KTY[algorithm[:2]]})
     encode, head = jose.jwt.encode, header(key, algorithm)
 
@@ -225,7 +225,7 @@ def _authlib(key: SigningKey, algorithm: str) -> Minter:
 
 
 def _oxyjwt(key: SigningKey, algorithm: str) -> Minter:
-    oxyjwt = _import("oxyjwt")
+    oxyjwt = import_peer("oxyjwt")
     obj = key.key
     if isinstance(obj, bytes):
         peer_key = oxyjwt.EncodingKey.from_secret(obj)
@@ -251,7 +251,7 @@ def _oxyjwt(key: SigningKey, algorithm: str) -> Minter:
 
 
 def _jwskate(key: SigningKey, algorithm: str) -> Minter:
-    jwskate = _import("jwskate")
+    jwskate = import_peer("jwskate")
     if isinstance(key.key, bytes):
         peer_key = jwskate.SymmetricJwk.from_bytes(key.key)
     else:
@@ -325,7 +325,7 @@ def floor(key: SigningKey, algorithm: str) -> Floor:
     if isinstance(obj, bytes):
         # the cheapest HMAC at hand: the active kernel's (OpenSSL's SHA on pre-padded
         # states in C, else hashlib states primed with the key pads); hmac.digest redoes
-        # the key schedule and is ~2x slower than either
+        # the key schedule on every call
         digest = "sha" + algorithm[2:]
         sign = functools.partial(_kernels.kernel.hmac_signer(obj, digest), message)
 

@@ -19,16 +19,12 @@ from .adapters import REFERENCE, get_peer
 from .environment import environment
 from .job import Minter, check_token, decode_segments, new_key, pyjwt_installed
 from .report import format_us
+from .settings import DEMO
 from .timing import Timing, measure
 
-__all__ = ["DEMO_ALGORITHMS", "AlgorithmRun", "prepare", "run_demo"]
+__all__ = ["AlgorithmRun", "prepare", "run_demo"]
 
-DEMO_ALGORITHMS = (
-    "RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA", "HS256", "HS384", "HS512",
-)  # fmt: skip
 _LABELS = {"jwtmint-c": "jwtmint C", "jwtmint-py": "jwtmint py", "pyjwt": "PyJWT"}
-# (repeats, seconds per batch): 9 algorithms x 3 contenders -> ~30 s, or ~5 s with --quick.
-_FULL, _QUICK = (15, 0.06), (9, 0.018)
 
 
 @dataclass
@@ -54,7 +50,8 @@ def prepare(algorithm: str, *, with_pyjwt: bool, with_c: bool) -> AlgorithmRun:
 def run_demo(algorithms: Sequence[str], *, quick: bool, as_json: bool) -> int:
     with_pyjwt = pyjwt_installed()
     with_c = _kernels.load_speedups() is not None
-    repeats, batch_seconds = _QUICK if quick else _FULL
+    settings = DEMO.pick(quick)
+    repeats, batch_seconds = settings.rounds, settings.batch_seconds
 
     def say(text: str) -> None:
         if not as_json:

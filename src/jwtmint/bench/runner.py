@@ -21,13 +21,11 @@ from .adapters import PEERS, REFERENCE, NotSupported, Peer, floor, quiet
 from .environment import environment
 from .job import check_token, new_key, pyjwt_installed
 from .report import format_report
+from .settings import BENCH, DEFAULT_ALGORITHMS
 from .timing import measure
 
-__all__ = ["DEFAULT_ALGORITHMS", "FULL", "QUICK", "main", "run"]
+__all__ = ["main", "run", "select"]
 
-DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA", "HS256")
-#: (repeats, seconds per batch): 7 algorithms x 11 contenders -> ~70 s, or ~15 s with --quick.
-FULL, QUICK = (15, 0.05), (7, 0.015)
 FLOOR = "floor"
 
 Progress = Callable[[str], None]
@@ -52,8 +50,8 @@ def run(
     algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
     peers: Sequence[str] | None = None,
     *,
-    repeats: int = FULL[0],
-    batch_seconds: float = FULL[1],
+    repeats: int = BENCH.full.rounds,
+    batch_seconds: float = BENCH.full.batch_seconds,
     registry: Sequence[Peer] = PEERS,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -182,12 +180,12 @@ def main(
     batch_ms: float | None = None,
 ) -> int:
     """The ``jwtmint bench`` command: progress on stderr, the table (or JSON) on stdout."""
-    default_repeats, default_batch = QUICK if quick else FULL
+    settings = BENCH.pick(quick, repeats=repeats, batch_ms=batch_ms)
     results = run(
         algorithms,
         peers,
-        repeats=repeats if repeats is not None else default_repeats,
-        batch_seconds=batch_ms / 1000 if batch_ms is not None else default_batch,
+        repeats=settings.rounds,
+        batch_seconds=settings.batch_seconds,
         progress=None if as_json else lambda text: print(text, file=sys.stderr, flush=True),
     )
     results["settings"]["quick"] = quick

@@ -1,4 +1,4 @@
-"""Interleaved timing: calibrated batches, contenders round-robin, medians.
+"""Interleaved timing of calls and of awaits: calibrated batches, round-robin, medians.
 
 A batch size per contender is calibrated so that one batch takes
 ``batch_seconds`` (which doubles as warm-up); then the contenders run
@@ -16,13 +16,25 @@ import gc
 import itertools
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-__all__ = ["Timing", "calibrated_batch", "gc_paused", "iqr", "measure", "rotated"]
+__all__ = [
+    "Batch",
+    "Timing",
+    "calibrated_batch",
+    "gc_paused",
+    "iqr",
+    "measure",
+    "measure_async",
+    "rotated",
+    "summarize",
+]
 
 _T = TypeVar("_T")
+#: ``await batch(n)``: n awaits of the contender in one coroutine, and the seconds they took
+Batch = Callable[[int], Awaitable[float]]
 
 
 def iqr(values: Sequence[float]) -> float | None:
@@ -31,6 +43,19 @@ def iqr(values: Sequence[float]) -> float | None:
         return None
     q1, _, q3 = statistics.quantiles(values, n=4)
     return q3 - q1
+
+
+def summarize(values: Sequence[float], digits: int) -> dict[str, float | None]:
+    """Median and interquartile range (absolute and as a fraction of the median), rounded to
+    ``digits``; no IQR from fewer than 4 values."""
+    median, quartile_range = statistics.median(values), iqr(values)
+    if quartile_range is None:
+        return {"median": round(median, digits), "iqr": None, "iqr_fraction": None}
+    return {
+        "median": round(median, digits),
+        "iqr": round(quartile_range, digits),
+        "iqr_fraction": round(quartile_range / median, digits),
+    }
 
 
 def calibrated_batch(n: int, elapsed: float, batch_seconds: float) -> int | None:
@@ -61,7 +86,7 @@ def gc_paused() -> Iterator[None]:
 
 @dataclass
 class Timing:
-    """Per-call times (seconds) of ``repeats`` batches of ``batch`` calls each."""
+    """Per-call times (seconds) of ``rounds`` batches of ``batch`` calls each."""
 
     batch: int
     samples: list[float] = field(default_factory=list)
@@ -72,21 +97,24 @@ class Timing:
 
     @property
     def spread(self) -> float:
-        """Interquartile range as a fraction of the median."""
+        """Interquartile range as a fraction of the median (0.0 from < 4 batches)."""
         quartile_range = iqr(self.samples)
         if quartile_range is None:
             return 0.0
         return quartile_range / statistics.median(self.samples)
 
     def as_dict(self) -> dict[str, Any]:
-        median = self.median_us
+        """Median, IQR (absolute and as a fraction; None from < 4 batches), and every sample."""
+        samples_us = [sample * 1e6 for sample in self.samples]
+        figures = summarize(samples_us, 4)
         return {
-            "median_us": round(median, 3),
-            "mints_per_s": round(1e6 / median, 1),
-            "iqr_fraction": round(self.spread, 4),
+            "median_us": figures["median"],
+            "iqr_us": figures["iqr"],
+            "iqr_fraction": figures["iqr_fraction"],
+            "calls_per_s": round(1e6 / self.median_us, 1),
             "batch": self.batch,
-            "repeats": len(self.samples),
-            "samples_us": [round(s * 1e6, 3) for s in self.samples],
+            "rounds": len(self.samples),
+            "samples_us": [round(sample, 4) for sample in samples_us],
         }
 
 
@@ -122,4 +150,24 @@ def measure(
                 timing = timings[name]
                 timing.samples.append(_run_batch(fn, timing.batch) / timing.batch)
             gc.collect()  # between rounds, untimed: keeps a long run's cyclic garbage bounded
+    return timings
+
+
+async def measure_async(
+    contenders: Sequence[tuple[str, Batch]], *, repeats: int, batch_seconds: float
+) -> dict[str, Timing]:
+    """:func:`measure` for awaits: each contender is a :data:`Batch`, calibrated, timed
+    round-robin with the order rotated per round, the cyclic GC off during batches."""
+    with gc_paused():
+        timings: dict[str, Timing] = {}
+        for name, batch in contenders:
+            n = 1  # calibration, which doubles as warm-up
+            while (size := calibrated_batch(n, await batch(n), batch_seconds)) is None:
+                n *= 2
+            timings[name] = Timing(size)
+        for round_no in range(repeats):
+            for name, batch in rotated(contenders, round_no):
+                timing = timings[name]
+                timing.samples.append(await batch(timing.batch) / timing.batch)
+            gc.collect()
     return timings

@@ -19,7 +19,9 @@ from .._keys import generate_key
 from ..testing import TokenEndpoint
 from ..tokens import ClientCredentialsClient, TokenManager
 from ..tokens._runner import event_loop_name, run
-from .tokens import get_token_batch, measure_async
+from .settings import TOKEN_DEMO
+from .timing import measure_async
+from .token_measurements import get_token_batch
 
 __all__ = ["run_token_demo"]
 
@@ -73,10 +75,12 @@ async def _demo(quick: bool) -> dict[str, Any]:
 
 
 async def _time_cached(tokens: TokenManager, quick: bool) -> float:
-    """Median ns per cached ``await get_token`` (the bench's interleaved batches, 9 rounds)."""
-    batch_seconds = 0.005 if quick else 0.05
+    """Median ns per cached ``await get_token`` (the bench's interleaved batches)."""
+    settings = TOKEN_DEMO.pick(quick)
     timings = await measure_async(
-        [("get_token", get_token_batch(tokens, "invoice"))], repeats=9, batch_seconds=batch_seconds
+        [("get_token", get_token_batch(tokens, "invoice"))],
+        repeats=settings.rounds,
+        batch_seconds=settings.batch_seconds,
     )
     return timings["get_token"].median_us * 1000
 

@@ -1,0 +1,100 @@
+"""How much each bench command measures: one :class:`Settings`, full and quick, per command.
+
+Also the one default algorithm list (``jwtmint bench``; ``jwtmint demo``
+adds the other HMAC sizes) and the client authentication methods of
+``jwtmint bench tokens``, which :class:`Settings` checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+__all__ = [
+    "BASIC",
+    "BENCH",
+    "DEFAULT_ALGORITHMS",
+    "DEMO",
+    "DEMO_ALGORITHMS",
+    "EVENT_LOOPS",
+    "METHODS",
+    "PRIVATE_KEY_JWT",
+    "TOKENS",
+    "TOKEN_DEMO",
+    "Modes",
+    "Settings",
+]
+
+#: What ``jwtmint bench`` times by default: one algorithm per family and curve.
+DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA", "HS256")
+#: ``jwtmint demo`` shows every algorithm: the other HMAC sizes cost little to time.
+DEMO_ALGORITHMS = (*DEFAULT_ALGORITHMS, "HS384", "HS512")
+
+BASIC = "client_secret_basic"
+PRIVATE_KEY_JWT = "private_key_jwt"
+METHODS = (BASIC, PRIVATE_KEY_JWT)
+EVENT_LOOPS = ("asyncio", "uvloop")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much to measure: ``rounds`` interleaved batches of ~``batch_seconds`` per contender.
+
+    The other fields are the cold-fetch workload of ``jwtmint bench tokens``
+    (the other commands ignore them): ``clients`` named clients per method,
+    ``concurrency`` requests in flight, ``cold_rounds`` rounds; ``loops`` None
+    means asyncio, and uvloop when it is installed.
+    """
+
+    rounds: int = 15
+    batch_seconds: float = 0.05
+    clients: int = 1000
+    cold_rounds: int = 5
+    concurrency: int = 50
+    methods: tuple[str, ...] = METHODS
+    loops: tuple[str, ...] | None = None
+    #: authlib's cold clients on one shared httpx transport instead of a pool each
+    authlib_shared_pool: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1 or self.cold_rounds < 1 or self.clients < 1 or self.concurrency < 1:
+            raise ValueError("rounds, cold_rounds, clients and concurrency must be positive")
+        if self.batch_seconds <= 0:
+            raise ValueError("batch_seconds must be positive")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
+        bad = [name for name in self.loops or () if name not in EVENT_LOOPS]
+        if bad:
+            raise ValueError(f"unknown event loop(s) {', '.join(bad)}: asyncio or uvloop")
+
+    def overridden(self, *, repeats: int | None = None, batch_ms: float | None = None) -> Settings:
+        """These settings with the command line's ``--repeats`` and ``--batch-ms``, if given."""
+        return replace(
+            self,
+            rounds=self.rounds if repeats is None else repeats,
+            batch_seconds=self.batch_seconds if batch_ms is None else batch_ms / 1000,
+        )
+
+
+@dataclass(frozen=True)
+class Modes:
+    """A command's settings for a full run and for ``--quick``."""
+
+    full: Settings
+    quick: Settings
+
+    def pick(
+        self, quick: bool, *, repeats: int | None = None, batch_ms: float | None = None
+    ) -> Settings:
+        chosen = self.quick if quick else self.full
+        return chosen.overridden(repeats=repeats, batch_ms=batch_ms)
+
+
+#: ``jwtmint bench``: every algorithm x every contender
+BENCH = Modes(Settings(rounds=15, batch_seconds=0.05), Settings(rounds=7, batch_seconds=0.015))
+#: ``jwtmint demo``: jwtmint C, jwtmint py and PyJWT
+DEMO = Modes(Settings(rounds=15, batch_seconds=0.06), Settings(rounds=9, batch_seconds=0.018))
+#: the cached ``get_token`` of ``jwtmint demo``
+TOKEN_DEMO = Modes(Settings(rounds=9, batch_seconds=0.05), Settings(rounds=9, batch_seconds=0.005))
+#: ``jwtmint bench tokens``; quick keeps 1,000 clients but one cold round
+TOKENS = Modes(Settings(), Settings(rounds=5, batch_seconds=0.01, cold_rounds=1))
