@@ -26,6 +26,9 @@ _BENCH_ALGORITHMS = ",".join(DEFAULT_ALGORITHMS)
 _PEERS = ",".join(peer.name for peer in PEERS)
 
 
+_QUICK = "fewer, shorter timing rounds: a quick look, not figures to quote"
+
+
 def _names(known: Iterable[str]) -> Callable[[str], list[str]]:
     """An argparse type: a comma-separated list of names from ``known``."""
     choices = list(known)
@@ -49,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="mint, verify and time assertions vs PyJWT")
-    demo.add_argument("--quick", action="store_true", help="a ~5 s run instead of ~30 s")
+    demo.add_argument("--quick", action="store_true", help=_QUICK)
     demo.add_argument("--json", action="store_true", help="machine-readable results only")
     demo.add_argument(
         "--algorithms", type=_names(ALGORITHMS), default=_DEMO_ALGORITHMS.split(","),
@@ -61,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mode", nargs="?", choices=["tokens"],
         help="tokens: TokenManager vs authlib's AsyncOAuth2Client, cached and cold tokens",
     )  # fmt: skip
-    bench.add_argument("--quick", action="store_true", help="a ~15 s run instead of ~70 s")
+    bench.add_argument("--quick", action="store_true", help=_QUICK)
     bench.add_argument("--json", action="store_true", help="machine-readable results only")
     bench.add_argument(
         "--algorithms", type=_names(ALGORITHMS), default=_BENCH_ALGORITHMS.split(","),
