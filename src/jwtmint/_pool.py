@@ -43,7 +43,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from ._assertion import AssertionSigner
-from .errors import JwtMintError
+from .errors import ClosedError, ConfigurationError
 
 __all__ = ["AssertionPool", "PoolStats"]
 
@@ -125,7 +125,8 @@ class AssertionPool:
     than ``lifetime`` to live. Each pooled assertion is usable for about
     ``lifetime - min_remaining`` seconds; after that the refiller replaces it.
     A closed pool cannot be restarted; ``take()`` on it raises
-    :class:`JwtMintError` once its ready assertions are gone (``close`` drops them).
+    :class:`~jwtmint.errors.ClosedError` once its ready assertions are gone (``close`` drops
+    them). Invalid settings raise :class:`~jwtmint.errors.ConfigurationError`.
     """
 
     __slots__ = (
@@ -167,19 +168,19 @@ class AssertionPool:
         batch_size: int | None = None,
     ) -> None:
         if not _is_int(size) or size < 1:
-            raise ValueError(f"size must be a positive int, got {size!r}")
+            raise ConfigurationError(f"size must be a positive int, got {size!r}")
         if (
             isinstance(min_remaining, bool)
             or not isinstance(min_remaining, (int, float))
             or not math.isfinite(min_remaining)
             or min_remaining < 0
         ):
-            raise ValueError(
+            raise ConfigurationError(
                 f"min_remaining must be a non-negative number of seconds, got {min_remaining!r}"
             )
         lifetime = signer.lifetime
         if min_remaining > lifetime - 1:
-            raise ValueError(
+            raise ConfigurationError(
                 f"min_remaining ({min_remaining}) must be at most the signer's lifetime "
                 f"({lifetime}) minus 1 second: exp is whole seconds, so no assertion "
                 "could be handed out"
@@ -187,11 +188,13 @@ class AssertionPool:
         if low_water is None:
             low_water = max(1, size // 2)
         elif not _is_int(low_water) or not 1 <= low_water <= size:
-            raise ValueError(f"low_water must be an int from 1 to size ({size}), got {low_water!r}")
+            raise ConfigurationError(
+                f"low_water must be an int from 1 to size ({size}), got {low_water!r}"
+            )
         if batch_size is None:
             batch_size = min(size, _DEFAULT_BATCH)
         elif not _is_int(batch_size) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+            raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
 
         self._signer = signer
         self._clock = signer.clock
@@ -269,7 +272,7 @@ class AssertionPool:
         Never returns an assertion with less than ``min_remaining`` seconds of
         life by the signer's clock, or one signed with a replaced key. Raises
         what ``signer.mint()`` raises when it has to mint and signing fails,
-        and :class:`JwtMintError` once the pool is closed and empty.
+        and :class:`~jwtmint.errors.ClosedError` once the pool is closed and empty.
         """
         ready = self._ready
         try:
@@ -309,7 +312,7 @@ class AssertionPool:
                 self._request_refill()
             return token
         if self._closed:
-            raise JwtMintError("the assertion pool is closed")
+            raise ClosedError("the assertion pool is closed")
         if not self._wake_pending:
             self._request_refill()
         token = signer.mint()
@@ -356,12 +359,12 @@ class AssertionPool:
         """Mint in the calling thread until ``size`` assertions are ready; return how many.
 
         For a warm start (``pool.fill()`` before serving traffic). Raises what
-        ``signer.mint_many`` raises, and :class:`JwtMintError` on a closed pool.
+        ``signer.mint_many`` raises, and :class:`~jwtmint.errors.ClosedError` on a closed pool.
         """
         added = 0
         while True:
             if self._closed:
-                raise JwtMintError("the assertion pool is closed")
+                raise ClosedError("the assertion pool is closed")
             step = self._fill_step()
             if step is None:
                 return added
@@ -464,7 +467,7 @@ class AssertionPool:
         with self._lock:
             if self._closed:
                 if raise_if_closed:
-                    raise JwtMintError("the assertion pool is closed; make a new one")
+                    raise ClosedError("the assertion pool is closed; make a new one")
                 return
             if self._thread is not None or self._task is not None:
                 return
@@ -535,7 +538,7 @@ class AssertionPool:
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._closed:
-                raise JwtMintError("the assertion pool is closed; make a new one")
+                raise ClosedError("the assertion pool is closed; make a new one")
             if self._thread is not None or self._task is not None:
                 return
             event = asyncio.Event()
