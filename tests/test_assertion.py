@@ -520,8 +520,9 @@ def test_mint_many_gives_distinct_valid_assertions(kernel: ModuleType, case: str
 @pytest.mark.parametrize("n", [-1, 1.0, True, "3", None], ids=repr)
 def test_mint_many_refuses_bad_counts(kernel: ModuleType, n: Any) -> None:
     signer = jwtmint.AssertionSigner(signing_key("HS256"), CLIENT_ID, AUDIENCE)
-    with pytest.raises(ValueError):
+    with pytest.raises(jwtmint.ConfigurationError) as info:
         signer.mint_many(n)
+    assert isinstance(info.value, ValueError)  # callers that catch ValueError keep working
 
 
 def test_signer_is_safe_to_share_between_threads(kernel: ModuleType) -> None:

@@ -172,6 +172,8 @@ def test_both_kernels_export_the_same_names_and_parameters() -> None:
         # the docstrings (past the embedded signature) are the same text
         pure_doc = inspect.getdoc(getattr(_pure, name)) or ""
         assert pure_doc.splitlines()[0] in compiled.__doc__, name
+        compiled_doc = inspect.cleandoc(compiled.__doc__.split("\n", 1)[1])
+        assert compiled_doc == pure_doc, name  # each describes the function, not the other module
 
 
 def test_the_openssl_hmac_is_built_when_ci_asks_for_it() -> None:

@@ -27,7 +27,7 @@ import pytest
 from jwt.types import Options
 
 import jwtmint
-from jwtmint import AssertionPool, AssertionSigner, JwtMintError, PoolStats
+from jwtmint import AssertionPool, AssertionSigner, ClosedError, ConfigurationError, PoolStats
 from tests.conftest import AUDIENCE, CLIENT_ID, FIXED_NOW, signing_key, verification_key
 
 NO_TIME_CHECKS: Options = {"verify_exp": False, "verify_nbf": False, "verify_iat": False}
@@ -158,8 +158,9 @@ def check_books(stats: PoolStats) -> None:
     ids=repr,
 )
 def test_bad_arguments_are_refused(kwargs: dict[str, Any]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError) as info:
         AssertionPool(make_signer(), **kwargs)
+    assert isinstance(info.value, ValueError)  # callers that catch ValueError keep working
 
 
 def test_defaults_and_limits() -> None:
@@ -357,18 +358,19 @@ def test_a_closed_pool_refuses_work() -> None:
     pool = AssertionPool(make_signer(), size=4)
     pool.close()
     assert pool.closed
-    with pytest.raises(JwtMintError, match="closed"):
+    with pytest.raises(ClosedError, match="closed") as info:
         pool.take()
-    with pytest.raises(JwtMintError, match="closed"):
+    assert isinstance(info.value, RuntimeError) and isinstance(info.value, jwtmint.JwtMintError)
+    with pytest.raises(ClosedError, match="closed"):
         pool.start()
-    with pytest.raises(JwtMintError, match="closed"):
+    with pytest.raises(ClosedError, match="closed"):
         pool.fill()
 
     async def enter() -> None:
         async with pool:
             pass
 
-    with pytest.raises(JwtMintError, match="closed"):
+    with pytest.raises(ClosedError, match="closed"):
         asyncio.run(enter())
 
 

@@ -23,7 +23,7 @@ from ._entropy import default_entropy
 from ._headers import check_header_params
 from ._json import dumps_claims
 from ._keys import KeySource, SigningKey, load_key
-from .errors import InvalidClaimsError, InvalidHeaderError
+from .errors import ConfigurationError, InvalidClaimsError, InvalidHeaderError
 
 __all__ = [
     "CLIENT_ASSERTION_TYP",
@@ -265,7 +265,7 @@ class AssertionSigner:
         thread. See :mod:`jwtmint._batch`.
         """
         if type(n) is not int or n < 0:
-            raise ValueError(f"n must be a non-negative int, got {n!r}")
+            raise ConfigurationError(f"n must be a non-negative int, got {n!r}")
         now = math.floor(self._clock())
         exp = now + self._lifetime
         state = self._state

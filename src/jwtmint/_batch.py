@@ -2,11 +2,11 @@
 
 The extension's signers (HMAC, ES256 on OpenSSL, Ed25519 on libsodium) and
 cryptography's RSA release the GIL while they sign, so a thread per core
-scales them (1.7-1.9x on 2 cores). ECDSA signed through cryptography does
-not: its per-call work keeps the threads queued on the GIL (1.3-1.4x), while
-separate processes reach 1.7-1.8x. So large batches of that kind go to
-worker processes, everything else to threads, and HMAC, which is over in well
-under a microsecond, stays in the calling thread.
+scales them. ECDSA signed through cryptography scales poorly on threads: its
+per-call work under the GIL keeps them queued on it, while separate processes
+share nothing. So large batches of that kind go to worker processes,
+everything else to threads, and HMAC, which costs less than handing work to
+another thread, stays in the calling thread.
 
 Workers (:mod:`jwtmint._signworker`) are started with ``python -I`` and the
 parent's ``sys.path``, not by multiprocessing (which re-imports the caller's
@@ -75,7 +75,7 @@ class _WorkerClosed(_WorkerFailed):
 
 #: Seconds a worker may take for a batch: a base plus a per-message allowance.
 _REPLY_TIMEOUT_BASE = 10.0
-_REPLY_TIMEOUT_PER_MESSAGE = 0.05  # an RSA-8192 signature takes ~20 ms
+_REPLY_TIMEOUT_PER_MESSAGE = 0.05  # room for the slowest keys (RSA-8192) on a busy machine
 _MAX_WORKER_FAILURES = 3
 #: The calling thread's share of a process batch relative to one worker's (measured: 1.1).
 _CALLER_WEIGHT = 1.1

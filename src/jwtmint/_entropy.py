@@ -4,13 +4,14 @@
 handing out 16-byte slices removes that from the minting path. The slices
 sit in a list and are taken with ``list.pop()``, which is atomic, so threads
 never share a slice. The buffer is dropped in a forked child
-(``os.register_at_fork``): parent and child must never hand out the same jti.
+(:mod:`jwtmint._forksafe`): parent and child must never hand out the same jti.
 """
 
 from __future__ import annotations
 
 import os
-import weakref
+
+from ._forksafe import reset_in_child
 
 __all__ = ["JTI_BYTES", "EntropyPool", "default_entropy"]
 
@@ -26,7 +27,7 @@ class EntropyPool:
 
     def __init__(self) -> None:
         self._chunks: list[bytes] = []
-        _pools.add(self)
+        reset_in_child(self, EntropyPool.reset)
 
     def __call__(self) -> bytes:
         try:
@@ -47,17 +48,6 @@ class EntropyPool:
         """Forget buffered bytes (called in a forked child)."""
         self._chunks = []
 
-
-_pools: weakref.WeakSet[EntropyPool] = weakref.WeakSet()
-
-
-def _reset_after_fork() -> None:
-    for pool in list(_pools):
-        pool.reset()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
 
 #: The process-wide pool that signers use unless given ``entropy=``.
 default_entropy = EntropyPool()

@@ -1,9 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, embedsignature=True, cdivision=True, initializedcheck=False
-"""C twin of ``_pure``: base64url, claims splicing, JWS assembly, ECDSA DER -> R||S.
+"""Hot-path kernels in C (Cython): base64url, claims splicing, JWS assembly, DER -> R||S.
 
-Every function has the same name, signature and output as its pure-Python
-twin; the tests compare them byte for byte. The work is done on raw buffers:
-one allocation for the signing input, one for the final ``str``.
+``_pure`` defines the same functions with the same signatures and output;
+the tests compare them byte for byte. The work is done on raw buffers: one
+allocation for the signing input, one for the final ``str``.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -244,7 +244,7 @@ cdef str _compact(bytes signing_input, bytes signature, int ec_size, bint truste
         sig = raw
         siglen = 2 * ec_size
     # The result is a 1-byte-kind str declared ASCII: a byte >= 0x80 would
-    # make a corrupt str. Raise the pure twin's UnicodeDecodeError instead.
+    # make a corrupt str. Raise bytes.decode's UnicodeDecodeError instead, as _pure does.
     if not trusted and not _is_ascii(<const unsigned char*>PyBytes_AS_STRING(signing_input), silen):
         signing_input.decode("ascii")
     out = PyUnicode_New(silen + 1 + _b64len(siglen), 127)
@@ -290,8 +290,8 @@ cdef class _HmacSigner:
         raise TypeError("_HmacSigner holds key material and cannot be pickled")
 
     cdef bytes _sign(self, bytes data):
-        # The GIL stays held, as hashlib does below 2 KiB: releasing it would
-        # cost about a third of a ~300-byte MAC.
+        # The GIL stays held, as hashlib does below 2 KiB: for a signing input
+        # this short, releasing and retaking it costs a large share of the MAC.
         out = PyBytes_FromStringAndSize(NULL, self.size)
         jm_hmac_sign(&self.state, <const unsigned char*>PyBytes_AS_STRING(data),
                      <size_t>PyBytes_GET_SIZE(data), <unsigned char*>PyBytes_AS_STRING(out))
@@ -339,7 +339,7 @@ cdef class _SodiumSigner:
         if signed_message == NULL:
             raise MemoryError()
         try:
-            with nogil:  # ~16 µs of signing: other threads run meanwhile
+            with nogil:  # a whole signature touches no Python object: other threads run meanwhile
                 status = self.fn(signed_message, NULL, message, <unsigned long long>length,
                                  self.secret)
             if status != 0:
@@ -355,9 +355,8 @@ cdef class _SodiumSigner:
 def sodium_signer(bytes secret not None):
     """Ed25519 signing with libsodium from PyNaCl's cffi module, or None without it.
 
-    ``secret`` is libsodium's 64-byte secret key (seed || public key). The C
-    twin calls the same libsodium function through its address, with the
-    GIL released while it signs.
+    ``secret`` is libsodium's 64-byte secret key (seed || public key). Each
+    call is one ``crypto_sign``, with the GIL released while it signs.
     """
     try:
         from nacl._sodium import ffi, lib
@@ -402,7 +401,7 @@ cdef class _EcdsaSigner:
         cdef int size
         if self.state.key == NULL:  # made without ecdsa_signer()
             raise RuntimeError("_EcdsaSigner has no key: use ecdsa_signer()")
-        with nogil:  # tens of µs of curve arithmetic: other threads run meanwhile
+        with nogil:  # curve arithmetic touches no Python object: other threads run meanwhile
             size = jm_ecdsa_sign(&self.state, message, length, der)
         if size <= 0:
             raise RuntimeError("OpenSSL ECDSA signing failed")
@@ -416,7 +415,8 @@ def ecdsa_signer(bytes sec1_der not None, int bits):
     """An ECDSA ``sign(data) -> DER`` callable on OpenSSL directly, or None where there is none.
 
     ``sec1_der`` is the private key as SEC1 DER; ``bits`` is the hash size
-    (256, 384, 512). The pure twin has no such path and always returns None.
+    (256, 384, 512). None when this build has no such path (it needs the
+    compiled extension and OpenSSL): the caller signs through cryptography.
     """
     if not jm_openssl_available:
         return None
@@ -430,8 +430,8 @@ def ecdsa_signer(bytes sec1_der not None, int bits):
 def hmac_signer(bytes secret not None, str hash_name not None):
     """A ``sign(data) -> MAC`` callable for HMAC with ``hash_name`` (sha256/384/512) and ``secret``.
 
-    The C twin computes the same MACs with OpenSSL's SHA functions on
-    pre-padded states, and ``mint`` calls it without a Python call.
+    Each call continues from hash states already fed the key XOR ipad and
+    XOR opad (RFC 2104 §2), so the key schedule is not redone per MAC.
     """
     if jm_openssl_available and hash_name in ("sha256", "sha384", "sha512"):
         return _HmacSigner(secret, int(hash_name[3:]))
@@ -458,7 +458,7 @@ def mint(bytes header_b64 not None, bytes prefix not None, bytes suffix not None
     """One whole assertion: splice the claims, sign, assemble."""
     # Only header_b64 is copied verbatim into the token; the rest is base64url
     # written here. Check the header alone so the full scan in _compact can be
-    # skipped; the error is the pure twin's, at the same position.
+    # skipped; the error is bytes.decode's, at the same position, as in _pure.
     if not _is_ascii(<const unsigned char*>PyBytes_AS_STRING(header_b64), PyBytes_GET_SIZE(header_b64)):
         header_b64.decode("ascii")
     signing_input = _signing_input(header_b64, prefix, jti, iat, exp, suffix)
@@ -481,7 +481,7 @@ cdef class _Minter:
             if -9.0e18 < seconds < 9.0e18:
                 now = <long long>c_floor(seconds)
             else:
-                now = math.floor(now_value)  # OverflowError, as the pure twin's %d would not
+                now = math.floor(now_value)  # too large for long long: OverflowError, as in _pure
         else:
             now = math.floor(now_value)
         if now > LLONG_MAX - self.lifetime:  # exp must not wrap around
