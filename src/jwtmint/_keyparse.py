@@ -16,24 +16,21 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ._b64 import b64url_encode
-from ._keyformat import OPENSSH_PRIVATE_PEM_LABEL, PEM_BLOCK, PRIVATE_PEM_LABELS, KeyFormat
+from ._keyformat import (
+    KEY_MATERIAL,
+    OPENSSH_PRIVATE_PEM_LABEL,
+    PEM_BLOCK,
+    PRIVATE_PEM_LABELS,
+    KeyFormat,
+)
 from ._keytypes import PRIVATE_KEY_TYPES, PrivateKey, kty_crv, public_der
 from .errors import InvalidKeyError
 
 __all__ = ["KEY_FILE_FORMATS", "parse_key_file"]
 
-#: The formats :func:`parse_key_file` reads (or refuses with a reason).
-KEY_FILE_FORMATS = frozenset(
-    {
-        KeyFormat.PEM_PRIVATE,
-        KeyFormat.PEM_PUBLIC,
-        KeyFormat.OPENSSH,
-        KeyFormat.DER_PRIVATE,
-        KeyFormat.DER_PUBLIC,
-        KeyFormat.PKCS12,
-        KeyFormat.DER_UNKNOWN,
-    }
-)
+#: The formats :func:`parse_key_file` reads (or refuses with a reason): key material that
+#: is not JSON, and DER no parser recognised, which may be a PKCS#12 layout sniff() missed.
+KEY_FILE_FORMATS = (KEY_MATERIAL - {KeyFormat.JWK, KeyFormat.JWK_SET}) | {KeyFormat.DER_UNKNOWN}
 
 #: A cryptography private-key loader with the data bound: called with the password.
 _Loader = Callable[[bytes | None], object]
@@ -57,9 +54,7 @@ def parse_key_file(
         raise InvalidKeyError(
             "the DER holds a public key or certificate; signing needs the private key"
         )
-    # PKCS#12, or DER no parser recognised: a PKCS#12 layout sniff() does not know
-    # still gets its chance with the password
-    return _from_pkcs12(data, password)
+    return _from_pkcs12(data, password)  # PKCS#12, or DER_UNKNOWN given its chance
 
 
 def _from_pem(data: bytes, password: bytes | None) -> tuple[PrivateKey, str | None]:
