@@ -97,6 +97,15 @@ def test_the_table_holds_exactly_the_algorithms_we_sign_with() -> None:
     assert jwtmint.ALGORITHMS is ALGORITHMS
 
 
+def test_the_table_is_read_only() -> None:
+    """A caller cannot add "none" back, or swap what a name signs with, for the process."""
+    with pytest.raises(TypeError):
+        jwtmint.ALGORITHMS["none"] = ALGORITHMS["HS256"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del jwtmint.ALGORITHMS["ES256"]  # type: ignore[attr-defined]
+    assert sorted(ALGORITHMS) == sorted(ALL_ALGORITHMS)
+
+
 @pytest.mark.parametrize(
     ("name", "kty", "hash_size", "curve", "ec_size"),
     [

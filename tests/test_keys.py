@@ -33,7 +33,8 @@ from jwcrypto import jws as jwcrypto_jws
 
 import jwtmint
 from jwtmint import InvalidKeyError, SigningKey, UnsupportedAlgorithmError, load_key
-from jwtmint._keys import PrivateKey, jwk_thumbprint
+from jwtmint._jwk import jwk_thumbprint
+from jwtmint._keytypes import PrivateKey
 
 from .conftest import ALL_ALGORITHMS, signing_key
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
 from . import _kernels
+from ._curves import CURVES
 from ._pure import _hmac_sign as hmac_sign
 from ._pure import _hmac_states as hmac_states
 from .errors import InvalidKeyError, UnsupportedAlgorithmError
@@ -56,8 +58,6 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "512": hashes.SHA512,
 }
 
-_EC_CURVES = {"ES256": ("P-256", 32), "ES384": ("P-384", 48), "ES512": ("P-521", 66)}
-
 
 @dataclass(frozen=True)
 class Algorithm:
@@ -82,7 +82,7 @@ class Algorithm:
         if self.curve is not None and key.crv != self.curve:
             raise InvalidKeyError(
                 f"{self.name} needs an EC key on {self.curve}, but the key is on {key.crv}; "
-                f"use {_CURVE_ALG.get(key.crv or '', 'another algorithm')} for this key"
+                f"use {_curve_algorithm(key.crv)} for this key"
             )
         if self.kty == "RSA":
             # checked here, not only in load_key: SigningKey can be built directly, and
@@ -195,7 +195,11 @@ _KTY_WORDS = {
     "OKP": "an Ed25519/Ed448 key",
     "oct": "a secret",
 }
-_CURVE_ALG = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+
+
+def _curve_algorithm(crv: str | None) -> str:
+    curve = CURVES.get(crv or "")
+    return curve.algorithm if curve is not None else "another algorithm"
 
 
 def _choose_hint(key: KeyLike) -> str:
@@ -209,24 +213,27 @@ def _choose_hint(key: KeyLike) -> str:
 def default_algorithm_for(kty: str, crv: str | None) -> str:
     """The algorithm a key signs with when none is named (RSA -> RS256, P-256 -> ES256, ...)."""
     if kty == "EC":
-        return _CURVE_ALG[crv or ""]
+        return CURVES[crv or ""].algorithm  # KeyError for a curve JWS cannot sign on
     return {"RSA": "RS256", "OKP": "EdDSA", "oct": "HS256"}[kty]
 
 
-def _build() -> dict[str, Algorithm]:
+def _build() -> Mapping[str, Algorithm]:
+    by_algorithm = {curve.algorithm: curve for curve in CURVES.values()}
     table: dict[str, Algorithm] = {}
     for bits in ("256", "384", "512"):
-        size = int(bits) // 8
+        size = int(bits) // 8  # the hash's: ES512 hashes 64 bytes, though P-521 R and S take 66
+        curve = by_algorithm["ES" + bits]
         table["RS" + bits] = Algorithm("RS" + bits, "RSA", size)
         table["PS" + bits] = Algorithm("PS" + bits, "RSA", size)
-        curve, width = _EC_CURVES["ES" + bits]
-        table["ES" + bits] = Algorithm("ES" + bits, "EC", size, curve, width)
+        table["ES" + bits] = Algorithm("ES" + bits, "EC", size, curve.name, curve.size)
         table["HS" + bits] = Algorithm("HS" + bits, "oct", size)
     table["EdDSA"] = Algorithm("EdDSA", "OKP", 0)
-    return table
+    # read-only: a caller adding or replacing an entry would change what every signer
+    # in the process accepts (an "alg" of their own, or "none" back in the table)
+    return MappingProxyType(table)
 
 
-ALGORITHMS: dict[str, Algorithm] = _build()
+ALGORITHMS: Mapping[str, Algorithm] = _build()
 HMAC_ALGORITHMS = frozenset(name for name in ALGORITHMS if name.startswith("HS"))
 
 

@@ -20,7 +20,8 @@ from . import _kernels
 from ._algorithms import Algorithm, SignFunction, get_algorithm
 from ._headers import check_header_params
 from ._json import dumps_pyjwt
-from ._keys import _PRIVATE_KEY_TYPES, KeySource, SigningKey, load_key, load_secret
+from ._keys import KeySource, SigningKey, load_key, load_secret
+from ._keytypes import PRIVATE_KEY_TYPES
 from .errors import InvalidPayloadError
 
 __all__ = ["encode"]
@@ -46,7 +47,7 @@ def _cached_signer(key: Any, algorithm: str) -> tuple[SignFunction, int]:
 
 #: Key types cached by value (str, bytes) or identity (immutable key objects). Paths are
 #: read every time (the file may be rotated); mappings and buffers are mutable.
-_CACHEABLE = (str, bytes, SigningKey, *_PRIVATE_KEY_TYPES)
+_CACHEABLE = (str, bytes, SigningKey, *PRIVATE_KEY_TYPES)
 
 
 def _signer_for(key: KeySource, alg: Algorithm) -> tuple[SignFunction, int]:
