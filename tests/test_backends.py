@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jwtmint
+from jwtmint import _kernels
 from jwtmint._algorithms import ed25519_backend, get_algorithm
 
 from .conftest import AUDIENCE, CLIENT_ID, FIXED_NOW, counter_entropy
@@ -108,9 +109,9 @@ def test_the_public_pynacl_binding_is_the_fallback_and_gives_the_same_bytes(
     from jwtmint._algorithms import _sodium_ed25519_signer
 
     assert isinstance(KEY.key, ed25519.Ed25519PrivateKey)
-    direct = _sodium_ed25519_signer(KEY.key)
+    direct = _sodium_ed25519_signer(KEY.key, _kernels.kernel)
     monkeypatch.setitem(sys.modules, "nacl._sodium", None)  # import now raises ImportError
-    public = _sodium_ed25519_signer(KEY.key)
+    public = _sodium_ed25519_signer(KEY.key, _kernels.kernel)
     assert getattr(public, "__name__", "") == "sign"  # the closure over the public binding
     assert getattr(direct, "__name__", "") != "sign"
     for message in (b"", b"abc", bytes(range(256)) * 4):

@@ -221,7 +221,7 @@ def test_cli_demo_still_works(capsys: pytest.CaptureFixture[str]) -> None:
     assert results["example"]["header"]["typ"] == "client-authentication+jwt"
 
 
-@pytest.mark.parametrize("algorithm", ["ES256", "HS256"])
+@pytest.mark.parametrize("algorithm", ["ES256", "HS256", "EdDSA"])
 def test_jwtmint_minter_names_its_kernel_and_leaves_the_active_one(algorithm: str) -> None:
     active = _kernels.kernel
     key = bench_key(algorithm)
@@ -230,6 +230,9 @@ def test_jwtmint_minter_names_its_kernel_and_leaves_the_active_one(algorithm: st
     check_token(mint(), key, algorithm, use_pyjwt=True)
     signer = jwtmint.AssertionSigner(key, job.CLIENT_ID, job.AUDIENCE, _kernel=_pure)
     assert "implementation='py'" in repr(signer)
+    # the signature too: not the extension's C signers (HMAC, P-256, Ed25519)
+    sign = signer._state.sign
+    assert "_speedups" not in f"{type(sign).__module__} {getattr(sign, '__module__', '')}"
     check_token(signer.mint(), key, algorithm, use_pyjwt=True)
     for token in signer.mint_many(3):
         check_token(token, key, algorithm, use_pyjwt=True)

@@ -12,7 +12,7 @@ import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -103,15 +103,21 @@ class Algorithm:
                     f"secrets.token_bytes({self.hash_size})"
                 )
 
-    def signer(self, key: KeyLike) -> SignFunction:
-        """A sign(signing_input) -> signature callable bound to ``key``."""
+    def signer(self, key: KeyLike, *, _kernel: ModuleType | None = None) -> SignFunction:
+        """A sign(signing_input) -> signature callable bound to ``key``.
+
+        ``_kernel`` is the kernel module whose C signers to use (the process's
+        by default); the benchmarks pass the pure twin to time it alone.
+        """
         self.check_key(key)
+        kernel = _kernels.kernel if _kernel is None else _kernel
         obj = key.key
         bits = self.name[2:]
         family = self.name[:2]
         if family == "HS":
             assert isinstance(obj, bytes)
-            return _kernels.kernel.hmac_signer(obj, "sha" + bits)
+            hmac_sign: SignFunction = kernel.hmac_signer(obj, "sha" + bits)
+            return hmac_sign
         if family == "RS":
             assert isinstance(obj, rsa.RSAPrivateKey)
             return functools.partial(
@@ -125,21 +131,21 @@ class Algorithm:
             assert isinstance(obj, ec.EllipticCurvePrivateKey)
             if bits == "256":
                 # P-256 on OpenSSL directly when the extension has it: cryptography holds
-                # the GIL for part of each ECDSA call (threads scaled 1.3-1.4x on two
-                # cores). Only P-256: the system OpenSSL the extension links (3.0 here)
-                # signs P-384 4x and P-521 8 % slower than cryptography's own
+                # the GIL for part of each ECDSA call, so threads scale poorly on it. Only
+                # P-256: the system OpenSSL the extension links may be older than
+                # cryptography's own, and slower on P-384 and P-521 (README, Performance)
                 sec1 = obj.private_bytes(
                     serialization.Encoding.DER,
                     serialization.PrivateFormat.TraditionalOpenSSL,
                     serialization.NoEncryption(),
                 )
-                direct = _kernels.kernel.ecdsa_signer(sec1, 256)
+                direct: SignFunction | None = kernel.ecdsa_signer(sec1, 256)
                 if direct is not None:
                     return direct
             return functools.partial(obj.sign, signature_algorithm=ec.ECDSA(_HASHES[bits]()))
         assert isinstance(obj, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey)
         if isinstance(obj, ed25519.Ed25519PrivateKey) and ed25519_backend() == "libsodium":
-            return _sodium_ed25519_signer(obj)
+            return _sodium_ed25519_signer(obj, kernel)
         return obj.sign
 
 
@@ -163,8 +169,8 @@ def _sodium_crypto_sign() -> Callable[[bytes, bytes], bytes] | None:
     return crypto_sign
 
 
-def _sodium_ed25519_signer(key: ed25519.Ed25519PrivateKey) -> SignFunction:
-    """Ed25519 through libsodium (PyNaCl): ~16 µs here against ~27 µs in cryptography."""
+def _sodium_ed25519_signer(key: ed25519.Ed25519PrivateKey, kernel: ModuleType) -> SignFunction:
+    """Ed25519 through libsodium (PyNaCl), faster than cryptography's (README, Performance)."""
     from nacl.bindings import crypto_sign_seed_keypair
 
     seed = key.private_bytes(
@@ -174,9 +180,9 @@ def _sodium_ed25519_signer(key: ed25519.Ed25519PrivateKey) -> SignFunction:
     )
     _public, secret = crypto_sign_seed_keypair(seed)
     # PyNaCl's cffi module itself, reached by the kernel: the public crypto_sign wrapper
-    # spends ~0.9 µs per call under the GIL (a second buffer, a result check, copying the
-    # message back), which kept mint_many on two cores at 1.6x instead of 1.8x
-    direct = _kernels.kernel.sodium_signer(secret)
+    # does more work under the GIL per call (a second buffer, a result check, copying the
+    # message back), which held back mint_many's scaling over threads
+    direct: SignFunction | None = kernel.sodium_signer(secret)
     if direct is not None:
         return direct
     crypto_sign = _sodium_crypto_sign()  # a PyNaCl without nacl._sodium: same bytes

@@ -76,7 +76,7 @@ class _KeyState:
     ) -> None:
         typ, headers, kernel = signer._typ, signer._headers, signer._kernel
         alg = get_algorithm(algorithm if algorithm is not None else key.algorithm)
-        self.sign = alg.signer(key)
+        self.sign = alg.signer(key, _kernel=kernel)
         self.key = key
         self.algorithm = alg.name
         self.ec_size = alg.ec_size
