@@ -1042,6 +1042,8 @@ _claim_values: dict[str, st.SearchStrategy[Any]] = {
     "aud": st.just([ISSUER_MARK, "https://evil.example"]) | st.just([]) | _json_values,
     "exp": _times,
     "iat": _times,
+    # the spent jti, or a value that is no jti: a fresh string could make a valid assertion
+    "jti": st.just(REPLAYED_JTI) | _json_values.filter(lambda value: not isinstance(value, str)),
     "nbf": _times,
     "sub": st.sampled_from(["fuzz-basic", "fuzz-es", "nobody"]) | _json_values,
 }
