@@ -23,9 +23,8 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from jwtmint import InvalidKeyError, SigningKey, load_key
+from jwtmint import InvalidKeyError, SigningKey, load_key, load_secret
 from jwtmint._keyformat import KEY_MATERIAL, KeyFormat, sniff
-from jwtmint._keys import load_secret
 
 from .conftest import signing_key
 

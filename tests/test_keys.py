@@ -597,6 +597,15 @@ def test_rfc7638_example_thumbprint() -> None:
     assert jwk_thumbprint(reordered) == RFC7638_THUMBPRINT
 
 
+@pytest.mark.parametrize(
+    "jwk",
+    [{}, {"kty": "oct", "k": "c2VjcmV0"}, {"kty": "RSA", "e": "AQAB"}, {"kty": "EC", "crv": 1}, []],
+)
+def test_a_thumbprint_of_no_public_jwk_is_an_invalid_key_error(jwk: Any) -> None:
+    with pytest.raises(jwtmint.InvalidKeyError, match="RFC 7638"):
+        jwtmint.jwk_thumbprint(jwk)
+
+
 def test_rfc7638_example_matches_jwcrypto() -> None:
     independent = jwcrypto_jwk.JWK(**RFC7638_JWK).thumbprint()
     assert independent == RFC7638_THUMBPRINT

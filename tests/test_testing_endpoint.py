@@ -848,6 +848,8 @@ def test_registration_is_checked() -> None:
         ep.register_client("a", secret=SECRET, public_key=signing_key("ES256"))
     with pytest.raises(ConfigurationError):
         ep.register_client("a", secret=SECRET, allowed_scopes="read write")
+    with pytest.raises(ConfigurationError, match="single scope token"):
+        ep.register_client("a", secret=SECRET, allowed_scopes=["bad\x01"])
     with pytest.raises(ConfigurationError):
         ep.register_client("a", public_key={"kty": "oct", "k": "c2VjcmV0"})
     with pytest.raises(ConfigurationError):
@@ -1043,7 +1045,8 @@ _claim_values: dict[str, st.SearchStrategy[Any]] = {
     "exp": _times,
     "iat": _times,
     # the spent jti, or a value that is no jti: a fresh string could make a valid assertion
-    "jti": st.just(REPLAYED_JTI) | _json_values.filter(lambda value: not isinstance(value, str)),
+    "jti": st.sampled_from([REPLAYED_JTI, ""])
+    | _json_values.filter(lambda value: not isinstance(value, str)),
     "nbf": _times,
     "sub": st.sampled_from(["fuzz-basic", "fuzz-es", "nobody"]) | _json_values,
 }

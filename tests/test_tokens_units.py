@@ -513,3 +513,42 @@ async def test_a_refusal_is_raised_at_once_with_its_attempt_number() -> None:
     with pytest.raises(TokenRequestError) as caught:
         await retrying(attempt, RetryPolicy(attempts=5, backoff=0.0), 1.0)
     assert calls == 2 and caught.value.attempts == 2 and caught.value.error == "invalid_client"
+
+
+async def test_a_services_own_error_class_is_raised_as_it_is() -> None:
+    class VaultDenied(TokenRequestError):
+        def __init__(self, path: str, reason: str) -> None:  # not (message, **attributes)
+            super().__init__(f"{path}: {reason}")
+
+    async def attempt(timeout: float) -> Token:
+        raise VaultDenied("secret/invoice", "sealed")
+
+    with pytest.raises(VaultDenied) as caught:
+        await retrying(attempt, RetryPolicy(), 1.0)
+    assert str(caught.value) == "secret/invoice: sealed" and caught.value.attempts == 1
+
+
+async def test_a_rebuilt_error_keeps_where_it_was_raised() -> None:
+    def parse() -> Token:
+        raise TokenRequestError("refused", error="invalid_client", status=401)
+
+    async def attempt(timeout: float) -> Token:
+        return parse()
+
+    with pytest.raises(TokenRequestError) as caught:
+        await retrying(attempt, RetryPolicy(), 1.0)
+    assert "parse" in [entry.name for entry in caught.traceback]
+
+
+@pytest.mark.parametrize("limit", [None, 0, 10])
+def test_connection_limit_takes_none_or_a_count(limit: int | None) -> None:
+    TokenManager({"a": ClientCredentialsClient("a", issuer=ISSUER)}, connection_limit=limit)
+
+
+@pytest.mark.parametrize("limit", [-1, 2.5, "10", True])
+def test_connection_limit_refuses_anything_else(limit: object) -> None:
+    with pytest.raises(ConfigurationError, match="connection_limit"):
+        TokenManager(
+            {"a": ClientCredentialsClient("a", issuer=ISSUER)},
+            connection_limit=limit,  # type: ignore[arg-type]
+        )

@@ -16,9 +16,10 @@ from ._assertion import (
     AssertionSigner,
     ClientAssertion,
 )
+from ._jwk import jwk_thumbprint
 from ._jws import encode
 from ._kernels import NO_EXTENSIONS, kernel
-from ._keys import SigningKey, generate_key, load_key
+from ._keys import SigningKey, generate_key, load_key, load_secret
 from ._pool import AssertionPool, PoolStats
 from .errors import (
     ClosedError,
@@ -75,5 +76,7 @@ __all__ = [
     "encode",
     "generate_key",
     "get_algorithm",
+    "jwk_thumbprint",
     "load_key",
+    "load_secret",
 ]

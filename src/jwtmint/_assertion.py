@@ -152,8 +152,8 @@ class AssertionSigner:
         entropy: Entropy | None = None,
         _kernel: ModuleType | None = None,
     ) -> None:
-        # the bench times both twins side by side: it names the kernel instead of swapping
-        # the process-wide one (the signature callable still comes from the active kernel)
+        # the bench times both twins side by side: it names the kernel (for the JWS
+        # assembly and the C signers alike) instead of swapping the process-wide one
         self._kernel = _kernels.kernel if _kernel is None else _kernel
         self._typ = typ
         self._headers = dict(headers) if headers else None

@@ -10,12 +10,15 @@ such state register a reset that runs in the child
 
 from __future__ import annotations
 
+import logging
 import os
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 __all__ = ["reset_in_child"]
+
+_log = logging.getLogger("jwtmint")
 
 _T = TypeVar("_T")
 
@@ -30,7 +33,10 @@ def reset_in_child(obj: _T, reset: Callable[[_T], None]) -> None:
 
 def _reset_all() -> None:
     for obj, reset in list(_resets.items()):
-        reset(obj)
+        try:
+            reset(obj)
+        except Exception:  # one failed reset must not leave the others shared with the parent
+            _log.exception("resetting %s in a forked child failed", type(obj).__name__)
 
 
 if hasattr(os, "register_at_fork"):

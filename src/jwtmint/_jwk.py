@@ -35,7 +35,17 @@ _THUMBPRINT_MEMBERS = {
 
 def jwk_thumbprint(public_jwk: Mapping[str, Any]) -> str:
     """RFC 7638 §3: SHA-256 of the required members, sorted, without whitespace."""
-    members = {name: public_jwk[name] for name in _THUMBPRINT_MEMBERS[public_jwk["kty"]]}
+    members: dict[str, Any] | None
+    try:
+        required = _THUMBPRINT_MEMBERS[public_jwk["kty"]]
+        members = {name: public_jwk[name] for name in required}
+    except (KeyError, TypeError):  # raised below, outside: the JWK is not in the message
+        members = None
+    if members is None or not all(isinstance(value, str) for value in members.values()):
+        raise InvalidKeyError(
+            "an RFC 7638 thumbprint needs a public JWK with kty RSA, EC or OKP and its "
+            "required members as strings (RSA: e, n; EC: crv, x, y; OKP: crv, x)"
+        )
     canonical = orjson.dumps(members, option=orjson.OPT_SORT_KEYS)
     return b64url_encode(hashlib.sha256(canonical).digest()).decode("ascii")
 

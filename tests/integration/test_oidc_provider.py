@@ -16,8 +16,7 @@ import aiohttp
 import pytest
 
 import jwtmint
-from jwtmint import JWT_BEARER, AssertionSigner, SigningKey
-from jwtmint._keys import load_secret
+from jwtmint import JWT_BEARER, AssertionSigner, SigningKey, load_secret
 
 from .conftest import OidcProviderFactory, discover, granted
 from .oidc_server import private_key_jwt_client, secret_client

@@ -118,8 +118,13 @@ def _scope_set(allowed_scopes: Iterable[str] | None) -> frozenset[str] | None:
         raise ConfigurationError("allowed_scopes must be an iterable of scope strings, not one str")
     scopes = frozenset(allowed_scopes)
     for scope in scopes:
-        scope_tokens(scope)  # one token each: "a b" would never match a requested token
-        if " " in scope:
+        try:
+            scope_tokens(scope)  # one token each: "a b" would never match a requested token
+        except OAuthError:
+            valid = False
+        else:
+            valid = " " not in scope
+        if not valid:
             raise ConfigurationError(f"allowed scope {scope!r} is not a single scope token")
     return scopes
 

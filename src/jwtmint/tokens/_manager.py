@@ -98,7 +98,7 @@ class TokenManager:
         retries: RetryPolicy | int | None = None,
         default_lifetime: float = 300.0,
         clock: Clock | None = None,
-        connection_limit: int = 100,
+        connection_limit: int | None = 100,
     ) -> None:
         if not isinstance(clients, Mapping):
             raise ConfigurationError(
@@ -115,9 +115,12 @@ class TokenManager:
         _check_seconds("renewal_buffer", renewal_buffer, allow_zero=True)
         _check_seconds("request_timeout", request_timeout)
         _check_seconds("default_lifetime", default_lifetime)
-        if type(connection_limit) is not int or connection_limit < 0:
+        if connection_limit is not None and (
+            type(connection_limit) is not int or connection_limit < 0
+        ):
             raise ConfigurationError(
-                f"connection_limit must be an int >= 0 (0: no limit), got {connection_limit!r}"
+                "connection_limit must be an int >= 0 (0 or None: no limit), "
+                f"got {connection_limit!r}"
             )
         if not 0 <= renewal_jitter <= 1:
             raise ConfigurationError("renewal_jitter is a fraction of renewal_buffer, 0 to 1")
@@ -194,7 +197,7 @@ class TokenManager:
         self._session = aiohttp.ClientSession(
             connector=borrowed.connector
             if borrowed is not None
-            else aiohttp.TCPConnector(limit=self._connection_limit),
+            else aiohttp.TCPConnector(limit=self._connection_limit or 0),
             connector_owner=borrowed is None,
             timeout=aiohttp.ClientTimeout(total=self._request_timeout),
             headers={"Accept": "application/json", "User-Agent": f"jwtmint/{__version__}"},

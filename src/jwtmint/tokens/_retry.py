@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from .. import errors
 from ..errors import ConfigurationError, TokenEndpointError, TokenRequestError
 
 __all__ = ["Retry", "RetryPolicy", "Stop", "parse_retry_after", "retrying"]
@@ -20,6 +21,12 @@ __all__ = ["Retry", "RetryPolicy", "Stop", "parse_retry_after", "retrying"]
 _log = logging.getLogger("jwtmint.tokens")
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=TokenRequestError)
+#: the classes rebuilt() can copy: jwtmint's own, constructed as (message, **attributes)
+_OWN_ERRORS = frozenset(
+    cls
+    for cls in vars(errors).values()
+    if isinstance(cls, type) and issubclass(cls, TokenRequestError)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +133,11 @@ async def retrying(
                 "used, and the assertion service declined)",
             ) from None
         except TokenRequestError as error:
+            if type(error) not in _OWN_ERRORS:
+                # a ClientAssertionService's own subclass: its constructor is its own, so it
+                # cannot be rebuilt; it is raised as it is, told how many attempts it took
+                error.attempts = number
+                raise
             raise rebuilt(error, attempts=number) from None
 
 
@@ -137,11 +149,14 @@ def describe(error: BaseException) -> str:
 
 
 def rebuilt(error: _E, *, attempts: int, note: str = "") -> _E:
-    """A copy of ``error`` (same class and attributes) that says how many attempts it took."""
+    """A copy of ``error`` (same class, attributes and traceback) that says how many
+    attempts it took; ``error`` must be one of :mod:`jwtmint.errors`' own classes, whose
+    constructors take the message first."""
     copied = copy.copy(error)
     copied.args = (f"{error.args[0]}{note}", *error.args[1:])
     copied.attempts = attempts
-    return copied
+    # where it was raised (the exchange, the parser) stays in the traceback
+    return copied.with_traceback(error.__traceback__)
 
 
 def _gave_up(
