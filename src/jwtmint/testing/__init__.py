@@ -14,11 +14,23 @@ RFC 8414 metadata, guards a protected resource, records every request
         ep.register_client("invoice", public_key=key)      # registers key.public_jwk()
         signer = jwtmint.AssertionSigner(key, "invoice", ep.issuer)
         ...  # POST grant_type=client_credentials with signer.client_assertion() to ep.token_url
+
+:class:`RedisServer` and :class:`RedisClusterServers` start throwaway
+``redis-server`` processes on loopback ports, for tests of a
+:class:`~jwtmint.tokens.RedisTokenCache`.
 """
 
 from __future__ import annotations
 
 from ._endpoint import TokenEndpoint
 from ._model import Fault, RecordedRequest
+from ._redis import RedisClusterServers, RedisServer, redis_server_available
 
-__all__ = ["Fault", "RecordedRequest", "TokenEndpoint"]
+__all__ = [
+    "Fault",
+    "RecordedRequest",
+    "RedisClusterServers",
+    "RedisServer",
+    "TokenEndpoint",
+    "redis_server_available",
+]

@@ -29,6 +29,7 @@ from ._cache import CacheEntry, CacheKey, MemoryTokenCache, TokenCache
 from ._client import AUTH_METHODS, ClientCredentialsClient
 from ._credentials import ClientAssertionService, TokenRequestParameters
 from ._manager import TokenManager, TokenManagerStats
+from ._redis_cache import RedisCacheStats, RedisTokenCache
 from ._retry import RetryPolicy
 from ._runner import run
 from ._source import TokenSource
@@ -46,6 +47,8 @@ __all__ = [
     "InvalidTokenResponseError",
     "ManagerNotRunningError",
     "MemoryTokenCache",
+    "RedisCacheStats",
+    "RedisTokenCache",
     "RetryPolicy",
     "Token",
     "TokenCache",

@@ -165,6 +165,10 @@ class MemoryTokenCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    def discard(self, key: CacheKey) -> bool:
+        """Drop ``key`` now (no await); whether it was there."""
+        return self._entries.pop(key, None) is not None
+
     def lock(self, key: CacheKey) -> AbstractAsyncContextManager[object]:
         # one process: the manager's single-flight is the lock
         return contextlib.nullcontext()

@@ -13,7 +13,7 @@ import orjson
 
 from ..errors import InvalidTokenResponseError, TokenRequestError
 
-__all__ = ["Token", "parse_error_response", "parse_token_response"]
+__all__ = ["Token", "header_safe", "parse_error_response", "parse_token_response"]
 
 #: Token responses are a few hundred bytes; anything this large is not one.
 MAX_RESPONSE_BYTES = 1 << 20
@@ -115,13 +115,18 @@ def parse_token_response(
         raise _invalid(client, status, "has no token_type string")
     # RFC 6749 A.12 / A.13: printable ASCII; a CR or LF would otherwise be cached and break
     # (or inject into) every Authorization header built from it
-    if not _VSCHARS.issuperset(access_token) or not _TYPE_CHARS.issuperset(token_type):
+    if not header_safe(access_token, token_type):
         raise _invalid(client, status, "has characters a header cannot carry")
     lifetime = _lifetime(data.get("expires_in", None), default_lifetime, client, status)
     scope = data.get("scope", requested_scope)
     if scope is not None and not isinstance(scope, str):
         raise _invalid(client, status, "has a scope that is not a string")
     return Token(access_token, token_type, now + lifetime, scope, data)
+
+
+def header_safe(access_token: str, token_type: str) -> bool:
+    """Whether both can go into an ``Authorization`` header as they are (RFC 6749 A.12, A.13)."""
+    return _VSCHARS.issuperset(access_token) and _TYPE_CHARS.issuperset(token_type)
 
 
 def _lifetime(value: object, default: float, client: str, status: int) -> float:

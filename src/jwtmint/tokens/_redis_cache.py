@@ -1,0 +1,412 @@
+"""RedisTokenCache: tokens shared by a fleet, in process memory in front of Redis.
+
+``peek`` answers from the in-process tier (a dict lookup: the hot path stays
+what it is with :class:`MemoryTokenCache`); ``get`` reads Redis on a local miss;
+``set`` writes both and tells the other instances over pub/sub, which drop
+their local copy (a token a resource refused is not served on by the rest of
+the fleet); ``lock`` is a :class:`RedisLock`. Every Redis call is bounded by
+``operation_timeout``, and any trouble (refused, reset, slow, garbage) is a
+miss: it is counted, logged at most every ten seconds, and Redis is left alone
+for a second before it is asked again. Nothing Redis does makes ``get_token``
+raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import ConfigurationError
+from ._cache import CacheEntry, CacheKey, MemoryTokenCache
+from ._redis_format import EntryCodec, entry_id
+from ._redis_lock import RedisLock
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
+
+__all__ = ["RedisCacheStats", "RedisTokenCache"]
+
+_log = logging.getLogger("jwtmint.tokens")
+_T = TypeVar("_T")
+_C = TypeVar("_C", bound="RedisTokenCache")
+
+#: after a failed Redis call, Redis is not asked again for this long (seconds)
+_REST_AFTER_TROUBLE = 1.0
+#: at most one warning per this many seconds while Redis is in trouble
+_LOG_EVERY = 10.0
+
+_COUNTERS = (
+    "hits",
+    "misses",
+    "invalid",
+    "writes",
+    "errors",
+    "locks_taken",
+    "lock_waits",
+    "lock_waits_expired",
+    "locks_lost",
+    "invalidations",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RedisCacheStats:
+    """What a :class:`RedisTokenCache` has seen (``cache.stats()``); local hits are not
+    counted (that would cost the hot path more than the lookup)."""
+
+    #: Redis reads that found a valid entry / found none
+    hits: int = 0
+    misses: int = 0
+    #: values that did not open or parse (a moved, altered, foreign or unkeyed value)
+    invalid: int = 0
+    #: entries written to Redis
+    writes: int = 0
+    #: Redis calls that failed or timed out (each one a miss, or a write skipped)
+    errors: int = 0
+    #: locks taken; requests that waited for another instance's; waits that ran out
+    locks_taken: int = 0
+    lock_waits: int = 0
+    lock_waits_expired: int = 0
+    #: locks that expired while their request was still running
+    locks_lost: int = 0
+    #: local copies dropped because another instance wrote the entry
+    invalidations: int = 0
+    #: entries in the in-process tier now
+    local_entries: int = 0
+
+
+class RedisTokenCache:
+    """A :class:`~jwtmint.tokens.TokenCache` shared by every instance that uses the same
+    Redis (``jwtmint[redis]``): standalone (a ``redis://`` URL or a ``redis.asyncio.Redis``)
+    or a ``redis.asyncio.cluster.RedisCluster``.
+
+    ``encryption_keys`` (32-byte keys, the first seals, any opens) seal every
+    value with AES-256-GCM bound to its cache key; without them Redis holds
+    bearer tokens that anyone who can ``GET`` may use. ``lock_timeout`` is how
+    long a lock outlives an instance that died holding it; ``wait_timeout`` how
+    long an instance waits for another's request before making its own;
+    ``local_entries`` bounds the in-process tier. Use it with ``async with``, or
+    call :meth:`aclose`: it closes the connection pool it opened from a URL, and
+    never one it was given.
+    """
+
+    def __init__(
+        self,
+        redis: str | Redis | RedisCluster,
+        *,
+        prefix: str = "jwtmint:",
+        encryption_keys: Sequence[bytes] | None = None,
+        lock_timeout: float = 5.0,
+        wait_timeout: float = 10.0,
+        local_entries: int = 10_000,
+        operation_timeout: float = 0.5,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        try:
+            from redis.asyncio import Redis
+            from redis.asyncio.cluster import RedisCluster
+        except ImportError:  # the redis extra is optional
+            raise ConfigurationError(
+                "RedisTokenCache needs redis-py: pip install 'jwtmint[redis]'"
+            ) from None
+        if isinstance(redis, str):
+            if not redis.startswith(("redis://", "rediss://", "unix://")):
+                raise ConfigurationError("redis must be a redis://, rediss:// or unix:// URL")
+            self._url: str | None = redis
+            self._client: Redis | RedisCluster | None = None
+        elif isinstance(redis, Redis | RedisCluster):
+            if _decodes_responses(redis):
+                raise ConfigurationError(
+                    "the Redis client must return bytes: create it with decode_responses=False"
+                )
+            self._url = None
+            self._client = redis
+        else:
+            raise ConfigurationError(
+                "redis must be a URL, a redis.asyncio.Redis or a redis.asyncio.cluster.RedisCluster"
+            )
+        if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
+            raise ConfigurationError("prefix must be a string without braces (hash tags)")
+        for name, value in (
+            ("lock_timeout", lock_timeout),
+            ("wait_timeout", wait_timeout),
+            ("operation_timeout", operation_timeout),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        self._codec = EntryCodec(encryption_keys)
+        self._local = MemoryTokenCache(local_entries)
+        # the hot path: the bound lookup of the local tier itself, as fast as MemoryTokenCache
+        self.peek: Callable[[CacheKey], CacheEntry | None] = self._local.peek
+        self._prefix = f"{prefix}v1:"
+        self._channel = f"{self._prefix}invalidate"
+        self._lock_timeout = float(lock_timeout)
+        self._wait_timeout = float(wait_timeout)
+        self._op_timeout = float(operation_timeout)
+        self._clock = clock if clock is not None else time.time
+        self._instance = secrets.token_hex(8)
+        self._ids: dict[str, CacheKey] = {}
+        self._woken: dict[str, asyncio.Event] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._initialized = False
+        self._initializing = asyncio.Lock()
+        self._rest_until = 0.0
+        self._logged_at = -_LOG_EVERY
+        self._closed = False
+        self._counts = dict.fromkeys(_COUNTERS, 0)
+
+    def __repr__(self) -> str:
+        where = "cluster" if self._client is not None and self._is_cluster() else "redis"
+        return (
+            f"RedisTokenCache({where}, prefix={self._prefix[:-3]!r}, "
+            f"sealed={self._codec.sealed}, local_entries={len(self._local)})"
+        )
+
+    async def __aenter__(self: _C) -> _C:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop listening for other instances' writes; close the pool opened from a URL."""
+        self._closed = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listener
+        if self._url is not None and self._client is not None:
+            client, self._client = self._client, None
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+    def stats(self) -> RedisCacheStats:
+        return RedisCacheStats(**self._counts, local_entries=len(self._local))
+
+    # ---- the TokenCache protocol -----------------------------------------------------
+
+    async def get(self, key: CacheKey) -> CacheEntry | None:
+        ident = entry_id(key)
+        value = await self._call(lambda redis: redis.get(self._value_name(ident)))
+        if value is _TROUBLE:
+            return self._local.peek(key)  # Redis is down: what this process has, if anything
+        if value is None:
+            self._counts["misses"] += 1
+            await self._local.delete(key)
+            return None
+        entry = self._codec.decode(key, value) if isinstance(value, bytes) else None
+        if entry is None:
+            # never an exception: a value that does not open is a miss, deleted and refetched
+            self._counts["invalid"] += 1
+            _log.warning("dropped an unreadable token cache entry %s (moved, altered or sealed "
+                         "with a key this instance does not have)", ident)  # fmt: skip
+            await self._call(lambda redis: redis.delete(self._value_name(ident)))
+            return None
+        self._counts["hits"] += 1
+        await self._keep_locally(key, ident, entry)
+        return entry
+
+    async def set(self, key: CacheKey, entry: CacheEntry) -> None:
+        ident = entry_id(key)
+        await self._keep_locally(key, ident, entry)
+        milliseconds = int((entry.token.expires_at - self._clock()) * 1000)
+        if milliseconds > 0:
+            value = self._codec.encode(key, entry)
+            written = await self._call(
+                lambda redis: redis.set(self._value_name(ident), value, px=milliseconds)
+            )
+            if written is not _TROUBLE:
+                self._counts["writes"] += 1
+                await self._announce(ident)
+        self._wake(ident)
+
+    async def delete(self, key: CacheKey) -> None:
+        ident = entry_id(key)
+        await self._local.delete(key)
+        self._ids.pop(ident, None)
+        if await self._call(lambda redis: redis.delete(self._value_name(ident))) is not _TROUBLE:
+            await self._announce(ident)
+
+    def lock(self, key: CacheKey) -> RedisLock:
+        ident = entry_id(key)
+        return RedisLock(
+            self,
+            f"{self._prefix}{{{ident}}}:lock",
+            ident,
+            timeout=self._lock_timeout,
+            wait_timeout=self._wait_timeout,
+        )
+
+    # ---- what RedisLock asks of it (LockBackend) -------------------------------------
+
+    async def take(self, name: str, owner: str, milliseconds: int) -> bool | None:
+        taken = await self._call(lambda redis: redis.set(name, owner, nx=True, px=milliseconds))
+        return None if taken is _TROUBLE else bool(taken)
+
+    async def run_script(self, script: str, name: str, *args: Any) -> Any:
+        result = await self._call(lambda redis: redis.eval(script, 1, name, *args))
+        return None if result is _TROUBLE else result
+
+    def woken(self, entry: str) -> asyncio.Event:
+        event = self._woken.get(entry)
+        if event is None:
+            event = self._woken[entry] = asyncio.Event()
+        return event
+
+    def count(self, counter: str) -> None:
+        self._counts[counter] += 1
+
+    # ---- Redis calls -----------------------------------------------------------------
+
+    def _value_name(self, ident: str) -> str:
+        return f"{self._prefix}{{{ident}}}:token"
+
+    def _is_cluster(self) -> bool:
+        from redis.asyncio.cluster import RedisCluster
+
+        return isinstance(self._client, RedisCluster)
+
+    def _redis(self) -> Redis | RedisCluster | None:
+        """The client, made in the running loop the first time; ``None`` while resting."""
+        if self._closed or time.monotonic() < self._rest_until:
+            return None
+        if self._client is None:
+            from redis.asyncio import Redis
+
+            assert self._url is not None
+            self._client = Redis.from_url(
+                self._url,
+                socket_timeout=self._op_timeout,
+                socket_connect_timeout=self._op_timeout,
+            )
+        if self._listener is None:
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
+        return self._client
+
+    async def _call(self, call: Callable[[Any], Awaitable[_T]]) -> _T | _Trouble:
+        redis = self._redis()
+        if redis is None:
+            return _TROUBLE
+        try:
+            if not self._initialized:
+                await _bounded(self._initialize(redis), self._op_timeout)
+            return await _bounded(call(redis), self._op_timeout)
+        except Exception as exc:
+            self._trouble(exc)
+            return _TROUBLE
+
+    async def _initialize(self, redis: Any) -> None:
+        """A cluster client learns the slot map once, before concurrent first calls (which
+        would otherwise each start it, and trip over each other's half-made connections)."""
+        async with self._initializing:
+            if not self._initialized:
+                if self._is_cluster():
+                    await redis.initialize()
+                self._initialized = True
+
+    def _trouble(self, exc: BaseException) -> None:
+        self._counts["errors"] += 1
+        now = time.monotonic()
+        self._rest_until = now + _REST_AFTER_TROUBLE
+        if now - self._logged_at >= _LOG_EVERY:
+            self._logged_at = now
+            _log.warning(
+                "Redis token cache unavailable (%s); tokens are requested directly meanwhile",
+                type(exc).__name__,
+            )
+
+    async def _keep_locally(self, key: CacheKey, ident: str, entry: CacheEntry) -> None:
+        await self._local.set(key, entry)
+        self._ids[ident] = key
+        if len(self._ids) > 2 * self._local.max_entries:
+            # forget the ids of entries the local tier has evicted since
+            self._ids = {i: k for i, k in self._ids.items() if self._local.peek(k) is not None}
+
+    async def _announce(self, ident: str) -> None:
+        message = f"{self._instance} {ident}"
+        await self._call(lambda redis: redis.publish(self._channel, message))
+
+    def _wake(self, ident: str) -> None:
+        event = self._woken.pop(ident, None)
+        if event is not None:
+            event.set()
+
+    def _dropped(self, data: bytes | str) -> None:
+        text = data.decode("ascii", "replace") if isinstance(data, bytes) else data
+        instance, _, ident = text.partition(" ")
+        if instance == self._instance:
+            return
+        key = self._ids.pop(ident, None)
+        if key is not None and self._local.discard(key):
+            self._counts["invalidations"] += 1
+        self._wake(ident)
+
+    async def _listen(self) -> None:
+        """Follow the other instances' writes; after any gap (a reconnect) the local tier
+        is emptied, since writes announced meanwhile were missed."""
+        pause = 0.1
+        while not self._closed:
+            client = self._client
+            if client is None:
+                return
+            try:
+                if not self._initialized:
+                    await _bounded(self._initialize(client), self._op_timeout)
+                pubsub = client.pubsub()
+            except Exception as exc:
+                self._trouble(exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+                continue
+            try:
+                await _bounded(pubsub.subscribe(self._channel), self._op_timeout)
+                self._local.clear()
+                self._ids.clear()
+                pause = 0.1
+                while not self._closed:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self._dropped(message["data"])
+            except Exception as exc:
+                self._trouble(exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+
+def _decodes_responses(client: Any) -> bool:
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        return bool(pool.connection_kwargs.get("decode_responses"))
+    return bool(client.get_connection_kwargs().get("decode_responses"))  # RedisCluster
+
+
+class _Trouble:
+    """Returned by a Redis call that failed (``None`` is a value Redis returns)."""
+
+
+_TROUBLE = _Trouble()
+
+
+async def _bounded(awaitable: Awaitable[_T], seconds: float) -> _T:
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - 3.10
