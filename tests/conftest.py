@@ -4,6 +4,7 @@ a loopback token endpoint and throwaway loopback servers."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ed448
 
 import jwtmint
 from jwtmint import _jws, _kernels, _pure
-from jwtmint.testing import TokenEndpoint
+from jwtmint.testing import RedisServer, TokenEndpoint
 
 SPEEDUPS = _kernels.load_speedups()
 
@@ -145,3 +146,21 @@ async def serving(*routes: web.RouteDef) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+def require_redis_server() -> None:
+    """Skip when redis-server is not installed; under CI (which installs it) fail instead."""
+    from jwtmint.testing import redis_server_available
+
+    if not redis_server_available():
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed, and CI must run the Redis tests")
+        pytest.skip("redis-server is not installed (Debian: apt install redis-server)")
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A throwaway redis-server on a free loopback port, empty, stopped afterwards."""
+    require_redis_server()
+    with RedisServer() as server:
+        yield server

@@ -122,6 +122,9 @@ class TokenEndpoint:
         self.api_requests: list[tuple[str, int]] = []
         #: Merged into the metadata documents; a None value removes that member.
         self.metadata_overrides: dict[str, Any] = {}
+        #: Seconds each token request waits before it is answered as usual (a slow
+        #: authorization server, slower than a client's lock or timeout); closing cuts it short.
+        self.latency: float = 0.0
 
     def __repr__(self) -> str:
         return f"TokenEndpoint(url={self._url!r}, clients={len(self._clients)})"
@@ -306,6 +309,8 @@ class TokenEndpoint:
                 self._record(form, "fault", fault.status)
                 recorded = True
                 return await self._answer_fault(request, fault)
+            if self.latency > 0:
+                await self._pause(self.latency)
             try:
                 if refusal is not None:
                     raise refusal
@@ -375,10 +380,13 @@ class TokenEndpoint:
             )
         )
 
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), seconds)
+
     async def _answer_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse:
         if fault.delay:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), fault.delay)
+            await self._pause(fault.delay)
         if fault.drop:
             if request.transport is not None:
                 request.transport.close()

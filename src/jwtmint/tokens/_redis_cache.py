@@ -159,6 +159,8 @@ class RedisTokenCache:
         self._listener: asyncio.Task[None] | None = None
         self._initialized = False
         self._initializing = asyncio.Lock()
+        #: set while subscribed to other instances' writes (tests and benchmarks wait on it)
+        self._subscribed = asyncio.Event()
         self._rest_until = 0.0
         self._logged_at = -_LOG_EVERY
         self._closed = False
@@ -377,6 +379,7 @@ class RedisTokenCache:
                 await _bounded(pubsub.subscribe(self._channel), self._op_timeout)
                 self._local.clear()
                 self._ids.clear()
+                self._subscribed.set()
                 pause = 0.1
                 while not self._closed:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
@@ -385,6 +388,7 @@ class RedisTokenCache:
             except Exception as exc:
                 self._trouble(exc)
             finally:
+                self._subscribed.clear()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
             await asyncio.sleep(pause)
