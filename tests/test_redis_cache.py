@@ -240,6 +240,20 @@ async def test_a_forced_renewal_drops_the_other_instances_copy(
     assert fleet.endpoint.request_count() == 2
 
 
+async def test_a_401_storm_across_the_fleet_costs_one_renewal(
+    redis_server: RedisServer, fleet: Fleet
+) -> None:
+    managers = [await fleet.manager(redis_server.url, encryption_keys=[KEY_1]) for _ in range(4)]
+    refused = await managers[0].get_token("basic")
+    assert all([await m.get_token("basic") == refused for m in managers])
+    fleet.endpoint.revoke(refused.access_token)
+    sources = [m.token_source("basic") for m in managers]
+    renewed = await asyncio.gather(*(source.renew_after_refusal(refused) for source in sources))
+    assert len({token.access_token for token in renewed if token is not None}) == 1
+    assert None not in renewed and refused not in renewed
+    assert fleet.endpoint.request_count() == 2  # the first token, and one renewal
+
+
 # ---- the lock ----------------------------------------------------------------------------
 
 

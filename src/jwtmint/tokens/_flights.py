@@ -115,6 +115,10 @@ class TokenFlights:
         the cache's ``peek`` gave): from the shared tier, a stale one while it is renewed,
         or a request."""
         entry = peeked
+        if force_renewal:
+            # the token this instance holds is the one to replace (a shared tier may have a
+            # newer one from another instance by the time the lock is held)
+            return await self._join(key, client_assertion, True, self._cache.peek(key))
         if not force_renewal:
             if entry is None and self._shared_tier:
                 entry = await self._cache.get(key)
@@ -126,7 +130,7 @@ class TokenFlights:
                     # stale-while-revalidate: this caller does not wait for the renewal
                     self._renew_in_background(key, now)
                     return entry.token
-        return await self._join(key, client_assertion, force_renewal)
+        return await self._join(key, client_assertion, force_renewal, entry)
 
     async def renew_after_refusal(self, key: CacheKey, refused: Token) -> Token | None:
         """The token to retry with after a resource refused ``refused`` (a 401), or ``None``.
@@ -149,7 +153,7 @@ class TokenFlights:
                 # token) must not drive the authorization server at the API's request rate
                 return cached
             self._forced[key] = now
-            return await self._join(key, None, True)
+            return await self._join(key, None, True, CacheEntry(refused, 0.0))
         except TokenRequestError as exc:
             _log.warning("renewing the token for client %r after a 401 failed: %s", key.client, exc)
             return None
@@ -157,11 +161,17 @@ class TokenFlights:
     # ---- one flight per key ----------------------------------------------------------
 
     async def _join(
-        self, key: CacheKey, client_assertion: ClientAssertion | None, force_renewal: bool
+        self,
+        key: CacheKey,
+        client_assertion: ClientAssertion | None,
+        force_renewal: bool,
+        replaced: CacheEntry | None = None,
     ) -> Token:
         task = self._inflight.get(key)
         if task is None:
-            task = self._start(key, client_assertion, force_renewal, background=False)
+            task = self._start(
+                key, client_assertion, force_renewal, background=False, replaced=replaced
+            )
         else:
             self.counts["coalesced"] += 1
         return await wait_shared(task, self.is_closed)
@@ -173,6 +183,7 @@ class TokenFlights:
         force_renewal: bool,
         *,
         background: bool,
+        replaced: CacheEntry | None = None,
     ) -> asyncio.Task[Token]:
         if self._closed:
             raise ManagerNotRunningError("this TokenManager is closed; make a new one")
@@ -182,7 +193,7 @@ class TokenFlights:
                 "or `await manager.start()`"
             )
         task = asyncio.get_running_loop().create_task(
-            self._request_and_store(key, client_assertion, force_renewal)
+            self._request_and_store(key, client_assertion, force_renewal, replaced)
         )
         self._inflight[key] = task
         self.counts["requests"] += 1
@@ -253,8 +264,15 @@ class TokenFlights:
     # ---- the flight itself -----------------------------------------------------------
 
     async def _request_and_store(
-        self, key: CacheKey, client_assertion: ClientAssertion | None, force_renewal: bool
+        self,
+        key: CacheKey,
+        client_assertion: ClientAssertion | None,
+        force_renewal: bool,
+        replaced: CacheEntry | None = None,
     ) -> Token:
+        """Request and store the token for ``key``; with a shared tier, under its lock, and
+        only if the tier holds no fresh token (for a forced renewal: none other than the
+        ``replaced`` one, which another instance may have renewed meanwhile)."""
         if not self._shared_tier:
             # one process: single-flight is the lock (the memory cache's own lock is a no-op)
             return await self._store(key, await self._fetch(key, client_assertion, force_renewal))
@@ -270,8 +288,12 @@ class TokenFlights:
                 client=key.client,
             ) from None
         try:
-            entry = None if force_renewal else await self._cache.get(key)
-            if entry is not None and self._clock() < entry.renew_at:
+            entry = await self._cache.get(key)
+            if (
+                entry is not None
+                and self._clock() < entry.renew_at
+                and (not force_renewal or _renewed_since(entry, replaced))
+            ):
                 token = entry.token  # another process fetched it while this one waited
             else:
                 token = await self._store(
@@ -286,3 +308,9 @@ class TokenFlights:
     async def _store(self, key: CacheKey, token: Token) -> Token:
         await self._cache.set(key, CacheEntry(token, self.renew_at(token)))
         return token
+
+
+def _renewed_since(entry: CacheEntry, replaced: CacheEntry | None) -> bool:
+    """Whether ``entry`` holds another token than the one a forced renewal replaces (with
+    none known, any token in the tier may be the one to replace)."""
+    return replaced is not None and entry.token.access_token != replaced.token.access_token
