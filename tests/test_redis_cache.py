@@ -91,6 +91,17 @@ async def test_two_instances_make_one_request_per_key(
     assert sum(s.writes for s in stats) == 40 and sum(s.errors for s in stats) == 0
 
 
+async def test_concurrent_callers_of_one_instance_share_one_redis_read_and_request(
+    redis_server: RedisServer, fleet: Fleet
+) -> None:
+    tokens = await fleet.manager(redis_server.url)
+    results = await asyncio.gather(*(tokens.get_token("basic") for _ in range(200)))
+    assert len(set(results)) == 1 and fleet.endpoint.request_count() == 1
+    stats = fleet.caches[0].stats()
+    # the first caller's read, and the flight's read under the lock; the rest join the flight
+    assert stats.misses + stats.hits <= 3, stats
+
+
 async def test_a_value_expires_in_redis_with_its_token(
     redis_server: RedisServer, fleet: Fleet, raw: redis_asyncio.Redis
 ) -> None:

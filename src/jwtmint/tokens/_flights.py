@@ -119,18 +119,19 @@ class TokenFlights:
             # the token this instance holds is the one to replace (a shared tier may have a
             # newer one from another instance by the time the lock is held)
             return await self._join(key, client_assertion, True, self._cache.peek(key))
-        if not force_renewal:
-            if entry is None and self._shared_tier:
-                entry = await self._cache.get(key)
-            if entry is not None:
-                now = self._clock()
-                if now < entry.renew_at:
-                    return entry.token
-                if now < entry.token.expires_at:
-                    # stale-while-revalidate: this caller does not wait for the renewal
-                    self._renew_in_background(key, now)
-                    return entry.token
-        return await self._join(key, client_assertion, force_renewal, entry)
+        if entry is None and self._shared_tier:
+            if key in self._inflight:
+                return await self._join(key, client_assertion, False)  # no tier read needed
+            entry = await self._cache.get(key)
+        if entry is not None:
+            now = self._clock()
+            if now < entry.renew_at:
+                return entry.token
+            if now < entry.token.expires_at:
+                # stale-while-revalidate: this caller does not wait for the renewal
+                self._renew_in_background(key, now)
+                return entry.token
+        return await self._join(key, client_assertion, False)
 
     async def renew_after_refusal(self, key: CacheKey, refused: Token) -> Token | None:
         """The token to retry with after a resource refused ``refused`` (a 401), or ``None``.
