@@ -102,6 +102,16 @@ async def test_concurrent_callers_of_one_instance_share_one_redis_read_and_reque
     assert stats.misses + stats.hits <= 3, stats
 
 
+async def test_a_burst_beyond_the_pool_waits_its_turn_instead_of_failing(
+    redis_server: RedisServer, fleet: Fleet
+) -> None:
+    tokens = await fleet.manager(redis_server.url, max_connections=4)
+    results = await asyncio.gather(*(tokens.get_token("basic", scope=f"s{i}") for i in range(300)))
+    assert len(set(results)) == 300 and fleet.endpoint.request_count() == 300
+    stats = fleet.caches[0].stats()
+    assert stats.errors == 0 and stats.writes == 300 and stats.locks_taken == 300
+
+
 async def test_a_value_expires_in_redis_with_its_token(
     redis_server: RedisServer, fleet: Fleet, raw: redis_asyncio.Redis
 ) -> None:
@@ -365,6 +375,7 @@ async def test_an_unreachable_redis_never_fails_a_token_request(fleet: Fleet) ->
         {"wait_timeout": -1},
         {"operation_timeout": True},
         {"local_entries": 0},
+        {"max_connections": 1},
     ],
 )
 def test_bad_settings_are_configuration_errors(options: dict[str, object]) -> None:

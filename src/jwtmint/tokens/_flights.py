@@ -8,6 +8,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .._assertion import ClientAssertion
 from ..errors import (
@@ -75,6 +76,7 @@ class TokenFlights:
         # to ask on a miss (a subclass may add a tier, so the exact type)
         self._shared_tier = type(cache) is not MemoryTokenCache
         self._inflight: dict[CacheKey, asyncio.Task[Token]] = {}
+        self._reads: dict[CacheKey, asyncio.Task[CacheEntry | None]] = {}
         self._forced: dict[CacheKey, float] = {}
         self._backoff: dict[CacheKey, tuple[int, float]] = {}
         self._running = False
@@ -93,11 +95,12 @@ class TokenFlights:
         """Accept requests from now on (the manager's session is ready)."""
         self._running = True
 
-    def close(self) -> list[asyncio.Task[Token]]:
-        """Refuse new requests; the flights still running, for the manager to cancel."""
+    def close(self) -> list[asyncio.Task[Any]]:
+        """Refuse new requests; the flights and reads still running, for the manager to
+        cancel."""
         self._closed = True
         self._running = False
-        return list(self._inflight.values())
+        return [*self._inflight.values(), *self._reads.values()]
 
     def is_closed(self) -> bool:
         return self._closed
@@ -122,7 +125,7 @@ class TokenFlights:
         if entry is None and self._shared_tier:
             if key in self._inflight:
                 return await self._join(key, client_assertion, False)  # no tier read needed
-            entry = await self._cache.get(key)
+            entry = await self._read_shared_tier(key)
         if entry is not None:
             now = self._clock()
             if now < entry.renew_at:
@@ -132,6 +135,19 @@ class TokenFlights:
                 self._renew_in_background(key, now)
                 return entry.token
         return await self._join(key, client_assertion, False)
+
+    async def _read_shared_tier(self, key: CacheKey) -> CacheEntry | None:
+        """The shared tier's entry; callers that miss locally together share one read."""
+        task = self._reads.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._cache.get(key))
+            self._reads[key] = task
+            task.add_done_callback(functools.partial(self._read_done, key))
+        return await wait_shared(task, self.is_closed)
+
+    def _read_done(self, key: CacheKey, task: asyncio.Task[CacheEntry | None]) -> None:
+        if self._reads.get(key) is task:
+            del self._reads[key]
 
     async def renew_after_refusal(self, key: CacheKey, refused: Token) -> Token | None:
         """The token to retry with after a resource refused ``refused`` (a 401), or ``None``.

@@ -94,7 +94,8 @@ class RedisTokenCache:
     bearer tokens that anyone who can ``GET`` may use. ``lock_timeout`` is how
     long a lock outlives an instance that died holding it; ``wait_timeout`` how
     long an instance waits for another's request before making its own;
-    ``local_entries`` bounds the in-process tier. Use it with ``async with``, or
+    ``local_entries`` bounds the in-process tier; ``max_connections`` the pool opened
+    from a URL (callers beyond it wait their turn). Use it with ``async with``, or
     call :meth:`aclose`: it closes the connection pool it opened from a URL, and
     never one it was given.
     """
@@ -109,6 +110,7 @@ class RedisTokenCache:
         wait_timeout: float = 10.0,
         local_entries: int = 10_000,
         operation_timeout: float = 0.5,
+        max_connections: int = 64,
         clock: Callable[[], float] | None = None,
     ) -> None:
         try:
@@ -143,6 +145,9 @@ class RedisTokenCache:
         ):
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ConfigurationError(f"{name} must be a positive number of seconds")
+        if type(max_connections) is not int or max_connections < 2:
+            raise ConfigurationError("max_connections must be an int >= 2 (one is for pub/sub)")
+        self._max_connections = max_connections
         self._codec = EntryCodec(encryption_keys)
         self._local = MemoryTokenCache(local_entries)
         # the hot path: the bound lookup of the local tier itself, as fast as MemoryTokenCache
@@ -195,7 +200,7 @@ class RedisTokenCache:
         if self._url is not None and self._client is not None:
             client, self._client = self._client, None
             with contextlib.suppress(Exception):
-                await client.aclose()
+                await client.aclose(close_connection_pool=True)  # type: ignore[call-arg]
 
     def stats(self) -> RedisCacheStats:
         return RedisCacheStats(**self._counts, local_entries=len(self._local))
@@ -288,14 +293,19 @@ class RedisTokenCache:
         if self._closed or time.monotonic() < self._rest_until:
             return None
         if self._client is None:
-            from redis.asyncio import Redis
+            from redis.asyncio import BlockingConnectionPool, Redis
 
             assert self._url is not None
-            self._client = Redis.from_url(
+            # a blocking pool: a burst of callers waits its turn for a connection (within
+            # operation_timeout) instead of failing as if Redis were down
+            pool = BlockingConnectionPool.from_url(
                 self._url,
+                max_connections=self._max_connections,
+                timeout=self._op_timeout,
                 socket_timeout=self._op_timeout,
                 socket_connect_timeout=self._op_timeout,
             )
+            self._client = Redis(connection_pool=pool)
         if self._listener is None:
             self._listener = asyncio.get_running_loop().create_task(self._listen())
         return self._client
@@ -324,7 +334,9 @@ class RedisTokenCache:
     def _trouble(self, exc: BaseException) -> None:
         self._counts["errors"] += 1
         now = time.monotonic()
-        self._rest_until = now + _REST_AFTER_TROUBLE
+        if type(exc).__name__ != "MaxConnectionsError":
+            # a given client's pool ran out: this process is busy, Redis is not down
+            self._rest_until = now + _REST_AFTER_TROUBLE
         if now - self._logged_at >= _LOG_EVERY:
             self._logged_at = now
             _log.warning(
