@@ -43,6 +43,8 @@ _C = TypeVar("_C", bound="RedisTokenCache")
 _REST_AFTER_TROUBLE = 1.0
 #: at most one warning per this many seconds while Redis is in trouble
 _LOG_EVERY = 10.0
+#: connections of the pool opened from a URL (the pub/sub listener holds one)
+_MAX_CONNECTIONS = 50
 
 _COUNTERS = (
     "hits",
@@ -286,14 +288,19 @@ class RedisTokenCache:
         if self._closed or time.monotonic() < self._rest_until:
             return None
         if self._client is None:
-            from redis.asyncio import Redis
+            from redis.asyncio import BlockingConnectionPool, Redis
 
             assert self._url is not None
-            self._client = Redis.from_url(
+            # a blocking pool: a burst of cold keys waits (within operation_timeout) for a
+            # connection, where redis-py's default pool refuses call 101 (MaxConnectionsError)
+            pool = BlockingConnectionPool.from_url(
                 self._url,
+                max_connections=_MAX_CONNECTIONS,
+                timeout=self._op_timeout,
                 socket_timeout=self._op_timeout,
                 socket_connect_timeout=self._op_timeout,
             )
+            self._client = Redis.from_pool(pool)
         if self._listener is None:
             self._listener = asyncio.get_running_loop().create_task(self._listen())
         return self._client
