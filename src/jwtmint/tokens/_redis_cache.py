@@ -200,7 +200,7 @@ class RedisTokenCache:
         if self._url is not None and self._client is not None:
             client, self._client = self._client, None
             with contextlib.suppress(Exception):
-                await client.aclose(close_connection_pool=True)  # type: ignore[call-arg]
+                await client.aclose()  # from_pool: closes the pool too
 
     def stats(self) -> RedisCacheStats:
         return RedisCacheStats(**self._counts, local_entries=len(self._local))
@@ -305,7 +305,7 @@ class RedisTokenCache:
                 socket_timeout=self._op_timeout,
                 socket_connect_timeout=self._op_timeout,
             )
-            self._client = Redis(connection_pool=pool)
+            self._client = Redis.from_pool(pool)
         if self._listener is None:
             self._listener = asyncio.get_running_loop().create_task(self._listen())
         return self._client
