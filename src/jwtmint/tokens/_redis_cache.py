@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import ConfigurationError
 from ._cache import CacheEntry, CacheKey, MemoryTokenCache
 from ._redis_format import EntryCodec, entry_id
-from ._redis_lock import RedisLock
+from ._redis_lock import TAKE, RedisLock
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -43,6 +43,10 @@ _C = TypeVar("_C", bound="RedisTokenCache")
 _REST_AFTER_TROUBLE = 1.0
 #: at most one warning per this many seconds while Redis is in trouble
 _LOG_EVERY = 10.0
+#: what an announcement on the channel says of an entry
+_WRITTEN, _RELEASED = "w", "r"
+#: replies later than operation_timeout in a row before Redis is rested as if down
+_SLOW_REPLIES_BEFORE_REST = 3
 
 _COUNTERS = (
     "hits",
@@ -167,6 +171,7 @@ class RedisTokenCache:
         #: set while subscribed to other instances' writes (tests and benchmarks wait on it)
         self._subscribed = asyncio.Event()
         self._rest_until = 0.0
+        self._slow_replies = 0
         self._logged_at = -_LOG_EVERY
         self._closed = False
         self._counts = dict.fromkeys(_COUNTERS, 0)
@@ -262,8 +267,10 @@ class RedisTokenCache:
     # ---- what RedisLock asks of it (LockBackend) -------------------------------------
 
     async def take(self, name: str, owner: str, milliseconds: int) -> bool | None:
-        taken = await self._call(lambda redis: redis.set(name, owner, nx=True, px=milliseconds))
-        return None if taken is _TROUBLE else bool(taken)
+        # a script, not SET NX: a take retried after a late reply finds the lock its first
+        # try may have taken, and keeps it
+        taken = await self.run_script(TAKE, name, owner, milliseconds)
+        return None if taken is None else bool(taken)
 
     async def run_script(self, script: str, name: str, *args: Any) -> Any:
         result = await self._call(lambda redis: redis.eval(script, 1, name, *args))
@@ -317,10 +324,16 @@ class RedisTokenCache:
         try:
             if not self._initialized:
                 await _bounded(self._initialize(redis), self._op_timeout)
-            return await _bounded(call(redis), self._op_timeout)
-        except Exception as exc:
+            result = await _bounded(call(redis), self._op_timeout)
+        except Exception as exc:  # any failure of Redis or of its client is a miss
             self._trouble(exc)
             return _TROUBLE
+        self._slow_replies = 0
+        return result
+
+    def available(self) -> bool:
+        """Whether Redis is being asked (not resting after trouble, not closed)."""
+        return not self._closed and time.monotonic() >= self._rest_until
 
     async def _initialize(self, redis: Any) -> None:
         """A cluster client learns the slot map once, before concurrent first calls (which
@@ -334,8 +347,14 @@ class RedisTokenCache:
     def _trouble(self, exc: BaseException) -> None:
         self._counts["errors"] += 1
         now = time.monotonic()
-        if type(exc).__name__ != "MaxConnectionsError":
-            # a given client's pool ran out: this process is busy, Redis is not down
+        if _is_slow_reply(exc):
+            # a busy Redis (or a busy process) answers late: this call is a miss, but Redis
+            # is rested (and the fleet lock skipped) only once several in a row time out
+            self._slow_replies += 1
+            if self._slow_replies >= _SLOW_REPLIES_BEFORE_REST:
+                self._rest_until = now + _REST_AFTER_TROUBLE
+        elif type(exc).__name__ != "MaxConnectionsError":
+            # refused, reset, unreachable: Redis is down, leave it alone a second
             self._rest_until = now + _REST_AFTER_TROUBLE
         if now - self._logged_at >= _LOG_EVERY:
             self._logged_at = now
@@ -351,23 +370,31 @@ class RedisTokenCache:
             # forget the ids of entries the local tier has evicted since
             self._ids = {i: k for i, k in self._ids.items() if self._local.peek(k) is not None}
 
-    async def _announce(self, ident: str) -> None:
-        message = f"{self._instance} {ident}"
+    async def _announce(self, ident: str, kind: str = _WRITTEN) -> None:
+        message = f"{self._instance} {ident} {kind}"
         await self._call(lambda redis: redis.publish(self._channel, message))
+
+    async def released(self, entry: str) -> None:
+        """A lock of this instance was released: its waiters here and elsewhere try again
+        now (they would find it still held if woken by the write, which comes first)."""
+        self._wake(entry)
+        await self._announce(entry, _RELEASED)
 
     def _wake(self, ident: str) -> None:
         event = self._woken.pop(ident, None)
         if event is not None:
             event.set()
 
-    def _dropped(self, data: bytes | str) -> None:
+    def _announced(self, data: bytes | str) -> None:
         text = data.decode("ascii", "replace") if isinstance(data, bytes) else data
-        instance, _, ident = text.partition(" ")
+        instance, ident, kind = [*text.split(" "), "", ""][:3]
         if instance == self._instance:
             return
-        key = self._ids.pop(ident, None)
-        if key is not None and self._local.discard(key):
-            self._counts["invalidations"] += 1
+        if kind != _RELEASED:
+            # written by another instance: this one's copy is not the token to serve now
+            key = self._ids.pop(ident, None)
+            if key is not None and self._local.discard(key):
+                self._counts["invalidations"] += 1
         self._wake(ident)
 
     async def _listen(self) -> None:
@@ -396,7 +423,7 @@ class RedisTokenCache:
                 while not self._closed:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message.get("type") == "message":
-                        self._dropped(message["data"])
+                        self._announced(message["data"])
             except Exception as exc:
                 self._trouble(exc)
             finally:
@@ -405,6 +432,15 @@ class RedisTokenCache:
                     await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
             await asyncio.sleep(pause)
             pause = min(pause * 2, 5.0)
+
+
+def _is_slow_reply(exc: BaseException) -> bool:
+    """A reply that came too late, or a wait for a free pooled connection that ran out
+    (redis-py raises ConnectionError from the TimeoutError): congestion, not an outage."""
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    slow = (TimeoutError, asyncio.TimeoutError, RedisTimeout)
+    return isinstance(exc, slow) or isinstance(exc.__cause__, slow)
 
 
 def _decodes_responses(client: Any) -> bool:

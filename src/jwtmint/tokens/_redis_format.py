@@ -4,7 +4,8 @@ Layout, version 1 (``prefix`` defaults to ``jwtmint:``)::
 
     {prefix}v1:{<id>}:token    the entry's value, expiring (PX) when the token does
     {prefix}v1:{<id>}:lock     the owner value of the instance requesting it (SET NX PX)
-    {prefix}v1:invalidate      pub/sub channel: "<instance> <id>" after every write
+    {prefix}v1:invalidate      pub/sub channel: "<instance> <id> w" after a write,
+                               "<instance> <id> r" after a lock is released
 
 ``<id>`` is 22 base64url characters of SHA-256 over the cache key (client,
 identity, scope, resources, parameters, DPoP thumbprint): parameter values may

@@ -6,7 +6,7 @@ instance whose lock expired never deletes the next owner's. The owner extends
 it every third of ``timeout`` while its token request runs: a slow
 authorization server never gets a second request, and a lock whose owner
 died expires by itself. Those that lose wait, woken when the entry is written
-(or polling with backoff), then try again: once they hold the lock the
+and again when it is released (or polling with backoff), then try again: once they hold the lock the
 manager reads the entry the winner stored and makes no request. Past
 ``wait_timeout`` a waiter goes on without the lock rather than fail.
 """
@@ -22,10 +22,22 @@ from collections.abc import Awaitable
 from types import TracebackType
 from typing import Any, Protocol
 
-__all__ = ["EXTEND", "RELEASE", "LockBackend", "RedisLock"]
+__all__ = ["EXTEND", "RELEASE", "TAKE", "LockBackend", "RedisLock"]
 
 _log = logging.getLogger("jwtmint.tokens")
 
+#: KEYS[1] the lock, ARGV[1] the owner value, ARGV[2] milliseconds: take it if it is free,
+#: or keep it if it is already ours (a retried take whose first reply came too late)
+TAKE = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return 1
+end
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    redis.call('pexpire', KEYS[1], ARGV[2])
+    return 1
+end
+return 0
+"""
 #: KEYS[1] the lock, ARGV[1] the owner value: delete it only if it is still ours
 RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -53,7 +65,11 @@ class LockBackend(Protocol):
 
     async def take(self, name: str, owner: str, milliseconds: int) -> bool | None: ...
 
+    def available(self) -> bool: ...
+
     async def run_script(self, script: str, name: str, *args: Any) -> Any: ...
+
+    async def released(self, entry: str) -> None: ...
 
     def woken(self, entry: str) -> asyncio.Event: ...
 
@@ -86,14 +102,14 @@ class RedisLock:
         waited = False
         while True:
             taken = await backend.take(self._name, self._owner, milliseconds)
-            if taken is None:
-                return self  # Redis trouble: request without the lock (counted, logged)
+            if taken is None and not backend.available():
+                return self  # Redis is down: request without the lock (counted, logged)
             if taken:
                 self.owned = True
                 backend.count("locks_taken")
                 self._keeper = asyncio.get_running_loop().create_task(self._keep(milliseconds))
                 return self
-            if not waited:
+            if not waited and taken is not None:
                 waited = True
                 backend.count("lock_waits")
             left = deadline - time.monotonic()
@@ -128,6 +144,7 @@ class RedisLock:
         if self.owned:
             self.owned = False
             await self._backend.run_script(RELEASE, self._name, self._owner)
+            await self._backend.released(self._entry)
 
 
 async def _wait_for_event(event: asyncio.Event, seconds: float) -> None:
