@@ -9,6 +9,7 @@ checked once before it is timed.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -101,3 +102,23 @@ def signing_floor(algorithm: str) -> adapters.Floor:
     has the real size (~300-400 B). For HMAC: primed hash states, copied.
     """
     return adapters.floor(signing_key(algorithm), algorithm)
+
+
+def new_loop(name: str) -> asyncio.AbstractEventLoop:
+    """A new event loop: ``"asyncio"``, or ``"uvloop"`` (skipped when it is not installed)."""
+    if name == "uvloop":
+        uvloop: Any = pytest.importorskip("uvloop")
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        return loop
+    return asyncio.new_event_loop()
+
+
+def record_awaits(
+    benchmark: PedanticBenchmark, loop: asyncio.AbstractEventLoop, awaits: int
+) -> None:
+    """Note the event loop and awaits per round, and the median per await, in extra_info."""
+    benchmark.extra_info["awaits_per_round"] = awaits
+    benchmark.extra_info["event_loop"] = type(loop).__module__.split(".")[0]
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        per_call = benchmark.stats.stats.median / awaits
+        benchmark.extra_info["median_ns_per_call"] = round(per_call * 1e9, 1)

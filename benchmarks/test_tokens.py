@@ -29,7 +29,7 @@ import pytest
 from jwtmint.testing import TokenEndpoint
 from jwtmint.tokens import ClientCredentialsClient, Token, TokenManager
 
-from .conftest import PedanticBenchmark
+from .conftest import PedanticBenchmark, new_loop, record_awaits
 
 T = TypeVar("T")
 
@@ -37,14 +37,6 @@ AWAITS = 10_000  # awaits per round
 ROUNDS = 200
 WARMUP_ROUNDS = 10
 SECRET = "a client secret long enough for anyone"
-
-
-def _new_loop(name: str) -> asyncio.AbstractEventLoop:
-    if name == "uvloop":
-        uvloop: Any = pytest.importorskip("uvloop")
-        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-        return loop
-    return asyncio.new_event_loop()
 
 
 class CachedToken:
@@ -77,7 +69,7 @@ class CachedToken:
 
 @pytest.fixture(params=["asyncio", "uvloop"])
 def cached(request: pytest.FixtureRequest) -> Iterator[CachedToken]:
-    loop = _new_loop(request.param)
+    loop = new_loop(request.param)
     state = CachedToken(loop)
     try:
         state.run(state.start())
@@ -85,14 +77,6 @@ def cached(request: pytest.FixtureRequest) -> Iterator[CachedToken]:
     finally:
         state.run(state.close())
         loop.close()
-
-
-def _record(benchmark: PedanticBenchmark, loop: asyncio.AbstractEventLoop) -> None:
-    benchmark.extra_info["awaits_per_round"] = AWAITS
-    benchmark.extra_info["event_loop"] = type(loop).__module__.split(".")[0]
-    if benchmark.stats is not None:  # None under --benchmark-disable
-        per_call = benchmark.stats.stats.median / AWAITS
-        benchmark.extra_info["median_ns_per_call"] = round(per_call * 1e9, 1)
 
 
 def test_cached_get_token(benchmark: PedanticBenchmark, cached: CachedToken) -> None:
@@ -113,7 +97,7 @@ def test_cached_get_token(benchmark: PedanticBenchmark, cached: CachedToken) -> 
         iterations=1,
         warmup_rounds=WARMUP_ROUNDS,
     )
-    _record(benchmark, cached.loop)
+    record_awaits(benchmark, cached.loop, AWAITS)
     # every await was a cache hit: no request, and the same token throughout
     assert cached.endpoint.request_count() == before == 1
     assert token.access_token == cached.token.access_token
@@ -137,4 +121,4 @@ def test_await_noop_floor(benchmark: PedanticBenchmark, cached: CachedToken) -> 
         iterations=1,
         warmup_rounds=WARMUP_ROUNDS,
     )
-    _record(benchmark, cached.loop)
+    record_awaits(benchmark, cached.loop, AWAITS)

@@ -61,8 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bench = commands.add_parser("bench", help="jwtmint vs the peers vs the signing floor")
     bench.add_argument(
-        "mode", nargs="?", choices=["tokens"],
-        help="tokens: TokenManager vs authlib's AsyncOAuth2Client, cached and cold tokens",
+        "mode", nargs="?", choices=["tokens", "redis"],
+        help="tokens: TokenManager vs authlib's AsyncOAuth2Client, cached and cold tokens; "
+        "redis: RedisTokenCache hits, misses and a fleet of 8 (starts its own redis-server)",
     )  # fmt: skip
     bench.add_argument("--quick", action="store_true", help=_QUICK)
     bench.add_argument("--json", action="store_true", help="machine-readable results only")
@@ -122,6 +123,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .bench.token_runner import main as run_tokens
 
             return run_tokens(
+                quick=args.quick, as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms
+            )
+        if args.command == "bench" and args.mode == "redis":
+            from .bench.redis_runner import main as run_redis
+
+            return run_redis(
                 quick=args.quick, as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms
             )
         if args.command == "bench":

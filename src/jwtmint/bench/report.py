@@ -1,8 +1,9 @@
-"""The text reports of ``jwtmint bench`` and ``jwtmint bench tokens``, from their JSON results.
+"""The text reports of ``jwtmint bench``, ``bench tokens`` and ``bench redis``, from their JSON.
 
 ``jwtmint bench``: versions and machine, then one table per algorithm and a
 summary. ``jwtmint bench tokens``: the cached-token table and the
-cold-fetch table.
+cold-fetch table. ``jwtmint bench redis``: the hit/miss table with its
+ratios and targets, and the fleet's request counts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from .settings import BASIC, PRIVATE_KEY_JWT
 from .token_peers import AUTHLIB, FLOOR, JWTMINT
 
-__all__ = ["format_report", "format_tokens_report", "format_us"]
+__all__ = ["format_redis_report", "format_report", "format_tokens_report", "format_us"]
 
 LABELS = {
     FLOOR: "await noop()  (the floor)",
@@ -211,3 +212,117 @@ def format_tokens_report(results: dict[str, Any]) -> str:
         "compare ratios from one run, not figures across runs.",
     ]
     return "\n".join(lines)
+
+
+#: the rows of ``jwtmint bench redis``'s first table, by contender (redis_measurements' names)
+REDIS_LABELS = {
+    "floor": "await noop()  (the floor)",
+    "memory": "local hit, MemoryTokenCache",
+    "redis-local": "local hit, RedisTokenCache",
+    "redis-hit": "Redis hit (local tier misses)",
+    "redis-get": "bare redis.asyncio GET, same value",
+    "redis-hit-sealed": "Redis hit, sealed (AES-256-GCM)",
+    "redis-get-sealed": "bare GET, same sealed value",
+    "miss-memory": "miss: request, MemoryTokenCache",
+    "miss-redis": "miss: request under the Redis lock",
+}
+_REDIS_RATIOS = (
+    ("local_over_memory", "RedisTokenCache local hit / Memory"),
+    ("redis_over_get", "Redis hit / bare GET"),
+    ("sealed_over_get", "sealed Redis hit / bare GET"),
+    ("miss_redis_over_memory", "miss with Redis / miss Memory"),
+)
+
+
+def _redis_header(results: dict[str, Any]) -> list[str]:
+    env = results["environment"]
+    hiredis = f"hiredis {env['hiredis']} ({'in use' if env['hiredis_in_use'] else 'not used'})"
+    return [
+        f"jwtmint {env['jwtmint']} bench redis: RedisTokenCache vs MemoryTokenCache and a bare "
+        "redis.asyncio GET, checked and timed in one run",
+        f"  {env['python']} | redis-server {env['redis_server']} | redis-py {env['redis']}, "
+        f"{hiredis} | aiohttp {env['aiohttp']} | uvloop {env['uvloop'] or 'not installed'}",
+        f"  CPU: {env['cpu']}, {env['cpu_count']} logical ({env['cpu_usable']} usable) | "
+        f"{env['platform']}",
+        f"  {results['server']['redis']}; token endpoint: jwtmint.testing.TokenEndpoint in a "
+        f"child process on {results['server']['event_loop']}",
+    ]
+
+
+def format_redis_report(results: dict[str, Any]) -> str:
+    """The two tables of ``jwtmint bench redis``, with versions, event loops and machine."""
+    settings, by_loop, targets = results["settings"], results["loops"], results["targets"]
+    loops = list(by_loop)
+    lines = [
+        *_redis_header(results),
+        "",
+        "1. await tokens.get_token(name): median µs per call (IQR µs), N calls in one coroutine, "
+        f"{settings['rounds']} interleaved rounds of ~{settings['batch_seconds'] * 1000:.0f} ms",
+        f"{'':<40}" + "".join(f"{loop + ' µs':>12}{'IQR':>8}" for loop in loops),
+    ]
+    for name, label in REDIS_LABELS.items():
+        row = f"  {label:<38}"
+        for loop in loops:
+            cell = by_loop[loop]["contenders"][name]
+            row += f"{_us(cell['median_us']):>12}{_us(cell['iqr_us']):>8}"
+        lines.append(row)
+    for key, label in _REDIS_RATIOS:
+        row = f"  {label:<38}" + "".join(
+            f"{_ratio(by_loop[loop]['ratios'][key]):>12}{'':>8}" for loop in loops
+        )
+        if key in targets:
+            verdicts = ", ".join(
+                f"{loop} {'met' if by_loop[loop]['meets'][key] else 'NOT met'}" for loop in loops
+            )
+            row += f"  target <= {targets[key]:.2f}x: {verdicts}"
+        elif key == "miss_redis_over_memory":
+            extra = ", ".join(
+                f"+{by_loop[loop]['ratios']['miss_redis_extra_us']:.0f}" for loop in loops
+            )
+            row += f"  ({extra} µs)"
+        lines.append(row)
+    lines += [
+        "  checked: no hit reached the endpoint while timed; the local hits made no Redis read;",
+        "    every Redis-hit call was counted a Redis hit by the cache and returned the expected",
+        "    token, every GET the expected bytes; every miss made one request (under a lock it",
+        "    took, with Redis) and got a distinct token, live at the endpoint",
+        "  Redis hit: a RedisTokenCache(local_entries=1) asked for two keys in turn, so the key",
+        "    asked for was always just evicted from the local tier; the bare GETs alternate over",
+        "    the same two values on the same client (the caches' own pool and timeouts)",
+        "  miss: a fresh scope per call (a new cache key): SET NX lock, GET, the token request,",
+        "    SET + PUBLISH, release; vs the same request with MemoryTokenCache",
+        "",
+        *_fleet_lines(results["fleet"]),
+        "",
+        f"{results['elapsed_s']:.1f} s. Contenders interleaved round-robin, GC off during "
+        "batches. A shared or throttled machine adds noise:\ncompare ratios from one run, "
+        "not figures across runs.",
+    ]
+    return "\n".join(lines)
+
+
+def _fleet_lines(fleet: dict[str, Any]) -> list[str]:
+    size, keys = fleet["instances"], fleet["keys"]
+    lines = [
+        f"2. fleet: {size} instances ask for the same {keys} cold keys at once; token requests "
+        "counted at the endpoint",
+        f"  ({fleet['processes']})",
+        f"{'':<40}{'requests':>10}{'per round':>16}{'expected':>10}{'wall ms':>10}"
+        f"{'lock waits':>12}",
+    ]
+    labels = {"shared": "shared lock (RedisTokenCache)", "alone": "each alone (MemoryTokenCache)"}
+    for mode, label in labels.items():
+        rounds = fleet["rounds"][mode]
+        expected = keys if mode == "shared" else keys * size
+        per_round = ",".join(str(r["requests"]) for r in rounds)
+        walls = sorted(r["wall_ms"] for r in rounds)
+        lines.append(
+            f"  {label:<38}{fleet['requests_median'][mode]:>10}{per_round:>16}{expected:>10}"
+            f"{format_us(walls[len(walls) // 2]):>10}"
+            f"{sum(r['lock_waits'] for r in rounds) // len(rounds):>12}"
+        )
+    lines.append(
+        "  checked: with the lock, every instance got the same token per key; alone, each its "
+        "own; all live at the endpoint"
+    )
+    return lines

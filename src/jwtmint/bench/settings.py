@@ -2,12 +2,15 @@
 
 Also the one default algorithm list (``jwtmint bench``; ``jwtmint demo``
 adds the other HMAC sizes) and the client authentication methods of
-``jwtmint bench tokens``, which :class:`Settings` checks.
+``jwtmint bench tokens``, which :class:`Settings` checks. ``jwtmint bench
+redis`` has its own :class:`RedisSettings` (the fleet's size instead of the
+cold-fetch workload).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Generic, TypeVar
 
 __all__ = [
     "BASIC",
@@ -18,9 +21,11 @@ __all__ = [
     "EVENT_LOOPS",
     "METHODS",
     "PRIVATE_KEY_JWT",
+    "REDIS",
     "TOKENS",
     "TOKEN_DEMO",
     "Modes",
+    "RedisSettings",
     "Settings",
 ]
 
@@ -35,8 +40,34 @@ METHODS = (BASIC, PRIVATE_KEY_JWT)
 EVENT_LOOPS = ("asyncio", "uvloop")
 
 
+_R = TypeVar("_R", bound="_Rounds")
+
+
 @dataclass(frozen=True)
-class Settings:
+class _Rounds:
+    """What every command's settings share: interleaved rounds of ~``batch_seconds``."""
+
+    rounds: int = 15
+    batch_seconds: float = 0.05
+
+    def _check_rounds(self, loops: tuple[str, ...] | None) -> None:
+        if self.batch_seconds <= 0:
+            raise ValueError("batch_seconds must be positive")
+        bad = [name for name in loops or () if name not in EVENT_LOOPS]
+        if bad:
+            raise ValueError(f"unknown event loop(s) {', '.join(bad)}: asyncio or uvloop")
+
+    def overridden(self: _R, *, repeats: int | None = None, batch_ms: float | None = None) -> _R:
+        """These settings with the command line's ``--repeats`` and ``--batch-ms``, if given."""
+        return replace(
+            self,
+            rounds=self.rounds if repeats is None else repeats,
+            batch_seconds=self.batch_seconds if batch_ms is None else batch_ms / 1000,
+        )
+
+
+@dataclass(frozen=True)
+class Settings(_Rounds):
     """How much to measure: ``rounds`` interleaved batches of ~``batch_seconds`` per contender.
 
     The other fields are the cold-fetch workload of ``jwtmint bench tokens``
@@ -45,8 +76,6 @@ class Settings:
     means asyncio, and uvloop when it is installed.
     """
 
-    rounds: int = 15
-    batch_seconds: float = 0.05
     clients: int = 1000
     cold_rounds: int = 5
     concurrency: int = 50
@@ -58,34 +87,43 @@ class Settings:
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.cold_rounds < 1 or self.clients < 1 or self.concurrency < 1:
             raise ValueError("rounds, cold_rounds, clients and concurrency must be positive")
-        if self.batch_seconds <= 0:
-            raise ValueError("batch_seconds must be positive")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
-        bad = [name for name in self.loops or () if name not in EVENT_LOOPS]
-        if bad:
-            raise ValueError(f"unknown event loop(s) {', '.join(bad)}: asyncio or uvloop")
-
-    def overridden(self, *, repeats: int | None = None, batch_ms: float | None = None) -> Settings:
-        """These settings with the command line's ``--repeats`` and ``--batch-ms``, if given."""
-        return replace(
-            self,
-            rounds=self.rounds if repeats is None else repeats,
-            batch_seconds=self.batch_seconds if batch_ms is None else batch_ms / 1000,
-        )
+        self._check_rounds(self.loops)
 
 
 @dataclass(frozen=True)
-class Modes:
+class RedisSettings(_Rounds):
+    """``jwtmint bench redis``: ``rounds`` interleaved batches per contender and event loop,
+    then ``fleet_rounds`` rounds of ``fleet_instances`` instances (processes) asking for
+    the same ``fleet_keys`` cold keys at once, with the shared lock and without it."""
+
+    fleet_instances: int = 8
+    #: under 100: redis-py 8's pool (from a URL) holds 100 connections, one of them the
+    #: listener's, and raises MaxConnectionsError past that (a burst of 100 misses in one
+    #: instance is Redis trouble to RedisTokenCache: it rests, and requests without the lock)
+    fleet_keys: int = 50
+    fleet_rounds: int = 3
+    loops: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if min(self.rounds, self.fleet_instances, self.fleet_keys, self.fleet_rounds) < 1:
+            raise ValueError("rounds and the fleet's instances, keys and rounds must be positive")
+        self._check_rounds(self.loops)
+
+
+_S = TypeVar("_S", "Settings", "RedisSettings")
+
+
+@dataclass(frozen=True)
+class Modes(Generic[_S]):
     """A command's settings for a full run and for ``--quick``."""
 
-    full: Settings
-    quick: Settings
+    full: _S
+    quick: _S
 
-    def pick(
-        self, quick: bool, *, repeats: int | None = None, batch_ms: float | None = None
-    ) -> Settings:
+    def pick(self, quick: bool, *, repeats: int | None = None, batch_ms: float | None = None) -> _S:
         chosen = self.quick if quick else self.full
         return chosen.overridden(repeats=repeats, batch_ms=batch_ms)
 
@@ -98,3 +136,8 @@ DEMO = Modes(Settings(rounds=15, batch_seconds=0.06), Settings(rounds=9, batch_s
 TOKEN_DEMO = Modes(Settings(rounds=9, batch_seconds=0.05), Settings(rounds=9, batch_seconds=0.005))
 #: ``jwtmint bench tokens``; quick keeps 1,000 clients but one cold round
 TOKENS = Modes(Settings(), Settings(rounds=5, batch_seconds=0.01, cold_rounds=1))
+#: ``jwtmint bench redis``: 8 instances in the fleet either way
+REDIS = Modes(
+    RedisSettings(),
+    RedisSettings(rounds=5, batch_seconds=0.01, fleet_keys=20, fleet_rounds=1),
+)

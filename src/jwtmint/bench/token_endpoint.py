@@ -18,9 +18,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from ..tokens._runner import event_loop_name
 from ..tokens._runner import run as run_on_loop
 
-__all__ = ["EndpointProcess", "MeasurementError", "Stats", "loop_kind", "serve"]
+__all__ = ["EndpointProcess", "MeasurementError", "Stats", "event_loops", "loop_kind", "serve"]
 
 
 class MeasurementError(RuntimeError):
@@ -35,6 +36,16 @@ _PIPE_LIMIT = 1 << 24
 def loop_kind(loop: asyncio.AbstractEventLoop) -> str:
     """``"uvloop"`` or ``"asyncio"``: which kind of event loop ``loop`` is."""
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
+def event_loops(requested: Sequence[str] | None) -> list[str]:
+    """The event loops to measure on: ``requested``, else asyncio, and uvloop when it is
+    installed."""
+    if requested is not None:
+        if "uvloop" in requested and event_loop_name() != "uvloop":
+            raise ValueError("uvloop is not installed (pip install 'jwtmint[uvloop]')")
+        return list(requested)
+    return ["asyncio", "uvloop"] if event_loop_name() == "uvloop" else ["asyncio"]
 
 
 def serve(loop: str = "asyncio") -> None:
@@ -175,7 +186,11 @@ class EndpointProcess:
 
     def verify(self, tokens: dict[str, str]) -> int:
         """How many of ``{client_id: access_token}`` are live tokens issued to that client."""
-        return int(self._ask({"op": "verify", "tokens": list(tokens.items())})["live"])
+        return self.verify_pairs(tokens.items())
+
+    def verify_pairs(self, pairs: Iterable[tuple[str, str]]) -> int:
+        """:meth:`verify` for ``(client_id, access_token)`` pairs: many tokens of one client."""
+        return int(self._ask({"op": "verify", "tokens": list(pairs)})["live"])
 
     def close(self) -> None:
         process, self._process = self._process, None

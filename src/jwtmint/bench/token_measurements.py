@@ -58,6 +58,7 @@ __all__ = [
     "check_cold_round",
     "cold_authlib",
     "cold_jwtmint",
+    "floor_batch",
     "get_token_batch",
     "measure_cached",
 ]
@@ -82,6 +83,15 @@ class CachedResult:
 
 async def _noop() -> None:
     return None
+
+
+async def floor_batch(n: int) -> float:
+    """A :data:`Batch` of ``n`` awaits of an empty coroutine: the floor of any await."""
+    noop = _noop
+    start = time.perf_counter()
+    for _ in itertools.repeat(None, n):
+        await noop()
+    return time.perf_counter() - start
 
 
 def get_token_batch(tokens: TokenManager, name: str) -> Batch:
@@ -114,13 +124,6 @@ async def measure_cached(
             # the fair equivalent: a token that authlib really judges unexpired (an int expires_at)
             if client.token.is_expired(leeway=client.leeway) is not False:
                 raise MeasurementError("authlib's token has no expiry it checks, or has expired")
-
-            async def floor_batch(n: int) -> float:
-                noop = _noop
-                start = perf_counter()
-                for _ in repeat(None, n):
-                    await noop()
-                return perf_counter() - start
 
             async def authlib_batch(n: int) -> float:
                 ensure, token = client.ensure_active_token, client.token

@@ -19,13 +19,12 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from ..tokens._runner import event_loop_name
 from ..tokens._runner import run as run_on_loop
 from .environment import environment, version
 from .report import format_tokens_report
 from .settings import TOKENS, Settings
 from .timing import summarize
-from .token_endpoint import EndpointProcess, MeasurementError
+from .token_endpoint import EndpointProcess, MeasurementError, event_loops
 from .token_measurements import (
     CACHED_IDS,
     CachedResult,
@@ -46,20 +45,11 @@ TARGET_US = 1.5
 Progress = Callable[[str], None]
 
 
-def _loops(settings: Settings) -> list[str]:
-    """The event loops of the cached-token measurement; uvloop only when it is installed."""
-    if settings.loops is not None:
-        if "uvloop" in settings.loops and event_loop_name() != "uvloop":
-            raise ValueError("uvloop is not installed (pip install 'jwtmint[uvloop]')")
-        return list(settings.loops)
-    return ["asyncio", "uvloop"] if event_loop_name() == "uvloop" else ["asyncio"]
-
-
 def run(settings: Settings = TOKENS.full, *, progress: Progress | None = None) -> dict[str, Any]:
     """Check and time both measurements; the results as plain JSON data."""
     say = progress or (lambda _text: None)
     started = time.perf_counter()
-    loops = _loops(settings)
+    loops = event_loops(settings.loops)
     cold_loop = "uvloop" if "uvloop" in loops else loops[0]
     authlib_modules()  # fail early, before keys are made, when the peer is missing
     say(f"  {settings.clients} clients per method: keys and secrets ...")
