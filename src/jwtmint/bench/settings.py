@@ -100,10 +100,7 @@ class RedisSettings(_Rounds):
     the same ``fleet_keys`` cold keys at once, with the shared lock and without it."""
 
     fleet_instances: int = 8
-    #: under 100: redis-py 8's pool (from a URL) holds 100 connections, one of them the
-    #: listener's, and raises MaxConnectionsError past that (a burst of 100 misses in one
-    #: instance is Redis trouble to RedisTokenCache: it rests, and requests without the lock)
-    fleet_keys: int = 50
+    fleet_keys: int = 200
     fleet_rounds: int = 3
     loops: tuple[str, ...] | None = None
 

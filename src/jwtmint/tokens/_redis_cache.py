@@ -164,6 +164,7 @@ class RedisTokenCache:
         self._clock = clock if clock is not None else time.time
         self._instance = secrets.token_hex(8)
         self._ids: dict[str, CacheKey] = {}
+        self._id_of: dict[CacheKey, str] = {}
         self._woken: dict[str, asyncio.Event] = {}
         self._listener: asyncio.Task[None] | None = None
         self._initialized = False
@@ -213,7 +214,7 @@ class RedisTokenCache:
     # ---- the TokenCache protocol -----------------------------------------------------
 
     async def get(self, key: CacheKey) -> CacheEntry | None:
-        ident = entry_id(key)
+        ident = self._entry_id(key)
         value = await self._call(lambda redis: redis.get(self._value_name(ident)))
         if value is _TROUBLE:
             return self._local.peek(key)  # Redis is down: what this process has, if anything
@@ -234,7 +235,7 @@ class RedisTokenCache:
         return entry
 
     async def set(self, key: CacheKey, entry: CacheEntry) -> None:
-        ident = entry_id(key)
+        ident = self._entry_id(key)
         await self._keep_locally(key, ident, entry)
         milliseconds = int((entry.token.expires_at - self._clock()) * 1000)
         if milliseconds > 0:
@@ -248,14 +249,14 @@ class RedisTokenCache:
         self._wake(ident)
 
     async def delete(self, key: CacheKey) -> None:
-        ident = entry_id(key)
+        ident = self._entry_id(key)
         await self._local.delete(key)
         self._ids.pop(ident, None)
         if await self._call(lambda redis: redis.delete(self._value_name(ident))) is not _TROUBLE:
             await self._announce(ident)
 
     def lock(self, key: CacheKey) -> RedisLock:
-        ident = entry_id(key)
+        ident = self._entry_id(key)
         return RedisLock(
             self,
             f"{self._prefix}{{{ident}}}:lock",
@@ -286,6 +287,15 @@ class RedisTokenCache:
         self._counts[counter] += 1
 
     # ---- Redis calls -----------------------------------------------------------------
+
+    def _entry_id(self, key: CacheKey) -> str:
+        """The entry's id, remembered: hashing the key costs more than the local tier."""
+        ident = self._id_of.get(key)
+        if ident is None:
+            if len(self._id_of) >= 2 * self._local.max_entries:
+                self._id_of.clear()  # a bound, not an LRU: recomputing is cheap enough
+            ident = self._id_of[key] = entry_id(key)
+        return ident
 
     def _value_name(self, ident: str) -> str:
         return f"{self._prefix}{{{ident}}}:token"
@@ -324,6 +334,8 @@ class RedisTokenCache:
         try:
             if not self._initialized:
                 await _bounded(self._initialize(redis), self._op_timeout)
+            # a hard bound whatever the client's own timeouts and retries (redis-py retries
+            # failed calls with backoff by default)
             result = await _bounded(call(redis), self._op_timeout)
         except Exception as exc:  # any failure of Redis or of its client is a miss
             self._trouble(exc)
