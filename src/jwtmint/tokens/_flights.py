@@ -76,7 +76,7 @@ class TokenFlights:
         # to ask on a miss (a subclass may add a tier, so the exact type)
         self._shared_tier = type(cache) is not MemoryTokenCache
         self._inflight: dict[CacheKey, asyncio.Task[Token]] = {}
-        self._reads: dict[CacheKey, asyncio.Task[CacheEntry | None]] = {}
+        self._reads: dict[CacheKey, asyncio.Future[CacheEntry | None]] = {}
         self._forced: dict[CacheKey, float] = {}
         self._backoff: dict[CacheKey, tuple[int, float]] = {}
         self._running = False
@@ -96,11 +96,10 @@ class TokenFlights:
         self._running = True
 
     def close(self) -> list[asyncio.Task[Any]]:
-        """Refuse new requests; the flights and reads still running, for the manager to
-        cancel."""
+        """Refuse new requests; the flights still running, for the manager to cancel."""
         self._closed = True
         self._running = False
-        return [*self._inflight.values(), *self._reads.values()]
+        return list(self._inflight.values())
 
     def is_closed(self) -> bool:
         return self._closed
@@ -137,17 +136,31 @@ class TokenFlights:
         return await self._join(key, client_assertion, False)
 
     async def _read_shared_tier(self, key: CacheKey) -> CacheEntry | None:
-        """The shared tier's entry; callers that miss locally together share one read."""
-        task = self._reads.get(key)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._cache.get(key))
-            self._reads[key] = task
-            task.add_done_callback(functools.partial(self._read_done, key))
-        return await wait_shared(task, self.is_closed)
+        """The shared tier's entry; callers that miss locally together share one read.
 
-    def _read_done(self, key: CacheKey, task: asyncio.Task[CacheEntry | None]) -> None:
-        if self._reads.get(key) is task:
+        The first reads inline (no task: this is the path of every shared-tier hit) and
+        hands its result to the others through a future; if it is cancelled, they get
+        ``None`` and go on to the flight, which reads the tier again under its lock.
+        """
+        pending = self._reads.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[CacheEntry | None] = asyncio.get_running_loop().create_future()
+        self._reads[key] = future
+        try:
+            entry = await self._cache.get(key)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                future.set_exception(exc)
+                future.exception()  # retrieved: nobody may be waiting
+            else:
+                future.set_result(None)
+            raise
+        else:
+            future.set_result(entry)
+        finally:
             del self._reads[key]
+        return entry
 
     async def renew_after_refusal(self, key: CacheKey, refused: Token) -> Token | None:
         """The token to retry with after a resource refused ``refused`` (a 401), or ``None``.

@@ -45,8 +45,8 @@ _REST_AFTER_TROUBLE = 1.0
 _LOG_EVERY = 10.0
 #: what an announcement on the channel says of an entry
 _WRITTEN, _RELEASED = "w", "r"
-#: replies later than operation_timeout in a row before Redis is rested as if down
-_SLOW_REPLIES_BEFORE_REST = 3
+#: no reply for this many operation timeouts, and a call timing out: Redis hangs, rest it
+_HUNG_AFTER_TIMEOUTS = 2
 
 _COUNTERS = (
     "hits",
@@ -172,7 +172,7 @@ class RedisTokenCache:
         #: set while subscribed to other instances' writes (tests and benchmarks wait on it)
         self._subscribed = asyncio.Event()
         self._rest_until = 0.0
-        self._slow_replies = 0
+        self._answered_at = time.monotonic()
         self._logged_at = -_LOG_EVERY
         self._closed = False
         self._counts = dict.fromkeys(_COUNTERS, 0)
@@ -216,6 +216,10 @@ class RedisTokenCache:
     async def get(self, key: CacheKey) -> CacheEntry | None:
         ident = self._entry_id(key)
         value = await self._call(lambda redis: redis.get(self._value_name(ident)))
+        if value is _TROUBLE and self.available():
+            # a late reply while Redis still answers (congestion): one more try, since a
+            # miss here under the fleet lock would mean a second token request for the entry
+            value = await self._call(lambda redis: redis.get(self._value_name(ident)))
         if value is _TROUBLE:
             return self._local.peek(key)  # Redis is down: what this process has, if anything
         if value is None:
@@ -340,7 +344,7 @@ class RedisTokenCache:
         except Exception as exc:  # any failure of Redis or of its client is a miss
             self._trouble(exc)
             return _TROUBLE
-        self._slow_replies = 0
+        self._answered_at = time.monotonic()
         return result
 
     def available(self) -> bool:
@@ -360,10 +364,10 @@ class RedisTokenCache:
         self._counts["errors"] += 1
         now = time.monotonic()
         if _is_slow_reply(exc):
-            # a busy Redis (or a busy process) answers late: this call is a miss, but Redis
-            # is rested (and the fleet lock skipped) only once several in a row time out
-            self._slow_replies += 1
-            if self._slow_replies >= _SLOW_REPLIES_BEFORE_REST:
+            # a late reply: this call is a miss. Other calls still answering means a busy
+            # process or Redis (congestion), where skipping the fleet lock would only add
+            # token requests; none answering for a while means Redis hangs: rest it
+            if now - self._answered_at > _HUNG_AFTER_TIMEOUTS * self._op_timeout:
                 self._rest_until = now + _REST_AFTER_TROUBLE
         elif type(exc).__name__ != "MaxConnectionsError":
             # refused, reset, unreachable: Redis is down, leave it alone a second
