@@ -289,7 +289,7 @@ def format_redis_report(results: dict[str, Any]) -> str:
         "  Redis hit: a RedisTokenCache(local_entries=1) asked for two keys in turn, so the key",
         "    asked for was always just evicted from the local tier; the bare GETs alternate over",
         "    the same two values on the same client (the caches' own pool and timeouts)",
-        "  miss: a fresh scope per call (a new cache key): the lock (SET NX in Lua), GET, the request,",
+        "  miss: a new cache key per call: the lock (a Lua SET NX), GET, the token request,",
         "    SET + PUBLISH, release; vs the same request with MemoryTokenCache",
         "",
         *_fleet_lines(results["fleet"]),
