@@ -403,7 +403,7 @@ async def test_aclose_closes_what_it_opened_and_not_a_borrowed_client(
     async with TokenManager({"basic": _client(endpoint)}, cache=owned) as tokens:
         await tokens.get_token("basic", scope="x")
     await owned.aclose()
-    assert owned._client is None
+    assert owned._link.client is None
     assert "secret" not in repr(owned).lower() and "sealed=False" in repr(owned)
 
 

@@ -4,11 +4,9 @@
 what it is with :class:`MemoryTokenCache`); ``get`` reads Redis on a local miss;
 ``set`` writes both and tells the other instances over pub/sub, which drop
 their local copy (a token a resource refused is not served on by the rest of
-the fleet); ``lock`` is a :class:`RedisLock`. Every Redis call is bounded by
-``operation_timeout``, and any trouble (refused, reset, slow, garbage) is a
-miss: it is counted, logged at most every ten seconds, and Redis is left alone
-for a second before it is asked again. Nothing Redis does makes ``get_token``
-raise.
+the fleet); ``lock`` is a :class:`RedisLock`. Calls go through a
+:class:`RedisLink`, which bounds each and makes any trouble a miss; a value
+that does not open is a miss too. Nothing Redis does makes ``get_token`` raise.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import ConfigurationError
 from ._cache import CacheEntry, CacheKey, MemoryTokenCache
 from ._redis_format import EntryCodec, entry_id
+from ._redis_link import TROUBLE, RedisLink, Trouble, bounded
 from ._redis_lock import TAKE, RedisLock
 
 if TYPE_CHECKING:
@@ -39,21 +37,14 @@ _log = logging.getLogger("jwtmint.tokens")
 _T = TypeVar("_T")
 _C = TypeVar("_C", bound="RedisTokenCache")
 
-#: after a failed Redis call, Redis is not asked again for this long (seconds)
-_REST_AFTER_TROUBLE = 1.0
-#: at most one warning per this many seconds while Redis is in trouble
-_LOG_EVERY = 10.0
 #: what an announcement on the channel says of an entry
 _WRITTEN, _RELEASED = "w", "r"
-#: no reply for this many operation timeouts, and a call timing out: Redis hangs, rest it
-_HUNG_AFTER_TIMEOUTS = 2
 
 _COUNTERS = (
     "hits",
     "misses",
     "invalid",
     "writes",
-    "errors",
     "locks_taken",
     "lock_waits",
     "lock_waits_expired",
@@ -117,29 +108,6 @@ class RedisTokenCache:
         max_connections: int = 64,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        try:
-            from redis.asyncio import Redis
-            from redis.asyncio.cluster import RedisCluster
-        except ImportError:  # the redis extra is optional
-            raise ConfigurationError(
-                "RedisTokenCache needs redis-py: pip install 'jwtmint[redis]'"
-            ) from None
-        if isinstance(redis, str):
-            if not redis.startswith(("redis://", "rediss://", "unix://")):
-                raise ConfigurationError("redis must be a redis://, rediss:// or unix:// URL")
-            self._url: str | None = redis
-            self._client: Redis | RedisCluster | None = None
-        elif isinstance(redis, Redis | RedisCluster):
-            if _decodes_responses(redis):
-                raise ConfigurationError(
-                    "the Redis client must return bytes: create it with decode_responses=False"
-                )
-            self._url = None
-            self._client = redis
-        else:
-            raise ConfigurationError(
-                "redis must be a URL, a redis.asyncio.Redis or a redis.asyncio.cluster.RedisCluster"
-            )
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise ConfigurationError("prefix must be a string without braces (hash tags)")
         for name, value in (
@@ -149,9 +117,9 @@ class RedisTokenCache:
         ):
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ConfigurationError(f"{name} must be a positive number of seconds")
-        if type(max_connections) is not int or max_connections < 2:
-            raise ConfigurationError("max_connections must be an int >= 2 (one is for pub/sub)")
-        self._max_connections = max_connections
+        self._link = RedisLink(
+            redis, operation_timeout=operation_timeout, max_connections=max_connections
+        )
         self._codec = EntryCodec(encryption_keys)
         self._local = MemoryTokenCache(local_entries)
         # the hot path: the bound lookup of the local tier itself, as fast as MemoryTokenCache
@@ -160,25 +128,18 @@ class RedisTokenCache:
         self._channel = f"{self._prefix}invalidate"
         self._lock_timeout = float(lock_timeout)
         self._wait_timeout = float(wait_timeout)
-        self._op_timeout = float(operation_timeout)
         self._clock = clock if clock is not None else time.time
         self._instance = secrets.token_hex(8)
         self._ids: dict[str, CacheKey] = {}
         self._id_of: dict[CacheKey, str] = {}
         self._woken: dict[str, asyncio.Event] = {}
         self._listener: asyncio.Task[None] | None = None
-        self._initialized = False
-        self._initializing = asyncio.Lock()
         #: set while subscribed to other instances' writes (tests and benchmarks wait on it)
         self._subscribed = asyncio.Event()
-        self._rest_until = 0.0
-        self._answered_at = time.monotonic()
-        self._logged_at = -_LOG_EVERY
-        self._closed = False
         self._counts = dict.fromkeys(_COUNTERS, 0)
 
     def __repr__(self) -> str:
-        where = "cluster" if self._client is not None and self._is_cluster() else "redis"
+        where = "cluster" if self._link.is_cluster else "redis"
         return (
             f"RedisTokenCache({where}, prefix={self._prefix[:-3]!r}, "
             f"sealed={self._codec.sealed}, local_entries={len(self._local)})"
@@ -197,30 +158,29 @@ class RedisTokenCache:
 
     async def aclose(self) -> None:
         """Stop listening for other instances' writes; close the pool opened from a URL."""
-        self._closed = True
+        self._link.closed = True
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await listener
-        if self._url is not None and self._client is not None:
-            client, self._client = self._client, None
-            with contextlib.suppress(Exception):
-                await client.aclose()  # from_pool: closes the pool too
+        await self._link.aclose()
 
     def stats(self) -> RedisCacheStats:
-        return RedisCacheStats(**self._counts, local_entries=len(self._local))
+        return RedisCacheStats(
+            **self._counts, errors=self._link.errors, local_entries=len(self._local)
+        )
 
     # ---- the TokenCache protocol -----------------------------------------------------
 
     async def get(self, key: CacheKey) -> CacheEntry | None:
         ident = self._entry_id(key)
         value = await self._call(lambda redis: redis.get(self._value_name(ident)))
-        if value is _TROUBLE and self.available():
+        if value is TROUBLE and self.available():
             # a late reply while Redis still answers (congestion): one more try, since a
             # miss here under the fleet lock would mean a second token request for the entry
             value = await self._call(lambda redis: redis.get(self._value_name(ident)))
-        if value is _TROUBLE:
+        if value is TROUBLE:
             return self._local.peek(key)  # Redis is down: what this process has, if anything
         if value is None:
             self._counts["misses"] += 1
@@ -247,7 +207,7 @@ class RedisTokenCache:
             written = await self._call(
                 lambda redis: redis.set(self._value_name(ident), value, px=milliseconds)
             )
-            if written is not _TROUBLE:
+            if written is not TROUBLE:
                 self._counts["writes"] += 1
                 await self._announce(ident)
         self._wake(ident)
@@ -256,7 +216,7 @@ class RedisTokenCache:
         ident = self._entry_id(key)
         await self._local.delete(key)
         self._ids.pop(ident, None)
-        if await self._call(lambda redis: redis.delete(self._value_name(ident))) is not _TROUBLE:
+        if await self._call(lambda redis: redis.delete(self._value_name(ident))) is not TROUBLE:
             await self._announce(ident)
 
     def lock(self, key: CacheKey) -> RedisLock:
@@ -279,7 +239,7 @@ class RedisTokenCache:
 
     async def run_script(self, script: str, name: str, *args: Any) -> Any:
         result = await self._call(lambda redis: redis.eval(script, 1, name, *args))
-        return None if result is _TROUBLE else result
+        return None if result is TROUBLE else result
 
     def woken(self, entry: str) -> asyncio.Event:
         event = self._woken.get(entry)
@@ -304,80 +264,13 @@ class RedisTokenCache:
     def _value_name(self, ident: str) -> str:
         return f"{self._prefix}{{{ident}}}:token"
 
-    def _is_cluster(self) -> bool:
-        from redis.asyncio.cluster import RedisCluster
-
-        return isinstance(self._client, RedisCluster)
-
-    def _redis(self) -> Redis | RedisCluster | None:
-        """The client, made in the running loop the first time; ``None`` while resting."""
-        if self._closed or time.monotonic() < self._rest_until:
-            return None
-        if self._client is None:
-            from redis.asyncio import BlockingConnectionPool, Redis
-
-            assert self._url is not None
-            # a blocking pool: a burst of callers waits its turn for a connection (within
-            # operation_timeout) instead of failing as if Redis were down
-            pool = BlockingConnectionPool.from_url(
-                self._url,
-                max_connections=self._max_connections,
-                timeout=self._op_timeout,
-                socket_timeout=self._op_timeout,
-                socket_connect_timeout=self._op_timeout,
-            )
-            self._client = Redis.from_pool(pool)
-        if self._listener is None:
+    async def _call(self, call: Callable[[Any], Awaitable[_T]]) -> _T | Trouble:
+        if self._listener is None and not self._link.closed:
             self._listener = asyncio.get_running_loop().create_task(self._listen())
-        return self._client
-
-    async def _call(self, call: Callable[[Any], Awaitable[_T]]) -> _T | _Trouble:
-        redis = self._redis()
-        if redis is None:
-            return _TROUBLE
-        try:
-            if not self._initialized:
-                await _bounded(self._initialize(redis), self._op_timeout)
-            # a hard bound whatever the client's own timeouts and retries (redis-py retries
-            # failed calls with backoff by default)
-            result = await _bounded(call(redis), self._op_timeout)
-        except Exception as exc:  # any failure of Redis or of its client is a miss
-            self._trouble(exc)
-            return _TROUBLE
-        self._answered_at = time.monotonic()
-        return result
+        return await self._link.call(call)
 
     def available(self) -> bool:
-        """Whether Redis is being asked (not resting after trouble, not closed)."""
-        return not self._closed and time.monotonic() >= self._rest_until
-
-    async def _initialize(self, redis: Any) -> None:
-        """A cluster client learns the slot map once, before concurrent first calls (which
-        would otherwise each start it, and trip over each other's half-made connections)."""
-        async with self._initializing:
-            if not self._initialized:
-                if self._is_cluster():
-                    await redis.initialize()
-                self._initialized = True
-
-    def _trouble(self, exc: BaseException) -> None:
-        self._counts["errors"] += 1
-        now = time.monotonic()
-        if _is_slow_reply(exc):
-            # a late reply: this call is a miss. Other calls still answering means a busy
-            # process or Redis (congestion), where skipping the fleet lock would only add
-            # token requests; none answering for a while means Redis hangs: rest it
-            if now - self._answered_at > _HUNG_AFTER_TIMEOUTS * self._op_timeout:
-                self._rest_until = now + _REST_AFTER_TROUBLE
-        elif type(exc).__name__ != "MaxConnectionsError":
-            # refused, reset, unreachable: Redis is down, leave it alone a second
-            self._rest_until = now + _REST_AFTER_TROUBLE
-        if now - self._logged_at >= _LOG_EVERY:
-            self._logged_at = now
-            _log.warning(
-                "Redis token cache unavailable (%s); tokens are requested directly meanwhile",
-                type(exc).__name__,
-            )
+        return self._link.available()
 
     async def _keep_locally(self, key: CacheKey, ident: str, entry: CacheEntry) -> None:
         await self._local.set(key, entry)
@@ -417,64 +310,35 @@ class RedisTokenCache:
         """Follow the other instances' writes; after any gap (a reconnect) the local tier
         is emptied, since writes announced meanwhile were missed."""
         pause = 0.1
-        while not self._closed:
-            client = self._client
+        while not self._link.closed:
+            client = self._link.connect()
             if client is None:
-                return
-            try:
-                if not self._initialized:
-                    await _bounded(self._initialize(client), self._op_timeout)
-                pubsub = client.pubsub()
-            except Exception as exc:
-                self._trouble(exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
                 continue
             try:
-                await _bounded(pubsub.subscribe(self._channel), self._op_timeout)
+                await self._link.ready(client)
+                pubsub = client.pubsub()
+            except Exception as exc:
+                self._link.trouble(exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+                continue
+            try:
+                await bounded(pubsub.subscribe(self._channel), self._link.timeout)
                 self._local.clear()
                 self._ids.clear()
                 self._subscribed.set()
                 pause = 0.1
-                while not self._closed:
+                while not self._link.closed:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         self._announced(message["data"])
             except Exception as exc:
-                self._trouble(exc)
+                self._link.trouble(exc)
             finally:
                 self._subscribed.clear()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
             await asyncio.sleep(pause)
             pause = min(pause * 2, 5.0)
-
-
-def _is_slow_reply(exc: BaseException) -> bool:
-    """A reply that came too late, or a wait for a free pooled connection that ran out
-    (redis-py raises ConnectionError from the TimeoutError): congestion, not an outage."""
-    from redis.exceptions import TimeoutError as RedisTimeout
-
-    slow = (TimeoutError, asyncio.TimeoutError, RedisTimeout)
-    return isinstance(exc, slow) or isinstance(exc.__cause__, slow)
-
-
-def _decodes_responses(client: Any) -> bool:
-    pool = getattr(client, "connection_pool", None)
-    if pool is not None:
-        return bool(pool.connection_kwargs.get("decode_responses"))
-    return bool(client.get_connection_kwargs().get("decode_responses"))  # RedisCluster
-
-
-class _Trouble:
-    """Returned by a Redis call that failed (``None`` is a value Redis returns)."""
-
-
-_TROUBLE = _Trouble()
-
-
-async def _bounded(awaitable: Awaitable[_T], seconds: float) -> _T:
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - 3.10
