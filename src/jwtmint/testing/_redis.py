@@ -149,12 +149,6 @@ class RedisClusterServers:
 
     def start(self) -> None:
         for node in self.nodes:
-            # each node writes its cluster state file into its own directory
-            node._extra = (
-                *node._extra,
-                "--cluster-config-file",
-                str(node.directory / "nodes.conf"),
-            )
             node.start()
         subprocess.run(
             ["redis-cli", "--cluster", "create",

@@ -109,7 +109,9 @@ class TokenCache(Protocol):
     already makes one request per key, so the plain :class:`MemoryTokenCache`
     is not asked at all, and a shared tier's lock makes it one request per
     key across every process that shares it (the manager reads the tier
-    again once it holds the lock).
+    again once it holds the lock). The manager waits for the lock as long as its
+    retry deadline, or longer if the cache has a ``max_lock_wait`` attribute (seconds)
+    saying its lock bounds the wait itself.
     """
 
     def peek(self, key: CacheKey) -> CacheEntry | None: ...

@@ -160,7 +160,8 @@ class TokenManager:
             clock=self._clock,
             renewal_buffer=float(renewal_buffer),
             renewal_jitter=float(renewal_jitter),
-            lock_wait=policy.deadline,
+            # a cache whose lock bounds its own wait says how long that can be
+            lock_wait=max(policy.deadline, float(getattr(self._cache, "max_lock_wait", 0.0))),
         )
         self._default_keys = {
             name: request_key(name, client) for name, client in self._clients.items()

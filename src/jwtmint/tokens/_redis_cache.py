@@ -39,6 +39,16 @@ _C = TypeVar("_C", bound="RedisTokenCache")
 
 #: what an announcement on the channel says of an entry
 _WRITTEN, _RELEASED = "w", "r"
+#: the listener pings this often (seconds), and takes this much silence for a dead link
+_PING_EVERY = 5.0
+_SILENT_FOR = 2 * _PING_EVERY + 1.0
+#: KEYS[1] a value, ARGV[1] the unreadable value read: delete it only if it is still that
+_DELETE_IF_SAME = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
 
 _COUNTERS = (
     "hits",
@@ -128,11 +138,17 @@ class RedisTokenCache:
         self._channel = f"{self._prefix}invalidate"
         self._lock_timeout = float(lock_timeout)
         self._wait_timeout = float(wait_timeout)
+        #: how long entering lock() can take at most (its wait, and a late take or two):
+        #: the manager gives it that long, so that a waiter goes on alone rather than fail
+        self.max_lock_wait = self._wait_timeout + 3 * float(operation_timeout)
         self._clock = clock if clock is not None else time.time
         self._instance = secrets.token_hex(8)
         self._ids: dict[str, CacheKey] = {}
         self._id_of: dict[CacheKey, str] = {}
         self._woken: dict[str, asyncio.Event] = {}
+        self._waiting: dict[str, int] = {}
+        #: per entry id, how many writes other instances announced (see get)
+        self._generations: dict[str, int] = {}
         self._listener: asyncio.Task[None] | None = None
         #: set while subscribed to other instances' writes (tests and benchmarks wait on it)
         self._subscribed = asyncio.Event()
@@ -175,6 +191,10 @@ class RedisTokenCache:
 
     async def get(self, key: CacheKey) -> CacheEntry | None:
         ident = self._entry_id(key)
+        # a write announced while this read is under way makes its result stale: it is
+        # then returned, but not kept locally (the GET reply and the announcement arrive
+        # on different connections, in no fixed order)
+        generation = self._generations.get(ident, 0)
         value = await self._call(lambda redis: redis.get(self._value_name(ident)))
         if value is TROUBLE and self.available():
             # a late reply while Redis still answers (congestion): one more try, since a
@@ -186,16 +206,23 @@ class RedisTokenCache:
             self._counts["misses"] += 1
             await self._local.delete(key)
             return None
-        entry = self._codec.decode(key, value) if isinstance(value, bytes) else None
+        try:
+            entry = self._codec.decode(key, value) if isinstance(value, bytes) else None
+        except Exception:  # a value this codec cannot read is a miss, whatever it holds
+            entry = None
         if entry is None:
             # never an exception: a value that does not open is a miss, deleted and refetched
             self._counts["invalid"] += 1
             _log.warning("dropped an unreadable token cache entry %s (moved, altered or sealed "
                          "with a key this instance does not have)", ident)  # fmt: skip
-            await self._call(lambda redis: redis.delete(self._value_name(ident)))
+            # only if it is still the value read: another instance may have written since
+            await self._call(
+                lambda redis: redis.eval(_DELETE_IF_SAME, 1, self._value_name(ident), value)
+            )
             return None
         self._counts["hits"] += 1
-        await self._keep_locally(key, ident, entry)
+        if self._generations.get(ident, 0) == generation:
+            await self._keep_locally(key, ident, entry)
         return entry
 
     async def set(self, key: CacheKey, entry: CacheEntry) -> None:
@@ -246,6 +273,15 @@ class RedisTokenCache:
         if event is None:
             event = self._woken[entry] = asyncio.Event()
         return event
+
+    def waiting(self, entry: str, change: int) -> None:
+        """A waiter for ``entry`` starts (+1) or stops (-1); the last one forgets its event."""
+        count = self._waiting.get(entry, 0) + change
+        if count > 0:
+            self._waiting[entry] = count
+        else:
+            self._waiting.pop(entry, None)
+            self._woken.pop(entry, None)
 
     def count(self, counter: str) -> None:
         self._counts[counter] += 1
@@ -301,6 +337,9 @@ class RedisTokenCache:
             return
         if kind != _RELEASED:
             # written by another instance: this one's copy is not the token to serve now
+            if len(self._generations) >= 2 * self._local.max_entries:
+                self._generations.clear()  # a read under way then keeps a copy: rare, bounded
+            self._generations[ident] = self._generations.get(ident, 0) + 1
             key = self._ids.pop(ident, None)
             if key is not None and self._local.discard(key):
                 self._counts["invalidations"] += 1
@@ -330,12 +369,26 @@ class RedisTokenCache:
                 self._ids.clear()
                 self._subscribed.set()
                 pause = 0.1
+                heard = pinged = time.monotonic()
                 while not self._link.closed:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        self._announced(message["data"])
+                    message = await pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=min(1.0, _PING_EVERY)
+                    )
+                    now = time.monotonic()
+                    if message is not None:
+                        heard = now
+                        if message.get("type") == "message":
+                            self._announced(message["data"])
+                    elif now - heard > _SILENT_FOR:
+                        # no pong either: a connection that died silently (a proxy, a NAT)
+                        # delivers nothing, and the writes announced meanwhile are lost
+                        raise TimeoutError("the pub/sub connection went silent")
+                    if now - pinged >= _PING_EVERY:
+                        pinged = now
+                        await bounded(pubsub.ping(), self._link.timeout)
             except Exception as exc:
-                self._link.trouble(exc)
+                # counted and logged; the rest of the cache keeps using Redis meanwhile
+                self._link.trouble(exc, rest=False)
             finally:
                 self._subscribed.clear()
                 with contextlib.suppress(Exception):

@@ -43,6 +43,7 @@ PLAIN = b"P"
 SEALED = b"S"
 _KEY_ID_SIZE = 8
 _NONCE_SIZE = 12
+_TAG_SIZE = 16
 
 
 def canonical_key(key: CacheKey) -> bytes:
@@ -118,14 +119,14 @@ class EntryCodec:
         kind, body = value[3:4], value[4:]
         if kind == SEALED:
             aead = self._openers.get(body[:_KEY_ID_SIZE])
-            if aead is None:
+            if aead is None or len(body) < _KEY_ID_SIZE + _NONCE_SIZE + _TAG_SIZE:
                 return None
             nonce = body[_KEY_ID_SIZE : _KEY_ID_SIZE + _NONCE_SIZE]
             try:
                 document = aead.decrypt(
                     nonce, body[_KEY_ID_SIZE + _NONCE_SIZE :], canonical_key(key)
                 )
-            except InvalidTag:
+            except (InvalidTag, ValueError):
                 return None
         elif kind == PLAIN and not self.sealed:
             document = body
@@ -152,6 +153,7 @@ def _entry(document: bytes) -> CacheEntry | None:
         isinstance(access_token, str)
         and access_token
         and isinstance(token_type, str)
+        and token_type
         and isinstance(expires_at, int | float)
         and not isinstance(expires_at, bool)
         and isinstance(renew_at, int | float)

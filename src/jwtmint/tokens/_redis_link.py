@@ -135,19 +135,28 @@ class RedisLink:
 
     async def ready(self, redis: Any) -> None:
         """A cluster client learns the slot map once, before concurrent first calls (which
-        would otherwise each start it, and trip over each other's half-made connections)."""
-        if self._initialized:
-            return
+        would otherwise each start it, and trip over each other's half-made connections).
+        The wait for another caller's try counts in ``operation_timeout`` too."""
+        if not self._initialized:
+            await bounded(self._initialize(redis), self.timeout)
+
+    async def _initialize(self, redis: Any) -> None:
         async with self._initializing:
             if not self._initialized:
+                if not self.available():
+                    raise ConnectionError("Redis is resting after trouble")
                 if self.is_cluster:
-                    await bounded(redis.initialize(), self.timeout)
+                    await redis.initialize()
                 self._initialized = True
 
-    def trouble(self, exc: BaseException) -> None:
+    def trouble(self, exc: BaseException, *, rest: bool = True) -> None:
+        """Count and log a failed call; with ``rest``, leave Redis alone a while when it
+        looks down."""
         self.errors += 1
         now = time.monotonic()
-        if _is_slow_reply(exc):
+        if not rest:
+            pass
+        elif _is_slow_reply(exc):
             # a late reply: this call is a miss. Other calls still answering means a busy
             # process or Redis (congestion), where skipping the fleet lock would only add
             # token requests; none answering for a while means Redis hangs: rest it

@@ -53,6 +53,9 @@ end
 return 0
 """
 
+#: releases under way (strong references, so that none is collected before it is done)
+_releasing: set[asyncio.Task[None]] = set()
+
 #: first and longest pause between tries of a waiter (seconds)
 _FIRST_PAUSE = 0.005
 _LONGEST_PAUSE = 0.2
@@ -72,6 +75,8 @@ class LockBackend(Protocol):
     async def released(self, entry: str) -> None: ...
 
     def woken(self, entry: str) -> asyncio.Event: ...
+
+    def waiting(self, entry: str, change: int) -> None: ...
 
     def count(self, counter: str) -> None: ...
 
@@ -95,33 +100,48 @@ class RedisLock:
         self.owned = False
 
     async def __aenter__(self) -> RedisLock:
+        try:
+            await self._acquire()
+        except BaseException:
+            # cancelled (the manager closed, or its own bound ran out) while a take may have
+            # reached Redis: give back what may be ours rather than leave it until it expires
+            self._release_soon()
+            raise
+        return self
+
+    async def _acquire(self) -> None:
         backend = self._backend
         milliseconds = max(1, int(self._timeout * 1000))
         deadline = time.monotonic() + self._wait
         pause = _FIRST_PAUSE
         waited = False
-        while True:
-            taken = await backend.take(self._name, self._owner, milliseconds)
-            if taken is None and not backend.available():
-                return self  # Redis is down: request without the lock (counted, logged)
-            if taken:
-                self.owned = True
-                backend.count("locks_taken")
-                self._keeper = asyncio.get_running_loop().create_task(self._keep(milliseconds))
-                return self
-            if not waited and taken is not None:
-                waited = True
-                backend.count("lock_waits")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                backend.count("lock_waits_expired")
-                _log.warning(
-                    "waited %.1f s for another instance's token request; requesting directly",
-                    self._wait,
-                )
-                return self
-            await _wait_for_event(backend.woken(self._entry), min(pause, left))
-            pause = min(pause * 2, _LONGEST_PAUSE)
+        backend.waiting(self._entry, +1)
+        try:
+            while True:
+                taken = await backend.take(self._name, self._owner, milliseconds)
+                if taken is None and not backend.available():
+                    return  # Redis is down: request without the lock (counted, logged)
+                if taken:
+                    self.owned = True
+                    backend.count("locks_taken")
+                    loop = asyncio.get_running_loop()
+                    self._keeper = loop.create_task(self._keep(milliseconds))
+                    return
+                if not waited and taken is not None:
+                    waited = True
+                    backend.count("lock_waits")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    backend.count("lock_waits_expired")
+                    _log.warning(
+                        "waited %.1f s for another instance's token request; requesting directly",
+                        self._wait,
+                    )
+                    return
+                await _wait_for_event(backend.woken(self._entry), min(pause, left))
+                pause = min(pause * 2, _LONGEST_PAUSE)
+        finally:
+            backend.waiting(self._entry, -1)
 
     async def _keep(self, milliseconds: int) -> None:
         while True:
@@ -142,9 +162,20 @@ class RedisLock:
         if keeper is not None:
             keeper.cancel()
         if self.owned:
-            self.owned = False
-            await self._backend.run_script(RELEASE, self._name, self._owner)
-            await self._backend.released(self._entry)
+            # in a task of its own, shielded: a cancellation of this one must not leave the
+            # lock held until it expires
+            await asyncio.shield(self._release_soon())
+
+    def _release_soon(self) -> asyncio.Task[None]:
+        self.owned = False
+        task = asyncio.get_running_loop().create_task(self._release())
+        _releasing.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(_releasing.discard)
+        return task
+
+    async def _release(self) -> None:
+        await self._backend.run_script(RELEASE, self._name, self._owner)
+        await self._backend.released(self._entry)
 
 
 async def _wait_for_event(event: asyncio.Event, seconds: float) -> None:
