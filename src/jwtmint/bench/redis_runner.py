@@ -11,9 +11,8 @@ the tables of :func:`jwtmint.bench.report.format_redis_report`.
 
 from __future__ import annotations
 
-import json
+import functools
 import secrets
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -22,6 +21,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..testing import RedisServer, redis_server_available
 from ..tokens._runner import run as run_on_loop
+from .command import run_command
 from .environment import environment, version
 from .redis_fleet import run_fleet
 from .redis_measurements import (
@@ -40,7 +40,7 @@ from .redis_measurements import (
 from .report import format_redis_report
 from .settings import REDIS as REDIS_MODES
 from .settings import RedisSettings
-from .token_endpoint import EndpointProcess, MeasurementError, event_loops
+from .token_endpoint import EndpointProcess, event_loops
 
 __all__ = ["TARGETS", "main", "run"]
 
@@ -158,17 +158,6 @@ def main(
     """``jwtmint bench redis``: progress on stderr, the tables (or JSON) on stdout; 1 when
     redis-server is missing or a check fails."""
     chosen = (settings or REDIS_MODES.pick(quick)).overridden(repeats=repeats, batch_ms=batch_ms)
-    try:
-        results = run(
-            chosen,
-            progress=None if as_json else lambda text: print(text, file=sys.stderr, flush=True),
-        )
-    except ConfigurationError as exc:
-        print(f"jwtmint bench redis: cannot run: {exc}", file=sys.stderr)
-        return 1
-    except MeasurementError as exc:
-        print(f"jwtmint bench redis: measurement check failed: {exc}", file=sys.stderr)
-        return 1
-    results["settings"]["quick"] = quick
-    print(json.dumps(results, indent=2) if as_json else format_redis_report(results))
-    return 0
+    return run_command(
+        "redis", functools.partial(run, chosen), format_redis_report, quick=quick, as_json=as_json
+    )

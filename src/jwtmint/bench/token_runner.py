@@ -11,20 +11,19 @@ JSON data, or as the tables of :func:`jwtmint.bench.report.format_tokens_report`
 from __future__ import annotations
 
 import functools
-import json
 import secrets
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from ..tokens._runner import run as run_on_loop
+from .command import run_command
 from .environment import environment, version
 from .report import format_tokens_report
 from .settings import TOKENS, Settings
 from .timing import summarize
-from .token_endpoint import EndpointProcess, MeasurementError, event_loops
+from .token_endpoint import EndpointProcess, event_loops
 from .token_measurements import (
     CACHED_IDS,
     CachedResult,
@@ -165,14 +164,6 @@ def main(
 ) -> int:
     """``jwtmint bench tokens``: progress on stderr, the tables (or JSON) on stdout."""
     chosen = (settings or TOKENS.pick(quick)).overridden(repeats=repeats, batch_ms=batch_ms)
-    try:
-        results = run(
-            chosen,
-            progress=None if as_json else lambda text: print(text, file=sys.stderr, flush=True),
-        )
-    except MeasurementError as exc:
-        print(f"jwtmint bench tokens: measurement check failed: {exc}", file=sys.stderr)
-        return 1
-    results["settings"]["quick"] = quick
-    print(json.dumps(results, indent=2) if as_json else format_tokens_report(results))
-    return 0
+    return run_command(
+        "tokens", functools.partial(run, chosen), format_tokens_report, quick=quick, as_json=as_json
+    )
