@@ -275,6 +275,31 @@ async def test_a_401_storm_across_the_fleet_costs_one_renewal(
     assert fleet.endpoint.request_count() == 2  # the first token, and one renewal
 
 
+async def test_instances_renewing_together_make_one_request(redis_server: RedisServer) -> None:
+    async with TokenEndpoint(token_lifetime=3) as endpoint, AsyncExitStack() as stack:
+        endpoint.register_client("basic", secret=TOKEN_CLIENT_SECRET)
+        fleet = Fleet(endpoint, stack)
+        managers = []
+        for _ in range(4):
+            cache = await stack.enter_async_context(RedisTokenCache(redis_server.url))
+            fleet.caches.append(cache)
+            manager = TokenManager({"basic": _client(endpoint)}, cache=cache, renewal_buffer=2)
+            managers.append(await stack.enter_async_context(manager))
+        first = await managers[0].get_token("basic")
+        assert all([await m.get_token("basic") == first for m in managers])
+        deadline = time.monotonic() + 6
+        while True:
+            # every instance asks now and then; past renew_at each starts a background renewal
+            seen = [await m.get_token("basic") for m in managers]
+            if first not in seen:
+                break
+            assert time.monotonic() < deadline, "the token was never renewed"
+            await asyncio.sleep(0.05)
+        assert len(set(seen)) == 1
+        await asyncio.sleep(0.3)  # any second renewal would have been made by now
+        assert endpoint.request_count() == 2
+
+
 # ---- the lock ----------------------------------------------------------------------------
 
 
