@@ -333,16 +333,16 @@ async def test_a_waiter_past_wait_timeout_requests_on_its_own(
 async def test_the_lock_is_kept_while_a_slow_server_answers(
     redis_server: RedisServer, fleet: Fleet, raw: redis_asyncio.Redis
 ) -> None:
-    fleet.endpoint.latency = 1.2  # longer than the lock lives without extension
-    first = await fleet.manager(redis_server.url, lock_timeout=0.4)
-    second = await fleet.manager(redis_server.url, lock_timeout=0.4)
+    fleet.endpoint.latency = 3.0  # longer than the lock lives without extension
+    first = await fleet.manager(redis_server.url, lock_timeout=1.0)
+    second = await fleet.manager(redis_server.url, lock_timeout=1.0)
     lock = _value_name(first, None).replace(":token", ":lock")
     request = asyncio.ensure_future(first.get_token("basic"))
     deadline = time.monotonic() + 3
     while not await raw.exists(lock):
         assert time.monotonic() < deadline, "the lock was never taken"
         await asyncio.sleep(0.01)
-    await asyncio.sleep(0.7)  # past lock_timeout: only an extension keeps it
+    await asyncio.sleep(1.6)  # past lock_timeout: only an extension keeps it
     assert await raw.pttl(lock) > 0
     assert not request.done() and fleet.endpoint.request_count() == 0  # still answering
     joined = await second.get_token("basic")
