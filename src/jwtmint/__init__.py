@@ -21,6 +21,7 @@ from ._jws import encode
 from ._kernels import NO_EXTENSIONS, kernel
 from ._keys import SigningKey, generate_key, load_key, load_secret
 from ._pool import AssertionPool, PoolStats
+from ._pyjwt_patch import PyJWTPatch, patch_pyjwt, unpatch_pyjwt
 from .errors import (
     ClosedError,
     ConfigurationError,
@@ -66,6 +67,7 @@ __all__ = [
     "JwtMintError",
     "ManagerNotRunningError",
     "PoolStats",
+    "PyJWTPatch",
     "SigningKey",
     "TokenEndpointError",
     "TokenEndpointTimeout",
@@ -79,4 +81,6 @@ __all__ = [
     "jwk_thumbprint",
     "load_key",
     "load_secret",
+    "patch_pyjwt",
+    "unpatch_pyjwt",
 ]
