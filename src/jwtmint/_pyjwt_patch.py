@@ -116,24 +116,22 @@ def _accelerated(original: Any, patch: PyJWTPatch, api_jwt: Any, api_jws: Any) -
 
     pyjwt_class, pyjws_class, unset = api_jwt.PyJWT, api_jws.PyJWS, api_jws._ALGORITHM_UNSET
     defaults = get_default_algorithms()
-    own: dict[tuple[str, int], bool] = {}
+    # per name, the algorithm object found to be PyJWT's own (held: an identity check can
+    # then never match a new object that reused a dead one's id)
+    verified: dict[str, Any] = {}
 
-    def is_own_algorithm(jws: Any, name: str) -> bool:
-        """Whether ``name`` is PyJWT's own algorithm object, as it comes (none replaced)."""
-        registered = jws._algorithms.get(name)
-        slot = (name, id(registered))
-        known = own.get(slot)
-        if known is None:
-            default = defaults.get(name)
-            known = (
-                registered is not None
-                and name in jws._valid_algs
-                and type(registered) is type(default)
-                and vars(registered) == vars(default)
-            )
-            if len(own) < 1024:
-                own[slot] = known
-        return known
+    def is_own_algorithm(jws: Any, name: str, registered: Any) -> bool:
+        """Whether ``registered`` is PyJWT's own algorithm object for ``name``, as it comes
+        (not one put in its place with ``register_algorithm``)."""
+        default = defaults.get(name)
+        own = (
+            name in jws._valid_algs
+            and type(registered) is type(default)
+            and vars(registered) == vars(default)
+        )
+        if own and len(verified) < 64:
+            verified[name] = registered
+        return own
 
     @functools.wraps(original)
     def encode(
@@ -145,34 +143,39 @@ def _accelerated(original: Any, patch: PyJWTPatch, api_jwt: Any, api_jws: Any) -
         json_encoder: Any = None,
         sort_headers: bool = True,
     ) -> str:
-        jws = self._jws
-        if algorithm is unset:
-            name = "HS256"
-        elif isinstance(algorithm, str):
-            name = algorithm
-        else:
-            name = ""  # None (PyJWT's "none", or a PyJWK's own) or something odd
+        # every check is cheap and inline: the fast path costs little more than jwtmint's
+        name = "HS256" if algorithm is unset else algorithm
         if headers:
-            name = headers.get("alg") or name if isinstance(headers, dict) else ""
+            chosen = headers.get("alg") if type(headers) is dict else None
+            name = chosen or name if type(headers) is dict else None
+        jws = self._jws
         if (
-            name
+            type(name) is str
             and type(self) is pyjwt_class
             and type(jws) is pyjws_class
             and jws.header_typ == "JWT"
             and isinstance(payload, dict)
-            and (headers is None or isinstance(headers, dict))
-            and _plain_key(key, hmac=name.startswith("HS"))
-            and is_own_algorithm(jws, name)
+            and (headers is None or type(headers) is dict)
         ):
-            try:
-                token = _jws.encode(
-                    payload, key, name, headers, json_encoder, sort_headers=sort_headers
+            registered = jws._algorithms.get(name)
+            hmac = name[:2] == "HS"
+            if (
+                registered is not None
+                and (verified.get(name) is registered or is_own_algorithm(jws, name, registered))
+                and (
+                    (hmac and type(key) is str and "-----BEGIN" not in key)
+                    or _plain_key(key, hmac=hmac)
                 )
-            except Exception:
-                pass
-            else:
-                patch.fast += 1
-                return token
+            ):
+                try:
+                    token = _jws.encode(
+                        payload, key, name, headers, json_encoder, sort_headers=sort_headers
+                    )
+                except Exception:  # jwtmint refused: PyJWT answers as it would
+                    pass
+                else:
+                    patch.fast += 1
+                    return token
         patch.fallback += 1
         result: str = original(self, payload, key, algorithm, headers, json_encoder, sort_headers)
         return result
@@ -184,12 +187,14 @@ def _plain_key(key: Any, *, hmac: bool) -> bool:
     """A key PyJWT and jwtmint read the same way: for HMAC a ``str``/``bytes`` secret; else
     one PEM private key, or a cryptography private key object (jwtmint also reads JWKs,
     DER, PKCS#12 and more, which PyJWT refuses)."""
-    if isinstance(key, PRIVATE_KEY_TYPES):
-        return not hmac
     if isinstance(key, str):
+        if "-----BEGIN" not in key:
+            return hmac
         key = key.encode("utf-8", "surrogatepass")
-    if not isinstance(key, bytes):
-        return False
-    if b"-----BEGIN" not in key:
-        return hmac
+    elif isinstance(key, bytes):
+        if b"-----BEGIN" not in key:
+            return hmac
+    else:
+        # after the str/bytes checks: isinstance against these ABCs is the slow part
+        return not hmac and isinstance(key, PRIVATE_KEY_TYPES)
     return not hmac and key.count(b"-----BEGIN") == 1 and key.lstrip().startswith(_PRIVATE_PEM)

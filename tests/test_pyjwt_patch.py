@@ -1,0 +1,316 @@
+"""patch_pyjwt(): PyJWT's encode, accelerated in place, returns, warns and raises as PyJWT does.
+
+Every case runs twice: through PyJWT's own ``encode`` (captured before any patch) and through
+the patched ``jwt.encode``; the outcomes (the token, or the exception's class and message, and
+the warnings) must be the same. Tokens of the randomised algorithms (ECDSA, PSS) are compared
+by what they carry, after PyJWT verified both.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import jwt
+import jwt.api_jws
+import jwt.api_jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jwt.algorithms import HMACAlgorithm
+
+import jwtmint
+from jwtmint.errors import ConfigurationError
+
+ORIGINAL = jwt.api_jwt.PyJWT.encode
+GLOBAL = jwt.api_jwt._jwt_global_obj
+SECRET = "a secret of thirty-two bytes!!!!"
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RSA_1024 = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+P256 = ec.generate_private_key(ec.SECP256R1())
+P384 = ec.generate_private_key(ec.SECP384R1())
+K256 = ec.generate_private_key(ec.SECP256K1())
+ED25519 = ed25519.Ed25519PrivateKey.generate()
+ED448 = ed448.Ed448PrivateKey.generate()
+RANDOMISED = ("ES", "PS")
+
+
+def _pem(key: Any) -> str:
+    pem: bytes = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return pem.decode()
+
+
+def _public_pem(key: Any) -> str:
+    pem: bytes = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return pem.decode()
+
+
+@pytest.fixture
+def patch() -> Iterator[jwtmint.PyJWTPatch]:
+    patched = jwtmint.patch_pyjwt()
+    yield patched
+    jwtmint.unpatch_pyjwt()
+
+
+def _outcome(call: Callable[[], str]) -> tuple[str, Any, list[tuple[type[Warning], str]]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result: tuple[str, Any] = ("token", call())
+        except Exception as exc:
+            result = ("raised", (type(exc), str(exc)))
+    return (*result, [(w.category, str(w.message)) for w in caught])
+
+
+def _same_as_pyjwt(payload: Any, key: Any, **options: Any) -> str:
+    """Run both ways; assert the same outcome; return which path it was."""
+    reference = _outcome(lambda: ORIGINAL(GLOBAL, payload, key, **options))
+    patch = jwtmint.patch_pyjwt()
+    before = patch.fast
+    patched = _outcome(lambda: jwt.encode(payload, key, **options))
+    assert patched[0] == reference[0], (patched, reference)
+    assert patched[2] == reference[2]  # the same warnings, in order
+    if reference[0] == "raised":
+        assert patched[1] == reference[1]
+    else:
+        _same_token(patched[1], reference[1], key)
+    return "fast" if patch.fast > before else "fallback"
+
+
+def _same_token(token: str, reference: str, key: Any) -> None:
+    header = jwt.get_unverified_header(reference)
+    if not header.get("alg", "").startswith(RANDOMISED):
+        assert token == reference
+        return
+    assert jwt.get_unverified_header(token) == header
+    if isinstance(key, str):
+        key = serialization.load_pem_private_key(key.encode(), None)
+    verifier = (key.key if isinstance(key, jwt.PyJWK) else key).public_key()
+    decoded = [
+        jwt.decode(
+            t,
+            verifier,
+            algorithms=[header["alg"]],
+            options={"verify_aud": False, "verify_exp": False, "verify_iat": False},
+        )
+        for t in (token, reference)
+    ]
+    assert decoded[0] == decoded[1]
+
+
+CLAIMS = {"iss": "invoice", "sub": "invoice", "aud": "https://idp", "jti": "j1", "exp": 2 * 10**9}
+
+
+@pytest.mark.parametrize(
+    ("key", "options", "path"),
+    [
+        (SECRET, {}, "fast"),
+        ((SECRET * 2).encode(), {"algorithm": "HS512"}, "fast"),
+        (RSA_KEY, {"algorithm": "RS256"}, "fast"),
+        (_pem(RSA_KEY), {"algorithm": "RS384"}, "fast"),
+        (RSA_KEY, {"algorithm": "PS256"}, "fast"),
+        (P256, {"algorithm": "ES256"}, "fast"),
+        (_pem(P384), {"algorithm": "ES384"}, "fast"),
+        (ED25519, {"algorithm": "EdDSA"}, "fast"),
+        (ED448, {"algorithm": "EdDSA"}, "fast"),
+        (SECRET, {"headers": {"kid": "k1", "x5t": "abc"}}, "fast"),
+        (SECRET * 2, {"headers": {"alg": "HS384"}}, "fast"),
+        (SECRET, {"headers": {"typ": ""}}, "fast"),
+        (SECRET, {"headers": {"typ": None, "b64": True}}, "fast"),
+        (SECRET, {"sort_headers": False, "headers": {"kid": "k", "cty": "x"}}, "fast"),
+        # PyJWT's own answers: warnings, refusals, its algorithms only it has
+        ("short", {}, "fallback"),  # InsecureKeyLengthWarning, then a token
+        ("", {}, "fallback"),
+        (SECRET, {"algorithm": None}, "fallback"),  # "none"
+        (SECRET, {"algorithm": "none"}, "fallback"),
+        (SECRET, {"algorithm": "XS256"}, "fallback"),  # NotImplementedError
+        (SECRET, {"algorithm": 256}, "fallback"),
+        (_pem(RSA_KEY), {"algorithm": "HS256"}, "fallback"),  # algorithm confusion
+        (_public_pem(RSA_KEY), {"algorithm": "HS256"}, "fallback"),
+        ("ssh-rsa AAAAB3NzaC1yc2E", {"algorithm": "HS256"}, "fallback"),
+        ('{"kty":"oct","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}', {}, "fallback"),
+        (P256, {"algorithm": "RS256"}, "fallback"),
+        (RSA_KEY, {"algorithm": "ES256"}, "fallback"),
+        (P384, {"algorithm": "ES256"}, "fallback"),
+        (RSA_1024, {"algorithm": "RS256"}, "fallback"),  # a warning, then a token
+        (K256, {"algorithm": "ES256K"}, "fallback"),
+        (ec.generate_private_key(ec.SECP521R1()), {"algorithm": "ES521"}, "fallback"),
+        (_public_pem(P256), {"algorithm": "ES256"}, "fallback"),
+        (P256.public_key(), {"algorithm": "ES256"}, "fallback"),
+        (bytearray(SECRET.encode()), {}, "fallback"),
+        (SECRET, {"headers": {"kid": 7}}, "fallback"),
+        (SECRET, {"headers": {"b64": False}}, "fallback"),  # detached payload
+        (SECRET, {"headers": ["kid"]}, "fallback"),
+        (
+            _pem(RSA_KEY) + _pem(P256),
+            {"algorithm": "RS256"},
+            "fallback",
+        ),  # two keys in one text: PyJWT's reading, not jwtmint's
+    ],
+)
+def test_every_input_gives_what_pyjwt_gives(
+    patch: jwtmint.PyJWTPatch, key: Any, options: dict[str, Any], path: str
+) -> None:
+    assert _same_as_pyjwt(dict(CLAIMS), key, **options) == path
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        ["not", "a", "dict"],
+        "text",
+        {"iss": 7},
+        {"exp": datetime(2030, 1, 1, tzinfo=timezone.utc), "iat": datetime(2029, 1, 1)},
+        {"unserialisable": {1, 2}},
+        {"nan": float("nan")},
+        {1: "non-string key"},
+        {"big": 10**40, "unicode": "héllo \u2028 \U0001f600", "nested": [{"a": None}]},
+    ],
+)
+def test_payloads_are_handled_as_pyjwt_handles_them(
+    patch: jwtmint.PyJWTPatch, payload: Any
+) -> None:
+    _same_as_pyjwt(payload, SECRET)
+
+
+def test_a_mapping_that_is_no_dict_is_refused_as_pyjwt_refuses_it(
+    patch: jwtmint.PyJWTPatch,
+) -> None:
+    from types import MappingProxyType
+
+    assert _same_as_pyjwt(MappingProxyType(dict(CLAIMS)), SECRET) == "fallback"
+
+
+def test_json_encoder_is_used_on_the_fast_path(patch: jwtmint.PyJWTPatch) -> None:
+    class Decimals(json.JSONEncoder):
+        def default(self, o: Any) -> Any:
+            return str(o) if isinstance(o, Decimal) else super().default(o)
+
+    payload = {**CLAIMS, "amount": Decimal("12.50")}
+    assert _same_as_pyjwt(payload, SECRET, json_encoder=Decimals) == "fast"
+    assert _same_as_pyjwt(payload, SECRET) == "fallback"  # TypeError, as PyJWT raises it
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        jwt.PyJWK(json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY)), "RS256"),
+        jwt.PyJWK(json.loads(jwt.algorithms.ECAlgorithm.to_jwk(P256)), "ES256"),
+        jwt.PyJWK(json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(ED25519)), "EdDSA"),
+        jwt.PyJWK({"kty": "oct", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0cw"}, "HS256"),
+    ],
+    ids=["RSA", "EC", "OKP", "oct"],
+)
+@pytest.mark.parametrize("algorithm", ["unset", None])
+def test_pyjwk_keys_are_pyjwts(
+    patch: jwtmint.PyJWTPatch, key: jwt.PyJWK, algorithm: str | None
+) -> None:
+    options = {} if algorithm == "unset" else {"algorithm": algorithm}
+    assert _same_as_pyjwt(dict(CLAIMS), key, **options) == "fallback"
+
+
+class _Reversed(HMACAlgorithm):
+    """A registered algorithm of the user's own (signs the reversed input)."""
+
+    def sign(self, msg: bytes, key: bytes) -> bytes:
+        return super().sign(msg[::-1], key)
+
+
+def test_a_registered_algorithm_is_used_and_a_replaced_one_too(
+    patch: jwtmint.PyJWTPatch,
+) -> None:
+    registry = jwt.api_jws._jws_global_obj
+    registry.register_algorithm("XR256", _Reversed(HMACAlgorithm.SHA256))
+    registry.unregister_algorithm("HS256")
+    registry.register_algorithm("HS256", _Reversed(HMACAlgorithm.SHA256))
+    try:
+        assert _same_as_pyjwt(dict(CLAIMS), SECRET, algorithm="XR256") == "fallback"
+        assert _same_as_pyjwt(dict(CLAIMS), SECRET) == "fallback"  # HS256 is not PyJWT's now
+    finally:
+        registry.unregister_algorithm("XR256")
+        registry.unregister_algorithm("HS256")
+        registry.register_algorithm("HS256", HMACAlgorithm(HMACAlgorithm.SHA256))
+    assert _same_as_pyjwt(dict(CLAIMS), SECRET) == "fast"
+
+
+def test_a_subclass_keeps_its_hooks(patch: jwtmint.PyJWTPatch) -> None:
+    class Compact(jwt.PyJWT):
+        def _encode_payload(self, payload: dict[str, Any], *args: Any, **kwargs: Any) -> bytes:
+            return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+
+    token = Compact().encode({"b": 1, "a": 2}, SECRET)
+    assert token == ORIGINAL(Compact(), {"b": 1, "a": 2}, SECRET)
+    assert jwt.decode_complete(token, SECRET, algorithms=["HS256"])["payload"] == {"a": 2, "b": 1}
+    assert patch.fallback >= 1 and patch.fast == 0
+
+
+def test_an_instance_with_its_own_options_warns_or_raises_as_configured(
+    patch: jwtmint.PyJWTPatch,
+) -> None:
+    strict = jwt.PyJWT(options={"enforce_minimum_key_length": True})
+    with pytest.raises(jwt.InvalidKeyError):
+        strict.encode(dict(CLAIMS), "short")
+    assert strict.encode(dict(CLAIMS), SECRET) == ORIGINAL(strict, dict(CLAIMS), SECRET)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    payload=st.dictionaries(st.text(), _json_values, max_size=6),
+    headers=st.none() | st.dictionaries(st.sampled_from(["kid", "cty", "x5t", "zip"]), st.text()),
+    algorithm=st.sampled_from(["HS256", "HS384", "RS256", "EdDSA"]),
+    sort_headers=st.booleans(),
+)
+def test_hypothesis_same_bytes_as_pyjwt(
+    payload: dict[str, Any], headers: dict[str, str] | None, algorithm: str, sort_headers: bool
+) -> None:
+    key = {"HS256": SECRET, "HS384": SECRET * 2, "RS256": RSA_KEY, "EdDSA": ED25519}[algorithm]
+    jwtmint.patch_pyjwt()
+    try:
+        path = _same_as_pyjwt(
+            payload, key, algorithm=algorithm, headers=headers, sort_headers=sort_headers
+        )
+    finally:
+        jwtmint.unpatch_pyjwt()
+    if "iss" not in payload or isinstance(payload["iss"], str):
+        assert path == "fast"
+
+
+def test_patch_and_unpatch(patch: jwtmint.PyJWTPatch) -> None:
+    assert jwt.api_jwt.PyJWT.encode is not ORIGINAL  # type: ignore[comparison-overlap,unused-ignore]
+    assert jwt.encode == jwt.api_jwt.encode
+    assert jwtmint.patch_pyjwt() is patch  # twice: the same patch, not a wrapper of a wrapper
+    jwt.encode(dict(CLAIMS), SECRET)
+    assert patch.fast == 1
+    jwtmint.unpatch_pyjwt()
+    assert jwt.api_jwt.PyJWT.encode is ORIGINAL
+    assert jwt.encode == GLOBAL.encode and jwt.api_jwt.encode == GLOBAL.encode
+    jwtmint.unpatch_pyjwt()  # harmless
+
+
+@pytest.mark.parametrize("version", ["1.7.1", "2.9.0", "3.0.0", "weird"])
+def test_an_unsupported_pyjwt_is_refused_and_left_alone(
+    monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    monkeypatch.setattr(jwt, "__version__", version)
+    with pytest.raises(ConfigurationError, match=r"patch_pyjwt mirrors PyJWT 2\.10"):
+        jwtmint.patch_pyjwt()
+    assert jwt.api_jwt.PyJWT.encode is ORIGINAL
