@@ -55,9 +55,9 @@ def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     module = request.param
     monkeypatch.setattr(_kernels, "kernel", module)
     # encode() caches signers, and an HMAC signer comes from the kernel of its day
-    _jws._cached_signer.cache_clear()
+    _jws.clear_signer_cache()
     yield module
-    _jws._cached_signer.cache_clear()
+    _jws.clear_signer_cache()
 
 
 _KEY_CACHE: dict[str, jwtmint.SigningKey] = {}

@@ -33,7 +33,13 @@ def _orjson_exact(obj: Any, depth: int = 0) -> bool:
         return False
     if kind is dict:
         for key, value in obj.items():
-            if type(key) is not str or not _orjson_exact(value, depth + 1):
+            if type(key) is not str:
+                return False
+            # scalars inline: claims are mostly flat, and a call per value costs more
+            inner = type(value)
+            if inner is str or inner is int or inner is bool or value is None:
+                continue
+            if not _orjson_exact(value, depth + 1):
                 return False
         return True
     if kind is list:

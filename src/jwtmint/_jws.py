@@ -50,12 +50,40 @@ def _cached_signer(key: Any, algorithm: str) -> tuple[SignFunction, int]:
 _CACHEABLE = (str, bytes, SigningKey, *PRIVATE_KEY_TYPES)
 
 
+#: key objects by identity: hashing a cryptography key (it compares by value) costs more
+#: than the lookup; each entry holds its key, so that id cannot be reused while cached
+_by_identity: dict[tuple[int, str], tuple[Any, tuple[SignFunction, int]]] = {}
+
+
+def clear_signer_cache() -> None:
+    """Forget every cached signer (they bind the kernel of their day: tests swap kernels)."""
+    _cached_signer.cache_clear()
+    _by_identity.clear()
+
+
 def _signer_for(key: KeySource, alg: Algorithm) -> tuple[SignFunction, int]:
+    if isinstance(key, (str, bytes)):
+        return _cached_signer(key, alg.name)
+    slot = (id(key), alg.name)
+    entry = _by_identity.get(slot)
+    if entry is not None and entry[0] is key:
+        return entry[1]
     if isinstance(key, bytearray | memoryview):
         key = bytes(key)
-    if isinstance(key, _CACHEABLE):
-        return _cached_signer(key, alg.name)
-    return _cached_signer.__wrapped__(key, alg.name)
+    if not isinstance(key, _CACHEABLE):
+        return _cached_signer.__wrapped__(key, alg.name)
+    signer = _cached_signer.__wrapped__(key, alg.name)
+    if len(_by_identity) >= 256:
+        _by_identity.clear()
+    _by_identity[slot] = (key, signer)
+    return signer
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_header(kernel: Any, alg: str, sort_keys: bool) -> bytes:
+    """The encoded header of a call without ``headers``: the same for every such call."""
+    header = {"typ": "JWT", "alg": alg}
+    return bytes(kernel.b64url_encode(dumps_pyjwt(header, None, sort_keys=sort_keys)))
 
 
 def encode(
@@ -78,14 +106,6 @@ def encode(
         raise InvalidPayloadError(
             f"payload must be a mapping of claims (a dict), got {type(payload).__name__}"
         )
-    claims = dict(payload)
-    for name in _TIME_CLAIMS:
-        value = claims.get(name)
-        if isinstance(value, datetime):
-            claims[name] = timegm(value.utctimetuple())
-    if "iss" in claims and not isinstance(claims["iss"], str):
-        raise InvalidPayloadError("the issuer claim (iss) must be a string")
-
     alg_name: Any
     if isinstance(algorithm, _Unset):
         alg_name = key.algorithm if isinstance(key, SigningKey) else "HS256"
@@ -95,21 +115,43 @@ def encode(
         alg_name = algorithm
     if headers and headers.get("alg"):
         alg_name = headers["alg"]
+    return sign_jws(payload, key, alg_name, headers, json_encoder, sort_headers)
+
+
+def sign_jws(
+    payload: Mapping[str, Any],
+    key: KeySource,
+    alg_name: Any,
+    headers: Mapping[str, Any] | None,
+    json_encoder: type[json.JSONEncoder] | None,
+    sort_headers: bool,
+) -> str:
+    """``encode`` once the algorithm is chosen (``patch_pyjwt`` calls this directly)."""
+    # never changed in place: copied when a datetime is converted (or it is no dict)
+    claims = payload if type(payload) is dict else dict(payload)
+    for name in _TIME_CLAIMS:
+        value = claims.get(name)
+        if isinstance(value, datetime):
+            if claims is payload:
+                claims = dict(payload)
+            claims[name] = timegm(value.utctimetuple())
+    if "iss" in claims and not isinstance(claims["iss"], str):
+        raise InvalidPayloadError("the issuer claim (iss) must be a string")
     alg = get_algorithm(alg_name if alg_name is not None else "none")
 
-    header: dict[str, Any] = {"typ": "JWT", "alg": alg_name}
-    if headers:
-        check_header_params(headers)
-        header.update(headers)
-    if not header["typ"]:
-        del header["typ"]
-    header.pop("b64", None)
+    kernel = _kernels.kernel
+    if headers or json_encoder is not None:
+        header: dict[str, Any] = {"typ": "JWT", "alg": alg_name}
+        if headers:
+            check_header_params(headers)
+            header.update(headers)
+        if not header["typ"]:
+            del header["typ"]
+        header.pop("b64", None)
+        header_b64 = kernel.b64url_encode(dumps_pyjwt(header, json_encoder, sort_keys=sort_headers))
+    else:
+        header_b64 = _plain_header(kernel, alg_name, bool(sort_headers))
 
     sign, ec_size = _signer_for(key, alg)
-    kernel = _kernels.kernel
-    signing_input = (
-        kernel.b64url_encode(dumps_pyjwt(header, json_encoder, sort_keys=sort_headers))
-        + b"."
-        + kernel.b64url_encode(dumps_pyjwt(claims, json_encoder))
-    )
+    signing_input = header_b64 + b"." + kernel.b64url_encode(dumps_pyjwt(claims, json_encoder))
     return kernel.compact(signing_input, sign(signing_input), ec_size)

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _jws
+from ._jws import sign_jws
 from ._keytypes import PRIVATE_KEY_TYPES
 from .errors import ConfigurationError
 
@@ -168,9 +168,7 @@ def _accelerated(original: Any, patch: PyJWTPatch, api_jwt: Any, api_jws: Any) -
                 )
             ):
                 try:
-                    token = _jws.encode(
-                        payload, key, name, headers, json_encoder, sort_headers=sort_headers
-                    )
+                    token = sign_jws(payload, key, name, headers, json_encoder, sort_headers)
                 except Exception:  # jwtmint refused: PyJWT answers as it would
                     pass
                 else:
