@@ -35,6 +35,7 @@ from .._algorithms import ed25519_backend, get_algorithm
 from .._jws import encode as jwtmint_encode
 from .._keys import SigningKey, generate_key, load_secret
 from ..errors import ConfigurationError
+from . import job
 from .adapters import Floor, floor
 from .command import run_command
 from .environment import environment, version
@@ -66,17 +67,12 @@ Progress = Callable[[str], None]
 Encode = Callable[..., str]
 
 
-def claims(now: int) -> dict[str, Any]:
-    """The payload of every call: a client assertion's claims (RFC 7523 §3), built once."""
-    return {
-        "iss": CLIENT_ID,
-        "sub": CLIENT_ID,
-        "aud": AUDIENCE,
-        "jti": secrets.token_urlsafe(16),
-        "iat": now,
-        "nbf": now,
-        "exp": now + LIFETIME,
-    }
+def claims() -> dict[str, Any]:
+    """The payload of every call: a client assertion's claims (RFC 7523 §3), built once, with
+    a lifetime that outlasts the run."""
+    payload = job.claims()
+    payload["exp"] = payload["iat"] + LIFETIME
+    return payload
 
 
 def key_forms(algorithm: str) -> tuple[SigningKey, dict[str, Any]]:
@@ -160,7 +156,7 @@ def _contenders(
     patched: Encode = jwt.encode
     if patched == unpatched or jwt.api_jwt.PyJWT.encode is original:
         raise MeasurementError("jwt.encode is not patched, or the original is not PyJWT's own")
-    payload = claims(int(time.time()))
+    payload = claims()
     headers = {"kid": _kid(key, algorithm)}
     calls: dict[str, Callable[[], str]] = {}
     for form, key_input in forms.items():
