@@ -49,12 +49,14 @@ $(BENCH_STAMP): $(STAMP)
 BENCH_ARGS ?=
 
 # the pytest-benchmark suites (our regressions), then every peer vs the floor in one run, then
-# the token manager vs authlib, then RedisTokenCache (starts its own redis-server; fails without)
+# the token manager vs authlib, then RedisTokenCache (starts its own redis-server; fails without),
+# then PyJWT's jwt.encode under patch_pyjwt() vs unpatched
 bench: $(BENCH_STAMP)
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=median,iqr,ops --benchmark-sort=name -p no:cacheprovider
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench $(BENCH_ARGS)
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench tokens
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench redis
+	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench pyjwt
 
 annotate: $(STAMP)
 	mkdir -p build/annotate

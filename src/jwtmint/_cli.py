@@ -61,9 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bench = commands.add_parser("bench", help="jwtmint vs the peers vs the signing floor")
     bench.add_argument(
-        "mode", nargs="?", choices=["tokens", "redis"],
+        "mode", nargs="?", choices=["tokens", "redis", "pyjwt"],
         help="tokens: TokenManager vs authlib's AsyncOAuth2Client, cached and cold tokens; "
-        "redis: RedisTokenCache hits, misses and a fleet of 8 (starts its own redis-server)",
+        "redis: RedisTokenCache hits, misses and a fleet of 8 (starts its own redis-server); "
+        "pyjwt: jwt.encode under patch_pyjwt() vs unpatched, jwtmint.encode and the floor",
     )  # fmt: skip
     bench.add_argument("--quick", action="store_true", help=_QUICK)
     bench.add_argument("--json", action="store_true", help="machine-readable results only")
@@ -129,6 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .bench.redis_runner import main as run_redis
 
             return run_redis(
+                quick=args.quick, as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms
+            )
+        if args.command == "bench" and args.mode == "pyjwt":
+            from .bench.pyjwt_patch import main as run_pyjwt
+
+            return run_pyjwt(
                 quick=args.quick, as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms
             )
         if args.command == "bench":

@@ -14,7 +14,9 @@ and :mod:`~jwtmint.bench.token_demo` (``jwtmint demo``). ``jwtmint bench tokens`
 :mod:`~jwtmint.bench.token_runner` (the run). ``jwtmint bench redis``:
 :mod:`~jwtmint.bench.redis_measurements` (hits and misses on one loop),
 :mod:`~jwtmint.bench.redis_fleet` (instances in child processes) and
-:mod:`~jwtmint.bench.redis_runner` (the run); :mod:`~jwtmint.bench.command` runs either mode.
+:mod:`~jwtmint.bench.redis_runner` (the run). ``jwtmint bench pyjwt``:
+:mod:`~jwtmint.bench.pyjwt_patch` (``jwt.encode`` under ``patch_pyjwt()`` vs
+unpatched). :mod:`~jwtmint.bench.command` runs each mode.
 
 >>> from jwtmint.bench import run
 >>> results = run(["ES256"], ["jwtmint-c", "oxyjwt"], repeats=5, batch_seconds=0.02)

@@ -316,9 +316,11 @@ class Floor:
     label: str
 
 
-def floor(key: SigningKey, algorithm: str) -> Floor:
-    """cryptography's bare ``sign()`` of a real signing input (~300-400 B) with ``key``."""
-    message = jwtmint_minter(key, _pure, algorithm)().rpartition(".")[0].encode("ascii")
+def floor(key: SigningKey, algorithm: str, message: bytes | None = None) -> Floor:
+    """cryptography's bare ``sign()`` of a real signing input (~300-400 B) with ``key``:
+    ``message``, or the signing input of one of our assertions."""
+    if message is None:
+        message = jwtmint_minter(key, _pure, algorithm)().rpartition(".")[0].encode("ascii")
     obj = key.key
     sign: Callable[[], bytes]
     verify: Callable[[bytes], None]

@@ -3,7 +3,8 @@
 ``jwtmint bench``: versions and machine, then one table per algorithm and a
 summary. ``jwtmint bench tokens``: the cached-token table and the
 cold-fetch table. ``jwtmint bench redis``: the hit/miss table with its
-ratios and targets, and the fleet's request counts.
+ratios and targets, and the fleet's request counts. ``jwtmint bench pyjwt``:
+one table per algorithm, then each target of issue #14 with its ceiling.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from typing import Any
 from .settings import BASIC, PRIVATE_KEY_JWT
 from .token_peers import AUTHLIB, FLOOR, JWTMINT
 
-__all__ = ["format_redis_report", "format_report", "format_tokens_report", "format_us"]
+__all__ = [
+    "format_pyjwt_report",
+    "format_redis_report",
+    "format_report",
+    "format_tokens_report",
+    "format_us",
+]
 
 LABELS = {
     FLOOR: "await noop()  (the floor)",
@@ -326,3 +333,105 @@ def _fleet_lines(fleet: dict[str, Any]) -> list[str]:
         "own; all live at the endpoint"
     )
     return lines
+
+
+FORM_LABELS = {"pem": "PEM text (str)", "object": "key object", "secret": "str secret"}
+
+
+def _met(value: bool) -> str:
+    return "met" if value else "NOT met"
+
+
+def format_pyjwt_report(results: dict[str, Any]) -> str:
+    """``jwtmint bench pyjwt``: versions and machine, a table per algorithm, the targets."""
+    env, settings, targets = results["environment"], results["settings"], results["targets"]
+    counters = results["patch_counters"]
+    lines = [
+        f"jwtmint {env['jwtmint']} bench pyjwt: PyJWT's jwt.encode under jwtmint.patch_pyjwt() "
+        "vs unpatched, checked and timed in one run",
+        f"  {env['python']} | PyJWT {env['pyjwt']} | cryptography {env['cryptography']} "
+        f"({env['openssl']}) | PyNaCl {env['pynacl'] or 'not installed'}",
+        f"  jwtmint kernel: {env['implementation']} (C extension {env['c_kernel']}), "
+        f"Ed25519 via {env['ed25519_backend']}",
+        f"  CPU: {env['cpu']}, {env['cpu_count']} logical ({env['cpu_usable']} usable) | "
+        f"{env['platform']}",
+        f"  checked: {results['tokens_checked']} tokens verified with {results['checked_by']}, "
+        "before and after timing;",
+        "    HS256, RS256, EdDSA: unpatched, patched and jwtmint.encode tokens the same bytes; "
+        f"patch counters fast {counters['fast']}, fallback {counters['fallback']}",
+        "  call: encode(claims, key, algorithm=ALG, headers={'kid': kid}), the same 7 claims "
+        "every call; unpatched = PyJWT's own PyJWT.encode bound as jwt.encode is",
+        "",
+        f"median µs per call (±IQR as % of median); {settings['rounds']} interleaved batches "
+        f"of ~{settings['batch_seconds'] * 1000:.0f} ms per row; ratios divide medians of this run",
+    ]
+    for algorithm, result in results["results"].items():
+        lines.append("")
+        lines.append(
+            f"{algorithm + ' (signing input ' + str(result['message_bytes']) + ' B)':<40}"
+            f"{'µs':>10}{'±IQR':>7}{'speed-up':>10}{'vs jwtmint':>12}"
+        )
+        for cell in result["floors"].values():
+            lines.append(
+                f"  {cell['label']:<38}{format_us(cell['median_us']):>10}"
+                f"{_percent(cell['iqr_fraction']):>7}"
+            )
+        for form, figures in result["forms"].items():
+            lines.append(f"  {FORM_LABELS.get(form, form)}")
+            unpatched = figures["contenders"]["pyjwt"]["median_us"]
+            jwtmint = figures["contenders"]["jwtmint"]["median_us"]
+            for cell in figures["contenders"].values():
+                lines.append(
+                    f"    {cell['label']:<36}{format_us(cell['median_us']):>10}"
+                    f"{_percent(cell['iqr_fraction']):>7}"
+                    f"{_ratio(unpatched / cell['median_us']):>10}"
+                    f"{_ratio(cell['median_us'] / jwtmint):>12}"
+                )
+    lines += ["", "targets (issue #14)", *_pyjwt_targets(results["results"], targets)]
+    lines += [
+        "",
+        f"{results['elapsed_s']:.1f} s. Contenders interleaved round-robin, GC off during batches. "
+        "A shared or throttled machine adds noise:\ncompare ratios from one run, "
+        "not µs across runs.",
+    ]
+    return "\n".join(lines)
+
+
+def _pyjwt_targets(results: dict[str, Any], targets: dict[str, float]) -> list[str]:
+    within = f"{(targets['patched_over_jwtmint'] - 1) * 100:.0f} %"
+    lines = [f"  patched jwt.encode within {within} of jwtmint.encode (patched / jwtmint):"]
+    hs, ceilings = [], []
+    for algorithm, result in results.items():
+        for form, figures in result["forms"].items():
+            name, ratios, meets = f"{algorithm} {form}", figures["ratios"], figures["meets"]
+            lines.append(
+                f"    {name:<16}{_ratio(ratios['patched_over_jwtmint']):>8}  "
+                f"{_met(meets['patched_over_jwtmint'])}"
+            )
+            if "hs256_speedup" in meets:
+                hs.append(
+                    f"    {name:<16}{_ratio(ratios['speedup']):>8}  {_met(meets['hs256_speedup'])}"
+                )
+            if "ceiling_fraction" in meets:
+                ceilings += _ceiling_lines(name, figures, meets["ceiling_fraction"])
+    lines += [f"  HS256: patched at least {targets['hs256_speedup']:.0f}x unpatched:", *hs]
+    lines += [
+        f"  ES256, EdDSA: at least {targets['ceiling_fraction'] * 100:.0f} % of the possible "
+        "speed-up; possible = unpatched - floor (the faster floor),",
+        "    achieved = unpatched - patched; the same against cryptography's sign() in brackets",
+        *ceilings,
+    ]
+    return lines
+
+
+def _ceiling_lines(name: str, figures: dict[str, Any], met: bool) -> list[str]:
+    ceiling, by_floor = figures["ceiling"], figures["ceilings"]
+    crypto = by_floor.get("floor", ceiling)
+    return [
+        f"    {name:<16}achieved {format_us(ceiling['achieved_us'])} of possible "
+        f"{format_us(ceiling['possible_us'])} µs = {_percent(ceiling['fraction'])} "
+        f"({_percent(crypto['fraction'])})  {_met(met)}",
+        f"    {'':<16}speed-up {_ratio(figures['ratios']['speedup'])} of at most "
+        f"{_ratio(ceiling['max_speedup'])} ({_ratio(crypto['max_speedup'])}); floor used: "
+        f"{ceiling['floor']}, {format_us(ceiling['floor_us'])} µs",
+    ]

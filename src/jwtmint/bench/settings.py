@@ -21,6 +21,7 @@ __all__ = [
     "EVENT_LOOPS",
     "METHODS",
     "PRIVATE_KEY_JWT",
+    "PYJWT",
     "REDIS",
     "TOKENS",
     "TOKEN_DEMO",
@@ -131,6 +132,8 @@ BENCH = Modes(Settings(rounds=15, batch_seconds=0.05), Settings(rounds=7, batch_
 DEMO = Modes(Settings(rounds=15, batch_seconds=0.06), Settings(rounds=9, batch_seconds=0.018))
 #: the cached ``get_token`` of ``jwtmint demo``
 TOKEN_DEMO = Modes(Settings(rounds=9, batch_seconds=0.05), Settings(rounds=9, batch_seconds=0.005))
+#: ``jwtmint bench pyjwt``: patched vs unpatched ``jwt.encode``
+PYJWT = Modes(Settings(rounds=15, batch_seconds=0.05), Settings(rounds=7, batch_seconds=0.015))
 #: ``jwtmint bench tokens``; quick keeps 1,000 clients but one cold round
 TOKENS = Modes(Settings(), Settings(rounds=5, batch_seconds=0.01, cold_rounds=1))
 #: ``jwtmint bench redis``: 8 instances in the fleet either way
