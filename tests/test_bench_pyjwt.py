@@ -142,7 +142,10 @@ def test_refused_while_pyjwt_is_patched(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_a_patch_that_falls_back_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_pyjwt_patch, "_plain_key", lambda key, *, hmac: False)
+    def refuse(*args: Any) -> str:
+        raise jwtmint.InvalidKeyError("refused, so that PyJWT's own code signs")
+
+    monkeypatch.setattr(_pyjwt_patch, "sign_jws", refuse)
     with pytest.raises(MeasurementError, match=r"patched: \(fast, fallback\) moved by \(0, 1\)"):
         run(TINY, algorithms=("HS256",))
     assert _pyjwt_patch._state is None
