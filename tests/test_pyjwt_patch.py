@@ -8,6 +8,7 @@ by what they carry, after PyJWT verified both.
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from collections.abc import Callable, Iterator
@@ -314,3 +315,133 @@ def test_an_unsupported_pyjwt_is_refused_and_left_alone(
     with pytest.raises(ConfigurationError, match=r"patch_pyjwt mirrors PyJWT 2\.10"):
         jwtmint.patch_pyjwt()
     assert jwt.api_jwt.PyJWT.encode is ORIGINAL
+
+
+# ---- found by review: each differed from PyJWT before it was mended ----------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "algorithm"),
+    [
+        (_pem(ED25519).encode() + b"\xff", "EdDSA"),  # PyJWT: UnicodeDecodeError
+        (
+            "---- BEGIN SSH2 PUBLIC KEY ----\nAAAAB3NzaC1yc2E=\n---- END SSH2 PUBLIC KEY ----\n",
+            "HS256",
+        ),
+        ("---- BEGIN PRIVATE KEY ----\nMIIBVQ==\n---- END PRIVATE KEY ----", "HS256"),
+        (b"0\x82\x01\x0aa secret that starts like DER, 32+ bytes", "HS256"),
+    ],
+)
+def test_keys_pyjwt_reads_its_own_way(
+    patch: jwtmint.PyJWTPatch, key: str | bytes, algorithm: str
+) -> None:
+    assert _same_as_pyjwt(dict(CLAIMS), key, algorithm=algorithm) == "fallback"
+
+
+def test_methods_replaced_after_the_patch_take_effect(
+    patch: jwtmint.PyJWTPatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def upper_payload(self: Any, payload: dict[str, Any], *args: Any, **kwargs: Any) -> bytes:
+        return json.dumps({k.upper(): v for k, v in payload.items()}).encode()
+
+    def no_headers(self: Any, headers: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        raise jwt.InvalidTokenError("no headers here")
+
+    def reversed_sign(self: Any, msg: bytes, key: bytes) -> bytes:
+        return b"signed" + msg[::-1][:8]
+
+    instance = jwt.PyJWT()
+    for owner, name, replacement in (
+        (jwt.api_jwt.PyJWT, "_encode_payload", upper_payload),
+        (instance, "_encode_payload", upper_payload.__get__(instance)),
+        (jwt.api_jws.PyJWS, "_validate_headers", no_headers),
+        (HMACAlgorithm, "sign", reversed_sign),
+    ):
+        with monkeypatch.context() as patched:
+            patched.setattr(owner, name, replacement)
+            target: Any = instance if owner is instance else GLOBAL
+            claims, extra = dict(CLAIMS), {"k": 1}
+            reference = _outcome(functools.partial(ORIGINAL, target, claims, SECRET, headers=extra))
+            fast = patch.fast
+            got = _outcome(functools.partial(target.encode, claims, SECRET, headers=extra))
+            assert got == reference, name
+            assert patch.fast == fast, name
+
+
+def test_an_algorithm_object_changed_after_a_fast_call_is_used_as_changed(
+    patch: jwtmint.PyJWTPatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    assert _same_as_pyjwt(dict(CLAIMS), SECRET) == "fast"
+    hs256 = jwt.api_jws._jws_global_obj._algorithms["HS256"]
+    monkeypatch.setattr(hs256, "hash_alg", hashlib.sha512)
+    assert _same_as_pyjwt(dict(CLAIMS), SECRET) == "fallback"
+
+
+def test_a_dict_subclass_is_copied_its_own_way(patch: jwtmint.PyJWTPatch) -> None:
+    class Versioned(dict[str, Any]):
+        def copy(self) -> dict[str, Any]:
+            return {**self, "ver": 2}
+
+    assert _same_as_pyjwt(Versioned(sub="x"), SECRET) == "fallback"
+
+
+def test_a_json_encoder_runs_once_when_the_json_fails(patch: jwtmint.PyJWTPatch) -> None:
+    class Loud(json.JSONEncoder):
+        def default(self, o: Any) -> Any:
+            if isinstance(o, Decimal):
+                warnings.warn("a Decimal became a string", UserWarning, stacklevel=2)
+                return str(o)
+            return super().default(o)  # TypeError for anything else
+
+    payload = {**CLAIMS, "amount": Decimal("1.5"), "opaque": object()}
+    # one warning, then PyJWT's TypeError: not the warning twice (jwtmint's try, then PyJWT's)
+    _same_as_pyjwt(payload, SECRET, json_encoder=Loud)
+
+
+def test_a_refused_key_is_not_parsed_again(
+    patch: jwtmint.PyJWTPatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jwtmint import _pyjwt_patch
+
+    tried: list[object] = []
+    real = _pyjwt_patch.sign_jws  # type: ignore[attr-defined]
+
+    def counting(*args: Any) -> str:
+        tried.append(args[1])
+        return real(*args)
+
+    monkeypatch.setattr(_pyjwt_patch, "sign_jws", counting)
+    weak = _pem(RSA_1024)
+    for _ in range(3):
+        with pytest.warns(jwt.warnings.InsecureKeyLengthWarning if hasattr(jwt, "warnings")
+                          else Warning):  # fmt: skip
+            jwt.encode(dict(CLAIMS), weak, algorithm="RS256")
+    assert len(tried) == 1 and patch.fallback == 3
+
+
+def test_unpatch_survives_a_changed_version_and_leaves_others_replacements(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    jwtmint.patch_pyjwt()
+    monkeypatch.setattr(jwt, "__version__", "9.9.9")
+    mine = object()
+    monkeypatch.setattr(jwt, "encode", mine)
+    jwtmint.unpatch_pyjwt()
+    assert jwt.api_jwt.PyJWT.encode is ORIGINAL
+    assert jwt.encode is mine  # someone else's since the patch: left as they set it
+    assert jwt.api_jwt.encode == GLOBAL.encode
+
+
+def test_an_encode_already_wrapped_by_someone_else_is_not_patched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    @functools.wraps(ORIGINAL)
+    def instrumented(*args: Any, **kwargs: Any) -> str:
+        return ORIGINAL(*args, **kwargs)
+
+    monkeypatch.setattr(jwt.api_jwt.PyJWT, "encode", instrumented)
+    with pytest.raises(ConfigurationError, match="already replaced"):
+        jwtmint.patch_pyjwt()
+    assert jwt.api_jwt.PyJWT.encode is instrumented

@@ -138,12 +138,16 @@ def sign_jws(
     if "iss" in claims and not isinstance(claims["iss"], str):
         raise InvalidPayloadError("the issuer claim (iss) must be a string")
     alg = get_algorithm(alg_name if alg_name is not None else "none")
-
+    if headers:
+        check_header_params(headers)
+    # every refusal (the algorithm, the headers, the key) comes before any JSON is written,
+    # and the claims before the header, as PyJWT writes them: a json_encoder runs once
+    sign, ec_size = _signer_for(key, alg)
     kernel = _kernels.kernel
+    claims_b64 = kernel.b64url_encode(dumps_pyjwt(claims, json_encoder))
     if headers or json_encoder is not None:
         header: dict[str, Any] = {"typ": "JWT", "alg": alg_name}
         if headers:
-            check_header_params(headers)
             header.update(headers)
         if not header["typ"]:
             del header["typ"]
@@ -151,7 +155,5 @@ def sign_jws(
         header_b64 = kernel.b64url_encode(dumps_pyjwt(header, json_encoder, sort_keys=sort_headers))
     else:
         header_b64 = _plain_header(kernel, alg_name, bool(sort_headers))
-
-    sign, ec_size = _signer_for(key, alg)
-    signing_input = header_b64 + b"." + kernel.b64url_encode(dumps_pyjwt(claims, json_encoder))
+    signing_input = header_b64 + b"." + claims_b64
     return kernel.compact(signing_input, sign(signing_input), ec_size)

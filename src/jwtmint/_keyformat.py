@@ -71,6 +71,7 @@ KEY_MATERIAL = frozenset(
     }
 )
 
+_FOUR_DASH_ARMOUR = re.compile(rb"----[- ]BEGIN [A-Z0-9 ]+[- ]----")
 PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
 PRIVATE_PEM_LABELS = frozenset(
     {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
@@ -110,6 +111,10 @@ def sniff(data: bytes) -> KeyFormat:
         labels = {match.group(1) for match in PEM_BLOCK.finditer(data)}
         if labels & PRIVATE_PEM_LABELS or OPENSSH_PRIVATE_PEM_LABEL in labels:
             return KeyFormat.PEM_PRIVATE
+        return KeyFormat.PEM_PUBLIC
+    if _FOUR_DASH_ARMOUR.search(data):
+        # RFC 4716 SSH2 keys ("---- BEGIN SSH2 PUBLIC KEY ----") and 4-dash PEM look-alikes:
+        # key material all the same (PyJWT refuses them as HMAC secrets too)
         return KeyFormat.PEM_PUBLIC
     if stripped[:1] == b"{":
         return KeyFormat.JSON_NOT_JWK
