@@ -151,6 +151,8 @@ def _accelerated(original: Any, patch: PyJWTPatch, api_jwt: Any, api_jws: Any) -
         name: (type(default), tuple(getattr(type(default), hook) for hook in hooks))
         for name, default in defaults.items()
     }
+    jws_instance_hooks = frozenset({"encode", "_validate_headers", "get_algorithm_by_name"})
+    default_state = {name: dict(vars(default)) for name, default in defaults.items()}
     refused: dict[tuple[Any, str], bool] = {}
 
     def own_algorithm(registered: Any, name: str) -> bool:
@@ -158,12 +160,12 @@ def _accelerated(original: Any, patch: PyJWTPatch, api_jwt: Any, api_jws: Any) -
         expected = algorithm_methods.get(name)
         if expected is None or type(registered) is not expected[0]:
             return False
-        kind = expected[0]
+        kind, (sign, prepare_key, check_key_length) = expected
         return (
-            kind.sign is expected[1][0]
-            and kind.prepare_key is expected[1][1]
-            and kind.check_key_length is expected[1][2]
-            and vars(registered) == vars(defaults[name])
+            kind.sign is sign
+            and kind.prepare_key is prepare_key
+            and kind.check_key_length is check_key_length
+            and registered.__dict__ == default_state[name]
         )
 
     @functools.wraps(original)
@@ -192,15 +194,17 @@ def _accelerated(original: Any, patch: PyJWTPatch, api_jwt: Any, api_jws: Any) -
             and jws_methods["_validate_headers"] is validate_headers
             and jws_methods["get_algorithm_by_name"] is by_name
             and "_encode_payload" not in self.__dict__
-            and "encode" not in jws.__dict__
-            and "_validate_headers" not in jws.__dict__
-            and "get_algorithm_by_name" not in jws.__dict__
+            and jws_instance_hooks.isdisjoint(jws.__dict__)
             and name in jws._valid_algs
             and own_algorithm(jws._algorithms.get(name), name)
-            and _plain_key(key, hmac=name[:2] == "HS")
+            and (
+                # the common case inline (a str secret); every other key asks _plain_key
+                (type(key) is str and name[:2] == "HS" and "----" not in key and key[:1] != "0")
+                or _plain_key(key, hmac=name[:2] == "HS")
+            )
         ):
             remembered = (key, name) if isinstance(key, (str, bytes)) else None
-            if remembered is None or remembered not in refused:
+            if not refused or remembered is None or remembered not in refused:
                 try:
                     token = sign_jws(payload, key, name, headers, json_encoder, sort_headers)
                 except JwtMintError as exc:  # refused: PyJWT answers as it would
