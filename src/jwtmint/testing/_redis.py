@@ -16,12 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from ..errors import ConfigurationError
 
 __all__ = ["RedisClusterServers", "RedisServer", "redis_server_available"]
 
 _START_TIMEOUT = 10.0
+_S = TypeVar("_S", bound="_Servers")
 
 
 def redis_server_available() -> bool:
@@ -56,7 +58,29 @@ def _answers(port: int) -> bool:
         return False
 
 
-class RedisServer:
+class _Servers:
+    """``with`` starts them, and stops them (and removes their files) at the end."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RedisServer(_Servers):
     """A ``redis-server`` on 127.0.0.1 (``url``), started by ``with`` or :meth:`start`.
 
     ``stop()`` and ``start()`` again simulate an outage: the same port, an
@@ -113,23 +137,11 @@ class RedisServer:
         with contextlib.suppress(OSError):
             self._directory.cleanup()
 
-    def __enter__(self) -> RedisServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"RedisServer(port={self.port}, running={self.running})"
 
 
-class RedisClusterServers:
+class RedisClusterServers(_Servers):
     """Three ``redis-server --cluster-enabled yes`` nodes joined by ``redis-cli --cluster
     create`` (no replicas); ``startup_nodes`` are their ``(host, port)`` pairs."""
 
@@ -175,15 +187,3 @@ class RedisClusterServers:
     def close(self) -> None:
         for node in self.nodes:
             node.close()
-
-    def __enter__(self) -> RedisClusterServers:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
