@@ -515,3 +515,25 @@ def test_an_unhashable_jwk_dict_still_works(
     assert isinstance(secret, bytes)
     oct_jwk = {"kty": "oct", "k": b64(secret)}
     assert jwtmint.encode(PAYLOAD, oct_jwk) == jwt.encode(PAYLOAD, secret)
+
+
+def test_a_bytearray_secret_is_parsed_once_by_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _counting_secrets(monkeypatch)
+    secret = bytearray(b"a bytearray secret of 32+ bytes!!")
+    tokens = {jwtmint.encode({"i": 1}, secret) for _ in range(3)}
+    assert len(tokens) == 1 and len(calls) == 1
+    secret[0:1] = b"A"  # mutable: the next call signs with what it holds now
+    assert jwtmint.encode({"i": 1}, secret) not in tokens and len(calls) == 2
+
+
+def _counting_secrets(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    calls: list[object] = []
+    real = jwtmint.load_secret
+
+    def counting(secret: Any, algorithm: str) -> jwtmint.SigningKey:
+        calls.append(secret)
+        return real(secret, algorithm)
+
+    monkeypatch.setattr("jwtmint._jws.load_secret", counting)
+    _jws.clear_signer_cache()
+    return calls

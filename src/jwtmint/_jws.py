@@ -45,10 +45,9 @@ def _cached_signer(key: Any, algorithm: str) -> tuple[SignFunction, int]:
     return alg.signer(load_key(key, algorithm=algorithm)), alg.ec_size
 
 
-#: Key types cached by value (str, bytes) or identity (immutable key objects). Paths are
-#: read every time (the file may be rotated); mappings and buffers are mutable.
-_CACHEABLE = (str, bytes, SigningKey, *PRIVATE_KEY_TYPES)
-
+#: Key objects, immutable, cached by identity (secrets and PEM text are cached by value in
+#: _cached_signer). Paths are read every time (the file may be rotated); mappings are mutable.
+_KEY_OBJECTS = (SigningKey, *PRIVATE_KEY_TYPES)
 
 #: key objects by identity: hashing a cryptography key (it compares by value) costs more
 #: than the lookup; each entry holds its key, so that id cannot be reused while cached
@@ -69,8 +68,8 @@ def _signer_for(key: KeySource, alg: Algorithm) -> tuple[SignFunction, int]:
     if entry is not None and entry[0] is key:
         return entry[1]
     if isinstance(key, bytearray | memoryview):
-        key = bytes(key)
-    if not isinstance(key, _CACHEABLE):
+        return _cached_signer(bytes(key), alg.name)  # by value, as the bytes it holds now
+    if not isinstance(key, _KEY_OBJECTS):
         return _cached_signer.__wrapped__(key, alg.name)
     signer = _cached_signer.__wrapped__(key, alg.name)
     if len(_by_identity) >= 256:
