@@ -162,7 +162,7 @@ class MemoryTokenCache:
         entries[key] = entry
 
     async def delete(self, key: CacheKey) -> None:
-        self._entries.pop(key, None)
+        self.discard(key)
 
     def clear(self) -> None:
         self._entries.clear()

@@ -120,7 +120,8 @@ class TokenFlights:
         if force_renewal:
             # the token this instance holds is the one to replace (a shared tier may have a
             # newer one from another instance by the time the lock is held)
-            return await self._join(key, client_assertion, True, self._cache.peek(key))
+            held = self._cache.peek(key)
+            return await self._join(key, client_assertion, True, held.token if held else None)
         if entry is None and self._shared_tier:
             if key in self._inflight:
                 return await self._join(key, client_assertion, False)  # no tier read needed
@@ -183,7 +184,7 @@ class TokenFlights:
                 # token) must not drive the authorization server at the API's request rate
                 return cached
             self._forced[key] = now
-            return await self._join(key, None, True, CacheEntry(refused, 0.0))
+            return await self._join(key, None, True, refused)
         except TokenRequestError as exc:
             _log.warning("renewing the token for client %r after a 401 failed: %s", key.client, exc)
             return None
@@ -195,7 +196,7 @@ class TokenFlights:
         key: CacheKey,
         client_assertion: ClientAssertion | None,
         force_renewal: bool,
-        replaced: CacheEntry | None = None,
+        replaced: Token | None = None,
     ) -> Token:
         task = self._inflight.get(key)
         if task is None:
@@ -213,7 +214,7 @@ class TokenFlights:
         force_renewal: bool,
         *,
         background: bool,
-        replaced: CacheEntry | None = None,
+        replaced: Token | None = None,
     ) -> asyncio.Task[Token]:
         if self._closed:
             raise ManagerNotRunningError("this TokenManager is closed; make a new one")
@@ -298,7 +299,7 @@ class TokenFlights:
         key: CacheKey,
         client_assertion: ClientAssertion | None,
         force_renewal: bool,
-        replaced: CacheEntry | None = None,
+        replaced: Token | None = None,
     ) -> Token:
         """Request and store the token for ``key``; with a shared tier, under its lock, and
         only if the tier holds no fresh token (for a forced renewal: none other than the
@@ -340,7 +341,7 @@ class TokenFlights:
         return token
 
 
-def _renewed_since(entry: CacheEntry, replaced: CacheEntry | None) -> bool:
+def _renewed_since(entry: CacheEntry, replaced: Token | None) -> bool:
     """Whether ``entry`` holds another token than the one a forced renewal replaces (with
     none known, any token in the tier may be the one to replace)."""
-    return replaced is not None and entry.token.access_token != replaced.token.access_token
+    return replaced is not None and entry.token.access_token != replaced.access_token

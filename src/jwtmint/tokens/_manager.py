@@ -144,7 +144,10 @@ class TokenManager:
         self._connection_limit = connection_limit
         self._clock: Clock = clock if clock is not None else time.time
         policy = _retry_policy(retries)
-        self._resolver = ClientResolver(policy, self._request_timeout, self._clock)
+        # one closed state, the flights': the resolver's waiters ask it too
+        self._resolver = ClientResolver(
+            policy, self._request_timeout, self._clock, closed=lambda: self._flights.is_closed()
+        )
         self._requester = TokenRequester(
             self._clients,
             self._resolver,
@@ -166,7 +169,6 @@ class TokenManager:
         self._default_keys = {
             name: request_key(name, client) for name, client in self._clients.items()
         }
-        self._closed = False
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -184,7 +186,7 @@ class TokenManager:
 
     async def start(self) -> None:
         """Open the pooled session (``async with`` does this)."""
-        if self._closed:
+        if self._flights.is_closed():
             raise ManagerNotRunningError("this TokenManager is closed; make a new one")
         if self._session is not None:
             return
@@ -207,8 +209,6 @@ class TokenManager:
 
     async def aclose(self) -> None:
         """Cancel requests in flight and close the session, unless it was borrowed."""
-        self._closed = True
-        self._resolver.close()
         pending: list[asyncio.Task[Any]] = [*self._flights.close(), *self._resolver.pending()]
         for task in pending:
             task.cancel()

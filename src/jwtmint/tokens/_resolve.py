@@ -50,26 +50,28 @@ class ResolvedClient:
 
 class ClientResolver:
     """Resolves named clients once each (concurrent callers share one resolution) and
-    fetches each issuer's metadata once (RFC 8414, OpenID Connect Discovery 1.0)."""
+    fetches each issuer's metadata once (RFC 8414, OpenID Connect Discovery 1.0);
+    ``closed`` says whether the manager closed (its waiters then learn why)."""
 
-    def __init__(self, retries: RetryPolicy, request_timeout: float, clock: Clock) -> None:
+    def __init__(
+        self,
+        retries: RetryPolicy,
+        request_timeout: float,
+        clock: Clock,
+        *,
+        closed: Callable[[], bool],
+    ) -> None:
         self._retries = retries
         self._request_timeout = request_timeout
         self._clock = clock
         self._resolved: dict[str, ResolvedClient] = {}
         self._resolving: dict[str, asyncio.Task[ResolvedClient]] = {}
         self._metadata: dict[tuple[str, bool], asyncio.Task[dict[str, Any]]] = {}
-        self._closed = False
+        self._is_closed = closed
 
     def pending(self) -> list[asyncio.Task[Any]]:
         """The tasks under way (the manager cancels them when it closes)."""
         return [*self._resolving.values(), *self._metadata.values()]
-
-    def close(self) -> None:
-        self._closed = True
-
-    def _is_closed(self) -> bool:
-        return self._closed
 
     async def resolve(
         self, session: aiohttp.ClientSession, name: str, client: ClientCredentialsClient
