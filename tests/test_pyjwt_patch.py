@@ -424,6 +424,8 @@ def test_a_refused_key_is_not_parsed_again(
 def test_unpatch_survives_a_changed_version_and_leaves_others_replacements(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # recorded unpatched, so that the teardown puts PyJWT's own back, not a stale patch
+    monkeypatch.setattr(jwt, "encode", jwt.encode)
     jwtmint.patch_pyjwt()
     monkeypatch.setattr(jwt, "__version__", "9.9.9")
     mine = object()
