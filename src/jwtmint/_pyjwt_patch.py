@@ -146,26 +146,26 @@ def _accelerated(original: Any, patch: PyJWTPatch, api_jwt: Any, api_jws: Any) -
     jws_encode = jws_methods["encode"]
     validate_headers = jws_methods["_validate_headers"]
     by_name = jws_methods["get_algorithm_by_name"]
-    hooks = ("sign", "prepare_key", "check_key_length")
-    algorithm_methods = {
-        name: (type(default), tuple(getattr(type(default), hook) for hook in hooks))
+    # per algorithm name, PyJWT's own: its class, that class's methods and its attributes
+    expected = {
+        name: (kind, kind.sign, kind.prepare_key, kind.check_key_length, dict(vars(default)))
         for name, default in defaults.items()
+        for kind in (type(default),)
     }
     jws_instance_hooks = frozenset({"encode", "_validate_headers", "get_algorithm_by_name"})
-    default_state = {name: dict(vars(default)) for name, default in defaults.items()}
     refused: dict[tuple[Any, str], bool] = {}
 
     def own_algorithm(registered: Any, name: str) -> bool:
         """``registered`` is PyJWT's own object for ``name``, unchanged, methods and all."""
-        expected = algorithm_methods.get(name)
-        if expected is None or type(registered) is not expected[0]:
+        own = expected.get(name)
+        if own is None or type(registered) is not own[0]:
             return False
-        kind, (sign, prepare_key, check_key_length) = expected
+        kind, sign, prepare_key, check_key_length, state = own
         return (
             kind.sign is sign
             and kind.prepare_key is prepare_key
             and kind.check_key_length is check_key_length
-            and registered.__dict__ == default_state[name]
+            and registered.__dict__ == state
         )
 
     @functools.wraps(original)
