@@ -17,7 +17,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -50,18 +50,6 @@ end
 return 0
 """
 
-_COUNTERS = (
-    "hits",
-    "misses",
-    "invalid",
-    "writes",
-    "locks_taken",
-    "lock_waits",
-    "lock_waits_expired",
-    "locks_lost",
-    "invalidations",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class RedisCacheStats:
@@ -87,6 +75,12 @@ class RedisCacheStats:
     invalidations: int = 0
     #: entries in the in-process tier now
     local_entries: int = 0
+
+
+#: the counters the cache keeps itself (errors are the link's; local entries are counted)
+_COUNTERS = tuple(
+    f.name for f in fields(RedisCacheStats) if f.name not in ("errors", "local_entries")
+)
 
 
 class RedisTokenCache:
