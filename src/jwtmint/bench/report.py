@@ -98,9 +98,7 @@ def format_report(results: dict[str, Any]) -> str:
         lines += ["", "failed the correctness check (not timed):", *failures]
     lines += [
         "",
-        f"{results['elapsed_s']:.1f} s. Contenders interleaved round-robin, GC off during batches. "
-        "A shared or throttled machine adds noise:\ncompare ratios from one run, "
-        "not µs across runs. The HS* floor is the cheapest HMAC at hand (its label says which).",
+        _closing(results, " The HS* floor is the cheapest HMAC at hand (its label says which)."),
     ]
     return "\n".join(lines)
 
@@ -301,9 +299,7 @@ def format_redis_report(results: dict[str, Any]) -> str:
         "",
         *_fleet_lines(results["fleet"]),
         "",
-        f"{results['elapsed_s']:.1f} s. Contenders interleaved round-robin, GC off during "
-        "batches. A shared or throttled machine adds noise:\ncompare ratios from one run, "
-        "not figures across runs.",
+        _closing(results),
     ]
     return "\n".join(lines)
 
@@ -390,9 +386,7 @@ def format_pyjwt_report(results: dict[str, Any]) -> str:
     lines += ["", "targets (issue #14)", *_pyjwt_targets(results["results"], targets)]
     lines += [
         "",
-        f"{results['elapsed_s']:.1f} s. Contenders interleaved round-robin, GC off during batches. "
-        "A shared or throttled machine adds noise:\ncompare ratios from one run, "
-        "not µs across runs.",
+        _closing(results),
     ]
     return "\n".join(lines)
 
@@ -435,3 +429,12 @@ def _ceiling_lines(name: str, figures: dict[str, Any], met: bool) -> list[str]:
         f"{_ratio(ceiling['max_speedup'])} ({_ratio(crypto['max_speedup'])}); floor used: "
         f"{ceiling['floor']}, {format_us(ceiling['floor_us'])} µs",
     ]
+
+
+def _closing(results: dict[str, Any], note: str = "") -> str:
+    """The last line of the timed reports: how long, how timed, and how to read it."""
+    return (
+        f"{results['elapsed_s']:.1f} s. Contenders interleaved round-robin, GC off during batches. "
+        "A shared or throttled machine adds noise:\ncompare ratios from one run, "
+        f"not µs across runs.{note}"
+    )
