@@ -9,6 +9,7 @@ from typing import Final
 from urllib.parse import quote_plus, urlsplit
 
 from .._algorithms import get_algorithm
+from .._dpop import DPoPSigner
 from .._keys import KeySource, SigningKey, load_key, load_secret
 from ..errors import ConfigurationError, InvalidKeyError, UnsupportedAlgorithmError
 from ._cache import CacheKey, Parameters, cache_key, normalize_parameters, normalize_resource
@@ -99,7 +100,11 @@ class ClientCredentialsClient:
     is ``audience`` when given, else the issuer when known
     (draft-ietf-oauth-rfc7523bis), else the token endpoint. ``scope``,
     ``resource`` (RFC 8707) and ``parameters`` go into every token request
-    for this client unless ``get_token`` overrides them. Every mistake that
+    for this client unless ``get_token`` overrides them. With ``dpop_key`` (an
+    EC, RSA or Ed25519 private key; ``dpop_algorithm`` to choose, e.g. PS256)
+    every token request carries a DPoP proof (RFC 9449), tokens come bound
+    to the key (``token_type`` ``DPoP``) and are cached under its thumbprint,
+    and the manager's HTTP adapters send a proof with every API call. Every mistake that
     can be seen here raises :class:`~jwtmint.errors.ConfigurationError` now,
     not at the first token request.
     """
@@ -137,6 +142,8 @@ class ClientCredentialsClient:
         parameters: Mapping[str, str | Sequence[str]] | None = None,
         assertion_lifetime: int = 60,
         allow_insecure_http: bool = False,
+        dpop_key: KeySource | None = None,
+        dpop_algorithm: str | None = None,
     ) -> None:
         if not isinstance(client_id, str) or not client_id:
             raise ConfigurationError("client_id must be a non-empty string")
@@ -187,6 +194,7 @@ class ClientCredentialsClient:
         self._basic_authorization = (
             _basic(client_id, self._secret) if self.auth_method == CLIENT_SECRET_BASIC else None
         )
+        self.dpop = self._dpop_signer(dpop_key, dpop_algorithm)
 
     def _choose_method(
         self, method: str | None, secret: str | bytes | None, key: KeySource | None
@@ -264,6 +272,33 @@ class ClientCredentialsClient:
             )
         return loaded
 
+    def _dpop_signer(self, key: KeySource | None, algorithm: str | None) -> DPoPSigner | None:
+        if key is None:
+            if algorithm is not None:
+                raise ConfigurationError(
+                    f"client {self.client_id!r}: dpop_algorithm needs a dpop_key"
+                )
+            return None
+        try:
+            loaded = load_key(key)
+        except InvalidKeyError as exc:
+            raise ConfigurationError(f"client {self.client_id!r}: dpop_key: {exc}") from None
+        if loaded.kty == "oct":
+            # RFC 9449 §4.2: the proof carries the public key; a shared secret has none
+            raise ConfigurationError(
+                f"client {self.client_id!r}: a DPoP key must be an asymmetric private key "
+                "(EC, RSA or Ed25519), not an HMAC secret"
+            )
+        try:
+            return DPoPSigner(loaded, algorithm=algorithm)
+        except (InvalidKeyError, UnsupportedAlgorithmError) as exc:
+            raise ConfigurationError(f"client {self.client_id!r}: dpop_key: {exc}") from None
+
+    @property
+    def dpop_jkt(self) -> str | None:
+        """The RFC 7638 thumbprint of the DPoP key (the ``jkt`` tokens are bound to), or None."""
+        return self.dpop.thumbprint if self.dpop is not None else None
+
     @property
     def client_secret(self) -> str | bytes | None:
         return self._secret
@@ -294,6 +329,8 @@ class ClientCredentialsClient:
             parts.append(f"key={self.private_key.fingerprint}")
         if self._secret is not None:
             parts.append("client_secret=<hidden>")
+        if self.dpop is not None:
+            parts.append(f"dpop_jkt={self.dpop.thumbprint!r}")
         return f"ClientCredentialsClient({', '.join(parts)})"
 
     __str__ = __repr__
@@ -361,7 +398,9 @@ def request_key(
             chosen_parameters = tuple(sorted(merged.items()))
     except ConfigurationError as exc:
         raise ConfigurationError(f"get_token({name!r}): {exc}") from None
-    return cache_key(name, client.identity, chosen_scope, chosen_resource, chosen_parameters)
+    return cache_key(
+        name, client.identity, chosen_scope, chosen_resource, chosen_parameters, client.dpop_jkt
+    )
 
 
 def _basic(client_id: str, secret: str | bytes | None) -> str:

@@ -14,10 +14,17 @@ from ..errors import (
     TokenRequestError,
 )
 from ._cache import CacheKey
+from ._dpop import DPoPNonces
 from ._retry import Retry, parse_retry_after
 from ._token import MAX_RESPONSE_BYTES, Token, parse_error_response, parse_token_response
 
-__all__ = ["CLIENT_CREDENTIALS", "post_token_request", "read_capped", "request_form"]
+__all__ = [
+    "CLIENT_CREDENTIALS",
+    "check_token_type",
+    "post_token_request",
+    "read_capped",
+    "request_form",
+]
 
 CLIENT_CREDENTIALS = "client_credentials"
 FORM = "application/x-www-form-urlencoded"
@@ -48,8 +55,15 @@ async def post_token_request(
     requested_scope: str | None,
     now: float,
     default_lifetime: float,
+    dpop: tuple[DPoPNonces, str] | None = None,
 ) -> Token:
-    """One HTTP attempt: a Token, a final TokenRequestError, or :class:`Retry`."""
+    """One HTTP attempt: a Token, a final TokenRequestError, or :class:`Retry`.
+
+    ``dpop`` (the nonce store and the endpoint's origin) is given when the request
+    carries a DPoP proof: the answer's ``DPoP-Nonce`` is kept, whatever the status
+    (servers send a new one on any response, RFC 9449 §8), and a ``DPoP`` token type
+    is accepted.
+    """
     headers["Content-Type"] = FORM
     try:
         async with session.post(
@@ -66,6 +80,8 @@ async def post_token_request(
             status = response.status
             content_type = response.headers.get("Content-Type")
             retry_after = response.headers.get("Retry-After")
+            if dpop is not None:
+                dpop[0].learn_from(dpop[1], response.headers)
     except (TimeoutError, asyncio.TimeoutError):  # one class from 3.11; two on 3.10
         raise Retry(
             TokenEndpointTimeout(
@@ -82,7 +98,7 @@ async def post_token_request(
         ) from None
     if 200 <= status < 300:
         try:
-            return parse_token_response(
+            token = parse_token_response(
                 body,
                 status=status,
                 content_type=content_type,
@@ -94,6 +110,8 @@ async def post_token_request(
         except InvalidTokenResponseError as exc:
             # a proxy's error page with a 200 is usually transient
             raise Retry(exc) from None
+        check_token_type(token, dpop=dpop is not None, client=client, status=status)
+        return token
     refused = parse_error_response(body, status=status, content_type=content_type, client=client)
     if status == 429 or status >= 500 or (refused and refused.error in RETRYABLE_ERRORS):
         error = _endpoint_error(refused, client, status, url)
@@ -105,6 +123,31 @@ async def post_token_request(
         f"token endpoint {url} answered HTTP {status} to client {client!r} without an OAuth "
         "error (RFC 6749 §5.2); check the token endpoint URL"
         + (" (redirects are not followed: configure the final URL)" if status < 400 else ""),
+        status=status,
+        client=client,
+    )
+
+
+#: token types a client can use (RFC 6749 §7.1: never one it does not understand)
+_BEARER = "bearer"
+_DPOP = "dpop"
+
+
+def check_token_type(token: Token, *, dpop: bool, client: str, status: int) -> None:
+    """Refuse a token whose type this client cannot use: Bearer always works; DPoP only for a
+    client that sent a proof (it alone can prove possession of the key); nothing else."""
+    kind = token.token_type.lower()
+    if kind == _BEARER or (dpop and kind == _DPOP):
+        return
+    usable = "Bearer or DPoP" if dpop else "Bearer"
+    hint = (
+        "; give the client a dpop_key to use DPoP-bound tokens"
+        if kind == _DPOP
+        else " (RFC 6749 §7.1: a client must not use a token type it does not understand)"
+    )
+    raise InvalidTokenResponseError(
+        f"the token endpoint issued client {client!r} a token of type "
+        f"{token.token_type[:40]!r}, not {usable}{hint}",
         status=status,
         client=client,
     )

@@ -17,6 +17,7 @@ from ..errors import ConfigurationError, ManagerNotRunningError, UnknownClientEr
 from ._cache import CacheKey, MemoryTokenCache, TokenCache
 from ._client import ClientCredentialsClient, request_key
 from ._credentials import ClientAssertionService
+from ._dpop import ApiProofs, DPoPNonces
 from ._flights import TokenFlights
 from ._middleware import OriginScope, token_middleware
 from ._requester import TokenRequester
@@ -60,6 +61,8 @@ class TokenManagerStats:
     coalesced: int = 0
     #: requests in flight now
     in_flight: int = 0
+    #: DPoP nonces learned from token endpoints and APIs (RFC 9449 §8, §9)
+    dpop_nonces: int = 0
 
 
 class TokenManager:
@@ -144,6 +147,12 @@ class TokenManager:
         self._connection_limit = connection_limit
         self._clock: Clock = clock if clock is not None else time.time
         policy = _retry_policy(retries)
+        # the latest DPoP-Nonce per origin, for token requests and API calls alike; a shared
+        # cache (RedisTokenCache) shares them with the other instances
+        self._nonces = DPoPNonces()
+        share = getattr(self._cache, "share_dpop_nonces", None)
+        if callable(share) and any(c.dpop is not None for c in self._clients.values()):
+            share(self._nonces)
         # one closed state, the flights': the resolver's waiters ask it too
         self._resolver = ClientResolver(
             policy, self._request_timeout, self._clock, closed=lambda: self._flights.is_closed()
@@ -156,6 +165,7 @@ class TokenManager:
             request_timeout=self._request_timeout,
             default_lifetime=float(default_lifetime),
             clock=self._clock,
+            nonces=self._nonces,
         )
         self._flights = TokenFlights(
             self._cache,
@@ -239,6 +249,7 @@ class TokenManager:
             **self._flights.counts,
             attempts=self._requester.attempts,
             in_flight=len(self._flights),
+            dpop_nonces=self._nonces.updates,
         )
 
     # ---- tokens ----------------------------------------------------------------------
@@ -309,7 +320,9 @@ class TokenManager:
         """Client ``name``'s token for one scope/resource/parameters choice, as an object
         to hand to an HTTP adapter of your own (``current()``, ``renew_after_refusal()``)."""
         key = self._key(name, scope, resource, parameters)  # unknown names raise
-        return TokenSource(key, self._cache, self._flights, self._clock)
+        signer = self._clients[name].dpop
+        dpop = ApiProofs(signer, self._nonces) if signer is not None else None
+        return TokenSource(key, self._cache, self._flights, self._clock, dpop)
 
     def middleware(
         self,
@@ -327,7 +340,10 @@ class TokenManager:
         else the origin of the first request it sees; a redirect elsewhere
         never gets the token. On a 401 it renews the token once and retries
         the request once (unless its body was a stream, which cannot be sent
-        twice).
+        twice). For a DPoP client each request (and retry) carries a fresh
+        proof bound to the method, URL and token; nonces are learned from
+        every response, and a ``use_dpop_nonce`` challenge is met by one
+        retry with a new proof before any renewal.
         """
         source = self.token_source(name, scope=scope, resource=resource, parameters=parameters)
         return token_middleware(source, OriginScope(origins, source.key.resource))

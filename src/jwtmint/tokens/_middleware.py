@@ -9,14 +9,13 @@ from aiohttp import hdrs
 from yarl import URL
 
 from ..errors import ConfigurationError
+from ._dpop import ANSWERABLE, DPOP, NOT_CHALLENGED, ApiProofs, origin_of
 from ._source import TokenSource
+from ._token import Token
 
 __all__ = ["OriginScope", "check_origins", "origin_of", "token_middleware", "web_origins"]
 
 
-def origin_of(url: URL) -> str:
-    # yarl drops default ports, so https://api and https://api:443 compare equal
-    return str(url.origin())
 
 
 def check_origins(origins: Iterable[str] | None) -> frozenset[str] | None:
@@ -76,7 +75,8 @@ def _replayable(request: aiohttp.ClientRequest) -> bool:
 
 def token_middleware(source: TokenSource, scope: OriginScope) -> aiohttp.ClientMiddlewareType:
     """Set ``Authorization`` from ``source`` on requests ``scope`` permits; on a 401
-    (RFC 6750 §3.1 ``invalid_token``: revoked or expired early) renew once and retry once."""
+    (RFC 6750 §3.1 ``invalid_token``: revoked or expired early) renew once and retry once.
+    A DPoP client's requests go through :func:`_send_with_proofs`."""
 
     async def attach_token(
         request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
@@ -87,6 +87,8 @@ def token_middleware(source: TokenSource, scope: OriginScope) -> aiohttp.ClientM
             # cross-origin redirects itself)
             return await handler(request)
         token = await source.current()
+        if source.dpop is not None:
+            return await _send_with_proofs(source, source.dpop, token, request, handler)
         request.headers[hdrs.AUTHORIZATION] = token.authorization
         response = await handler(request)
         if response.status != 401:
@@ -100,3 +102,41 @@ def token_middleware(source: TokenSource, scope: OriginScope) -> aiohttp.ClientM
         return await handler(request)
 
     return attach_token
+
+
+async def _send_with_proofs(
+    source: TokenSource,
+    proofs: ApiProofs,
+    token: Token,
+    request: aiohttp.ClientRequest,
+    handler: aiohttp.ClientHandlerType,
+) -> aiohttp.ClientResponse:
+    """RFC 9449 §7: every send carries a fresh proof (new jti) for the token it sends; a
+    ``use_dpop_nonce`` challenge gets one retry with the new nonce, any other 401 one
+    renewal and retry, as for bearer tokens."""
+
+    async def send(token: Token) -> tuple[aiohttp.ClientResponse, int]:
+        request.headers[hdrs.AUTHORIZATION] = token.authorization
+        if not proofs.binds(token):  # issued as Bearer: the server chose not to bind it
+            request.headers.pop(DPOP, None)
+            return await handler(request), NOT_CHALLENGED
+        proof, sent = proofs.proof(request.method, request.url, token)
+        request.headers[DPOP] = proof
+        response = await handler(request)
+        return response, proofs.challenged(request.url, response.status, response.headers, sent)
+
+    response, challenged = await send(token)
+    if challenged == ANSWERABLE and _replayable(request):
+        response.release()
+        response, challenged = await send(token)
+    if response.status != 401 or challenged != NOT_CHALLENGED:
+        # a nonce challenge (again, or unanswerable) is no sign of a stale token: one retry
+        # per request, no loop, no renewal
+        return response
+    renewed = await source.renew_after_refusal(token)
+    if renewed is None or not _replayable(request):
+        return response
+    response.release()
+    response, _ = await send(renewed)
+    return response
+

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigurationError
 from ._cache import CacheEntry, CacheKey, MemoryTokenCache
+from ._dpop import DPoPNonces
 from ._redis_format import EntryCodec, entry_id
 from ._redis_link import TROUBLE, RedisLink, Trouble, bounded
 from ._redis_lock import TAKE, RedisLock
@@ -37,8 +38,8 @@ _log = logging.getLogger("jwtmint.tokens")
 _T = TypeVar("_T")
 _C = TypeVar("_C", bound="RedisTokenCache")
 
-#: what an announcement on the channel says of an entry
-_WRITTEN, _RELEASED = "w", "r"
+#: what an announcement on the channel says of an entry; "n": a DPoP nonce for an origin
+_WRITTEN, _RELEASED, _NONCE = "w", "r", "n"
 #: the listener pings this often (seconds), and takes this much silence for a dead link
 _PING_EVERY = 5.0
 _SILENT_FOR = 2 * _PING_EVERY + 1.0
@@ -147,6 +148,8 @@ class RedisTokenCache:
         #: set while subscribed to other instances' writes (tests and benchmarks wait on it)
         self._subscribed = asyncio.Event()
         self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._nonces: DPoPNonces | None = None
+        self._publishing: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
         where = "cluster" if self._link.is_cluster else "redis"
@@ -174,6 +177,8 @@ class RedisTokenCache:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await listener
+        if self._publishing:  # each bounded by operation_timeout
+            await asyncio.gather(*self._publishing, return_exceptions=True)
         await self._link.aclose()
 
     def stats(self) -> RedisCacheStats:
@@ -324,10 +329,33 @@ class RedisTokenCache:
         if event is not None:
             event.set()
 
+    def share_dpop_nonces(self, nonces: DPoPNonces) -> None:
+        """Tell the other instances each DPoP nonce ``nonces`` learns, and learn theirs
+        (RFC 9449 §8: servers rotate nonces; one instance's challenge then serves all).
+        An instance that starts later learns from the next rotation or its own first
+        challenge. Nonces are not secret (they travel in headers), so they go unsealed."""
+        self._nonces = nonces
+        nonces.publish = self._publish_nonce
+
+    def _publish_nonce(self, origin: str, nonce: str) -> None:
+        if self._link.closed:
+            return
+        message = f"{self._instance} {origin} {_NONCE} {nonce}"
+        task = asyncio.get_running_loop().create_task(
+            self._call(lambda redis: redis.publish(self._channel, message))
+        )
+        # held until done: a task only the loop references may be collected mid-way
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
     def _announced(self, data: bytes | str) -> None:
         text = data.decode("ascii", "replace") if isinstance(data, bytes) else data
-        instance, ident, kind = [*text.split(" "), "", ""][:3]
+        instance, ident, kind, *rest = [*text.split(" "), "", ""]
         if instance == self._instance:
+            return
+        if kind == _NONCE:
+            if self._nonces is not None and rest:
+                self._nonces.learn(ident, rest[0], shared=True)
             return
         if kind != _RELEASED:
             # written by another instance: this one's copy is not the token to serve now

@@ -6,12 +6,14 @@ import logging
 from collections.abc import Callable, Mapping
 
 import aiohttp
+from yarl import URL
 
 from .._assertion import ClientAssertion
-from ..errors import ConfigurationError, TokenEndpointError
+from ..errors import ConfigurationError, TokenEndpointError, TokenRequestError
 from ._cache import CacheKey
 from ._client import ClientCredentialsClient
 from ._credentials import ClientAssertionService, TokenRequestParameters, credentials
+from ._dpop import DPoPNonces, origin_of
 from ._exchange import post_token_request, request_form
 from ._resolve import ClientResolver
 from ._retry import Retry, RetryPolicy, Stop, retrying
@@ -25,7 +27,9 @@ _log = logging.getLogger("jwtmint.tokens")
 class TokenRequester:
     """Requests tokens for cache keys: resolves the client, authenticates every attempt
     afresh (Duende's precedence: the caller's assertion, the service's, the client's
-    signer, its secret) and retries per the policy."""
+    signer, its secret) and retries per the policy. A DPoP client's every attempt carries
+    a fresh proof; a ``use_dpop_nonce`` refusal is answered once, within the attempt,
+    with the server's nonce, a new proof and a new client assertion (RFC 9449 §8)."""
 
     def __init__(
         self,
@@ -37,8 +41,10 @@ class TokenRequester:
         request_timeout: float,
         default_lifetime: float,
         clock: Callable[[], float],
+        nonces: DPoPNonces,
     ) -> None:
         self._clients = clients
+        self._nonces = nonces
         self._resolver = resolver
         self._service = service
         self._retries = retries
@@ -67,6 +73,44 @@ class TokenRequester:
             # the caller's assertion is all there is, and a retry would replay its jti
             policy = RetryPolicy(attempts=1, deadline=policy.deadline)
         last: TokenEndpointError | None = None
+        dpop = client.dpop
+        nonces = self._nonces
+        endpoint = resolved.token_endpoint
+        origin = origin_of(URL(endpoint)) if dpop is not None else ""
+
+        async def exchange(
+            passed: ClientAssertion | None, timeout: float, challenge: TokenRequestError | None
+        ) -> Token:
+            try:
+                auth_form, headers = await credentials(
+                    name, client, resolved.signer, self._service, parameters, passed
+                )
+            except ConfigurationError:
+                if challenge is not None:
+                    # no new assertion to answer the nonce challenge with (the caller's is
+                    # spent): the server's refusal is the answer
+                    raise challenge from None
+                if last is None:
+                    raise
+                # nothing can authenticate another attempt (the service declined, and the
+                # caller's assertion was spent): the endpoint's error is the one to report
+                raise Stop(last) from None
+            if dpop is not None:
+                headers["DPoP"] = dpop.proof("POST", endpoint, nonce=nonces.get(origin))
+            self.attempts += 1
+            _log.debug("token request for client %r to %s", name, endpoint)
+            return await post_token_request(
+                session,
+                endpoint,
+                form + auth_form,
+                headers,
+                timeout=timeout,
+                client=name,
+                requested_scope=key.scope,
+                now=self._clock(),
+                default_lifetime=self._default_lifetime,
+                dpop=(nonces, origin) if dpop is not None else None,
+            )
 
         async def attempt(timeout: float) -> Token:
             nonlocal last
@@ -74,32 +118,25 @@ class TokenRequester:
             # seen, so the caller's own assertion is used for the first attempt only (every
             # later attempt follows a failed one, which set ``last``)
             passed = client_assertion if last is None else None
+            sent = nonces.get(origin) if dpop is not None else None
             try:
-                auth_form, headers = await credentials(
-                    name, client, resolved.signer, self._service, parameters, passed
-                )
-            except ConfigurationError:
-                if last is None:
-                    raise
-                # nothing can authenticate another attempt (the service declined, and the
-                # caller's assertion was spent): the endpoint's error is the one to report
-                raise Stop(last) from None
-            self.attempts += 1
-            _log.debug("token request for client %r to %s", name, resolved.token_endpoint)
-            try:
-                return await post_token_request(
-                    session,
-                    resolved.token_endpoint,
-                    form + auth_form,
-                    headers,
-                    timeout=timeout,
-                    client=name,
-                    requested_scope=key.scope,
-                    now=self._clock(),
-                    default_lifetime=self._default_lifetime,
-                )
+                try:
+                    return await exchange(passed, timeout, None)
+                except TokenRequestError as refused:
+                    if refused.error != USE_DPOP_NONCE or dpop is None:
+                        raise
+                    current = nonces.get(origin)
+                    if current is None or current == sent:
+                        raise  # no nonce to answer with: another try would be refused alike
+                    # RFC 9449 §8: once, with the nonce, a new proof and a new assertion (a
+                    # reused one would be a replayed jti); a spent caller's assertion ends it
+                    return await exchange(None, timeout, refused)
             except Retry as retry:
                 last = retry.error
                 raise
 
         return await retrying(attempt, policy, self._request_timeout)
+
+
+#: the token endpoint's way to ask for a DPoP nonce (RFC 9449 §8)
+USE_DPOP_NONCE = "use_dpop_nonce"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ._cache import CacheKey, TokenCache
+from ._dpop import ApiProofs
 from ._flights import TokenFlights
 from ._token import Token
 
@@ -19,12 +20,19 @@ class TokenSource:
     the token to retry with after a resource refused one.
     """
 
-    __slots__ = ("_cache", "_clock", "_flights", "key")
+    __slots__ = ("_cache", "_clock", "_flights", "dpop", "key")
 
     def __init__(
-        self, key: CacheKey, cache: TokenCache, flights: TokenFlights, clock: Callable[[], float]
+        self,
+        key: CacheKey,
+        cache: TokenCache,
+        flights: TokenFlights,
+        clock: Callable[[], float],
+        dpop: ApiProofs | None = None,
     ) -> None:
         self.key = key
+        #: the proofs a DPoP client adds to its API calls, or None for a bearer-only client
+        self.dpop = dpop
         self._cache = cache
         self._flights = flights
         self._clock = clock
