@@ -474,7 +474,9 @@ def test_dpop_proof_remembers_signers_for_key_objects_and_text(kernel: ModuleTyp
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    assert _dpop._one_off_signer(pem, None) is _dpop._one_off_signer(bytes(pem), None)
+    copy = bytes(bytearray(pem))  # equal bytes, another object
+    assert copy is not pem
+    assert _dpop._one_off_signer(pem, None) is _dpop._one_off_signer(copy, None)
     jwk = {**expected_jwk(key.key), "d": uint(key.key.private_numbers().private_value, 32)}  # type: ignore[union-attr]
     assert _dpop._one_off_signer(jwk, None) is not _dpop._one_off_signer(jwk, None)
     signer = _dpop._one_off_signer(key, None)
@@ -684,3 +686,28 @@ def test_c_and_pure_proofs_are_byte_identical(case: str) -> None:
         else:
             assert c == py
         assert verify_with_cryptography(c, alg)["iat"] == FIXED_NOW
+
+
+def test_the_sign_function_is_swapped_in_one_place(
+    kernel: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what ECDSA precomputation will plug in: a signer that returns R||S itself (width 0)
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    calls: list[bytes] = []
+
+    def sign_function(alg: Any, key: jwtmint.SigningKey, module: ModuleType) -> Any:
+        assert module is kernel
+        private: Any = key.key
+
+        def sign(data: bytes) -> bytes:
+            calls.append(data)
+            r, s = decode_dss_signature(private.sign(data, ec.ECDSA(hashes.SHA256())))
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+        return sign, 0
+
+    monkeypatch.setattr(_dpop, "_sign_function", sign_function)
+    token = jwtmint.DPoPSigner(signing_key("ES256")).proof("GET", URL, access_token=TOKEN)
+    assert verify_with_pyjwt(token, "ES256")["htu"] == URL
+    assert calls == [token.rpartition(".")[0].encode()]

@@ -53,10 +53,11 @@ _NOT_ASYMMETRIC = (
 )
 
 
-def _sign_function(alg: Algorithm, key: SigningKey, kernel: ModuleType) -> SignFunction:
-    """How a DPoP signer signs: the one place that makes its ``sign(data)`` (to swap it, e.g.
-    for ECDSA precomputation, change this function only)."""
-    return alg.signer(key, _kernel=kernel)
+def _sign_function(alg: Algorithm, key: SigningKey, kernel: ModuleType) -> tuple[SignFunction, int]:
+    """How a DPoP signer signs: ``sign(data)`` and the R||S width to convert its output from
+    DER (0: the output is the JWS signature as it is, as for RSA, EdDSA, or an ECDSA signer
+    that returns R||S). The one place to change to sign otherwise (ECDSA precomputation)."""
+    return alg.signer(key, _kernel=kernel), alg.ec_size
 
 
 def _dpop_algorithm(key: SigningKey, algorithm: str | None) -> Algorithm:
@@ -103,12 +104,11 @@ class _KeyState:
         alg = _dpop_algorithm(key, algorithm)
         self.key = key
         self.algorithm = alg.name
-        self.ec_size = alg.ec_size
         self.public_jwk = _public_jwk(key)
         self.thumbprint = jwk_thumbprint(self.public_jwk)
         header: dict[str, Any] = {"typ": DPOP_TYP, "alg": alg.name, "jwk": self.public_jwk}
         self.header_b64: bytes = kernel.b64url_encode(dumps_claims(header, "header"))
-        self.sign = _sign_function(alg, key, kernel)
+        self.sign, self.ec_size = _sign_function(alg, key, kernel)
         #: proof() in one call: the kernel binds header, clock, entropy and signature
         self.prover: Prover = kernel.dpop_prover(
             self.header_b64,
