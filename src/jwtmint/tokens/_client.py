@@ -117,6 +117,7 @@ class ClientCredentialsClient:
         "audience",
         "auth_method",
         "client_id",
+        "dpop",
         "issuer",
         "parameters",
         "private_key",

@@ -135,7 +135,9 @@ class ApiProofs:
     def proof(self, method: str, url: URL, token: Token) -> tuple[str, str | None]:
         """A fresh proof for one request (new ``jti``) and the origin's nonce it carries."""
         nonce = self.nonces.get(origin_of(url))
-        return self.signer.proof(method, str(url), access_token=token.access_token, nonce=nonce), nonce
+        return self.signer.proof(
+            method, str(url), access_token=token.access_token, nonce=nonce
+        ), nonce
 
     def challenged(
         self, url: URL, status: int, headers: Mapping[str, str], sent: str | None

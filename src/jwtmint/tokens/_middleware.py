@@ -16,8 +16,6 @@ from ._token import Token
 __all__ = ["OriginScope", "check_origins", "origin_of", "token_middleware", "web_origins"]
 
 
-
-
 def check_origins(origins: Iterable[str] | None) -> frozenset[str] | None:
     """``scheme://host[:port]`` strings, normalised, or ConfigurationError."""
     if origins is None:
@@ -139,4 +137,3 @@ async def _send_with_proofs(
     response.release()
     response, _ = await send(renewed)
     return response
-
