@@ -1,4 +1,4 @@
-"""jwtmint: fast OAuth 2.0 client assertions and a PyJWT-compatible ``encode``.
+"""jwtmint: fast OAuth 2.0 client assertions, DPoP proofs and a PyJWT-compatible ``encode``.
 
 >>> import jwtmint
 >>> key = jwtmint.generate_key("ES256")
@@ -16,6 +16,7 @@ from ._assertion import (
     AssertionSigner,
     ClientAssertion,
 )
+from ._dpop import DPoPSigner, dpop_proof
 from ._jwk import jwk_thumbprint
 from ._jws import encode
 from ._kernels import NO_EXTENSIONS, kernel
@@ -58,6 +59,7 @@ __all__ = [
     "ClientAssertion",
     "ClosedError",
     "ConfigurationError",
+    "DPoPSigner",
     "DiscoveryError",
     "InvalidClaimsError",
     "InvalidHeaderError",
@@ -75,6 +77,7 @@ __all__ = [
     "UnknownClientError",
     "UnsupportedAlgorithmError",
     "__version__",
+    "dpop_proof",
     "encode",
     "generate_key",
     "get_algorithm",

@@ -21,6 +21,9 @@ __all__ = [
     "b64url_encode",
     "compact",
     "der_to_raw",
+    "dpop_proof",
+    "dpop_prover",
+    "dpop_signing_input",
     "ecdsa_signer",
     "hmac_signer",
     "mint",
@@ -165,6 +168,104 @@ def minter(
         return mint(header_b64, prefix, suffix, jti, now, now + lifetime, sign, ec_size)
 
     return mint_now
+
+
+def _check_iat(iat: int) -> None:
+    if not -_INT64 <= iat < _INT64:  # _speedups takes a long long
+        raise OverflowError("iat does not fit in 64 bits")
+
+
+def dpop_signing_input(
+    header_b64: bytes,
+    jti: bytes,
+    htm_json: bytes,
+    htu_json: bytes,
+    iat: int,
+    ath: bytes | None,
+    nonce_json: bytes | None,
+) -> bytes:
+    """``header_b64 "." b64url(claims)`` of a DPoP proof (RFC 9449 §4.2).
+
+    The claims are ``{"jti":"<b64url(jti)>","htm":<htm_json>,"htu":<htu_json>,
+    "iat":<iat>`` then ``,"ath":"<b64url(ath)>"`` when ``ath`` (the token's
+    SHA-256) is given and ``,"nonce":<nonce_json>`` when given, then ``}``.
+    The ``*_json`` values are JSON strings (quotes included), copied as they are.
+    """
+    _check_iat(iat)
+    claims = b'{"jti":"%s","htm":%s,"htu":%s,"iat":%d' % (
+        b64url_encode(jti),
+        htm_json,
+        htu_json,
+        iat,
+    )
+    if ath is not None:
+        claims += b',"ath":"%s"' % b64url_encode(ath)
+    if nonce_json is not None:
+        claims += b',"nonce":%s' % nonce_json
+    return header_b64 + b"." + b64url_encode(claims + b"}")
+
+
+def dpop_proof(
+    header_b64: bytes,
+    jti: bytes,
+    htm_json: bytes,
+    htu_json: bytes,
+    iat: int,
+    ath: bytes | None,
+    nonce_json: bytes | None,
+    sign: Callable[[bytes], bytes],
+    ec_size: int,
+) -> str:
+    """One whole DPoP proof: the claims of ``dpop_signing_input``, signed and assembled."""
+    header_b64.decode("ascii")  # copied into the proof as it is, as mint() checks
+    signing_input = dpop_signing_input(header_b64, jti, htm_json, htu_json, iat, ath, nonce_json)
+    signature = sign(signing_input)
+    if type(signature) is not bytes:
+        raise TypeError("sign() must return bytes")
+    return compact(signing_input, signature, ec_size)
+
+
+def _part(of: Callable[[str], bytes], value: str) -> bytes:
+    part = of(value)
+    if type(part) is not bytes:
+        raise TypeError("the DPoP claim functions must return bytes")
+    return part
+
+
+def dpop_prover(
+    header_b64: bytes,
+    clock: Callable[[], float],
+    entropy: Callable[[], bytes],
+    sign: Callable[[bytes], bytes],
+    ec_size: int,
+    htm_of: Callable[[str], bytes],
+    htu_of: Callable[[str], bytes],
+    ath_of: Callable[[str], bytes],
+    nonce_of: Callable[[str], bytes],
+) -> Callable[[str, str, str | None, str | None], str]:
+    """``prove(method, url, access_token, nonce)``: a whole DPoP proof in one call.
+
+    Everything per signer is bound once: the header, clock, entropy, the
+    signature, and the functions from the caller's values to the kernel's
+    (``htm_of(method)`` and ``htu_of(url)`` return JSON strings,
+    ``ath_of(token)`` the token's SHA-256, ``nonce_of(nonce)`` a JSON string;
+    they validate, and may cache). ``iat`` = floor(clock()), ``jti`` = entropy().
+    """
+    header_b64.decode("ascii")
+
+    def prove(method: str, url: str, access_token: str | None, nonce: str | None) -> str:
+        htm = _part(htm_of, method)
+        htu = _part(htu_of, url)
+        ath = None if access_token is None else _part(ath_of, access_token)
+        nonce_json = None if nonce is None else _part(nonce_of, nonce)
+        now = math.floor(clock())
+        _check_iat(now)  # before entropy(), as _speedups converts it to a long long
+        jti = entropy()
+        if type(jti) is not bytes:
+            raise TypeError("entropy() must return bytes")
+        return dpop_proof(header_b64, jti, htm, htu, now, ath, nonce_json, sign, ec_size)
+
+    return prove
 
 
 _IPAD = bytes(byte ^ 0x36 for byte in range(256))

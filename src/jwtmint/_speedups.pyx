@@ -507,3 +507,128 @@ def minter(bytes header_b64 not None, bytes prefix not None, bytes suffix not No
     bound.lifetime, bound.clock, bound.entropy = lifetime, clock, entropy
     bound.sign, bound.ec_size = sign, ec_size
     return bound
+
+
+cdef long long _floor_clock(object now_value) except? -1:
+    """floor(clock()) as _Minter takes it: a float in C, anything else through math.floor."""
+    cdef double seconds
+    if type(now_value) is float:
+        seconds = PyFloat_AS_DOUBLE(now_value)
+        if -9.0e18 < seconds < 9.0e18:
+            return <long long>c_floor(seconds)
+    return math.floor(now_value)  # too large for long long: OverflowError, as in _pure
+
+
+cdef Py_ssize_t _optional_len(object value) except -1:
+    if value is None:
+        return 0
+    if type(value) is not bytes:
+        raise TypeError("ath and nonce_json must be bytes or None")
+    return PyBytes_GET_SIZE(value)
+
+
+cdef bytes _dpop_input(bytes header_b64, bytes jti, bytes htm_json, bytes htu_json,
+                       long long iat, object ath, object nonce_json):
+    cdef Py_ssize_t hlen = PyBytes_GET_SIZE(header_b64)
+    cdef Py_ssize_t jlen = PyBytes_GET_SIZE(jti)
+    cdef Py_ssize_t mlen = PyBytes_GET_SIZE(htm_json)
+    cdef Py_ssize_t ulen = PyBytes_GET_SIZE(htu_json)
+    cdef Py_ssize_t alen = _optional_len(ath)
+    cdef Py_ssize_t nlen = _optional_len(nonce_json)
+    # one integer of at most 20 characters, 56 bytes of fixed punctuation at most
+    cdef Py_ssize_t cap = _b64len(jlen) + mlen + ulen + _b64len(alen) + nlen + 20 + 64
+    cdef unsigned char* claims = <unsigned char*>PyMem_Malloc(cap)
+    cdef Py_ssize_t c = 0
+    if claims == NULL:
+        raise MemoryError()
+    try:
+        c += _put(claims + c, b'{"jti":"', 8)
+        c += _b64enc(<const unsigned char*>PyBytes_AS_STRING(jti), jlen, claims + c)
+        c += _put(claims + c, b'","htm":', 8)
+        c += _put(claims + c, PyBytes_AS_STRING(htm_json), mlen)
+        c += _put(claims + c, b',"htu":', 7)
+        c += _put(claims + c, PyBytes_AS_STRING(htu_json), ulen)
+        c += _put(claims + c, b',"iat":', 7)
+        c += _put_int(iat, claims + c)
+        if ath is not None:
+            c += _put(claims + c, b',"ath":"', 8)
+            c += _b64enc(<const unsigned char*>PyBytes_AS_STRING(ath), alen, claims + c)
+            claims[c] = c'"'
+            c += 1
+        if nonce_json is not None:
+            c += _put(claims + c, b',"nonce":', 9)
+            c += _put(claims + c, PyBytes_AS_STRING(nonce_json), nlen)
+        claims[c] = c'}'
+        c += 1
+        out = PyBytes_FromStringAndSize(NULL, hlen + 1 + _b64len(c))
+        buf = <unsigned char*>PyBytes_AS_STRING(out)
+        memcpy(buf, PyBytes_AS_STRING(header_b64), hlen)
+        buf[hlen] = c'.'
+        _b64enc(claims, c, buf + hlen + 1)
+    finally:
+        PyMem_Free(claims)
+    return out
+
+
+def dpop_signing_input(bytes header_b64 not None, bytes jti not None, bytes htm_json not None,
+                       bytes htu_json not None, long long iat, ath, nonce_json):
+    """``header_b64 "." b64url(claims)`` of a DPoP proof (RFC 9449 §4.2).
+
+    The claims are ``{"jti":"<b64url(jti)>","htm":<htm_json>,"htu":<htu_json>,
+    "iat":<iat>`` then ``,"ath":"<b64url(ath)>"`` when ``ath`` (the token's
+    SHA-256) is given and ``,"nonce":<nonce_json>`` when given, then ``}``.
+    The ``*_json`` values are JSON strings (quotes included), copied as they are.
+    """
+    return _dpop_input(header_b64, jti, htm_json, htu_json, iat, ath, nonce_json)
+
+
+def dpop_proof(bytes header_b64 not None, bytes jti not None, bytes htm_json not None,
+               bytes htu_json not None, long long iat, ath, nonce_json, sign, int ec_size):
+    """One whole DPoP proof: the claims of ``dpop_signing_input``, signed and assembled."""
+    if not _is_ascii(<const unsigned char*>PyBytes_AS_STRING(header_b64), PyBytes_GET_SIZE(header_b64)):
+        header_b64.decode("ascii")
+    signing_input = _dpop_input(header_b64, jti, htm_json, htu_json, iat, ath, nonce_json)
+    return _compact(signing_input, _call_sign(sign, signing_input), ec_size, True)
+
+
+cdef inline bytes _dpop_part(object of, object value):
+    part = of(value)
+    if type(part) is not bytes:
+        raise TypeError("the DPoP claim functions must return bytes")
+    return <bytes>part
+
+
+cdef class _DPoPProver:
+    cdef bytes header_b64
+    cdef object clock, entropy, sign, htm_of, htu_of, ath_of, nonce_of
+    cdef int ec_size
+
+    def __call__(self, method, url, access_token, nonce):
+        cdef bytes htm = _dpop_part(self.htm_of, method)
+        cdef bytes htu = _dpop_part(self.htu_of, url)
+        cdef object ath = None if access_token is None else _dpop_part(self.ath_of, access_token)
+        cdef object nonce_json = None if nonce is None else _dpop_part(self.nonce_of, nonce)
+        cdef long long now = _floor_clock(self.clock())
+        jti = self.entropy()
+        if type(jti) is not bytes:
+            raise TypeError("entropy() must return bytes")
+        signing_input = _dpop_input(self.header_b64, jti, htm, htu, now, ath, nonce_json)
+        return _compact(signing_input, _call_sign(self.sign, signing_input), self.ec_size, True)
+
+
+def dpop_prover(bytes header_b64 not None, clock, entropy, sign, int ec_size,
+                htm_of, htu_of, ath_of, nonce_of):
+    """``prove(method, url, access_token, nonce)``: a whole DPoP proof in one call.
+
+    Everything per signer is bound once: the header, clock, entropy, the
+    signature, and the functions from the caller's values to the kernel's
+    (``htm_of(method)`` and ``htu_of(url)`` return JSON strings,
+    ``ath_of(token)`` the token's SHA-256, ``nonce_of(nonce)`` a JSON string;
+    they validate, and may cache). ``iat`` = floor(clock()), ``jti`` = entropy().
+    """
+    header_b64.decode("ascii")
+    cdef _DPoPProver bound = _DPoPProver.__new__(_DPoPProver)
+    bound.header_b64, bound.clock, bound.entropy, bound.sign = header_b64, clock, entropy, sign
+    bound.ec_size = ec_size
+    bound.htm_of, bound.htu_of, bound.ath_of, bound.nonce_of = htm_of, htu_of, ath_of, nonce_of
+    return bound
