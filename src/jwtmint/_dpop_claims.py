@@ -154,8 +154,7 @@ def _lower_keeping_percent(host: str) -> str:
     if "%" not in host:
         return host.lower()
     return "".join(
-        part if part.startswith("%") else part.lower()
-        for part in _PERCENT_OR_TEXT.findall(host)
+        part if part.startswith("%") else part.lower() for part in _PERCENT_OR_TEXT.findall(host)
     )
 
 
@@ -181,9 +180,7 @@ def nonce_json(nonce: str) -> bytes:
 def ath_digest(access_token: str) -> bytes:
     """SHA-256 of the access token's ASCII bytes: ``ath`` before base64url (RFC 9449 §4.2)."""
     if not isinstance(access_token, str):
-        raise InvalidClaimsError(
-            f"access_token must be a str, got {type(access_token).__name__}"
-        )
+        raise InvalidClaimsError(f"access_token must be a str, got {type(access_token).__name__}")
     if not access_token or not access_token.isascii():
         raise InvalidClaimsError(
             "access_token must be a non-empty ASCII string (RFC 9449 §4.2 hashes its ASCII "
