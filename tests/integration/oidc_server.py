@@ -61,12 +61,19 @@ def missing_prerequisite() -> str | None:
 
 
 def private_key_jwt_client(
-    client_id: str, key: SigningKey, *, scope: str = CLIENT_SCOPE, pin_algorithm: bool = True
+    client_id: str,
+    key: SigningKey,
+    *,
+    scope: str = CLIENT_SCOPE,
+    pin_algorithm: bool = True,
+    dpop_bound: bool = False,
 ) -> dict[str, Any]:
     """Client metadata for private_key_jwt with ``key``'s public JWK.
 
     ``pin_algorithm`` registers token_endpoint_auth_signing_alg = the key's algorithm, so
-    that oidc-provider refuses assertions signed with any other.
+    that oidc-provider refuses assertions signed with any other. ``dpop_bound`` registers
+    ``dpop_bound_access_tokens: true``: the server then refuses a token request without a
+    DPoP proof (it needs a server started with ``dpop=True``).
     """
     metadata: dict[str, Any] = {
         "client_id": client_id,
@@ -79,6 +86,8 @@ def private_key_jwt_client(
     }
     if pin_algorithm:
         metadata["token_endpoint_auth_signing_alg"] = key.algorithm
+    if dpop_bound:
+        metadata["dpop_bound_access_tokens"] = True
     return metadata
 
 
@@ -112,13 +121,23 @@ def start_oidc_provider(
     workdir: Path,
     require_issuer_audience: bool = False,
     access_token_ttl: int = 300,
+    dpop: bool = False,
+    dpop_require_nonce: bool = False,
+    dpop_algorithms: Sequence[str] | None = None,
     timeout: float = _READY_TIMEOUT,
 ) -> Iterator[str]:
     """Run oidc-provider with ``clients`` registered; yields its issuer (``http://127.0.0.1:N``).
 
     ``require_issuer_audience`` makes the server accept client assertions only when ``aud``
     is exactly the issuer (oidc-provider alone also takes the token endpoint URL).
+    ``dpop`` turns DPoP (RFC 9449) on, with server nonces (sent, and accepted in proofs);
+    ``dpop_require_nonce`` refuses a proof without a nonce (``use_dpop_nonce``);
+    ``dpop_algorithms`` narrows the proof algorithms the server takes (default: ES256,
+    ES384, ES512, PS256, RS256, Ed25519, EdDSA). server.mjs's header says what the server
+    then does exactly.
     """
+    if not dpop and (dpop_require_nonce or dpop_algorithms is not None):
+        raise ValueError("dpop_require_nonce and dpop_algorithms need dpop=True")
     number = next(_config_numbers)
     config_path = workdir / f"oidc-provider-{number}.json"
     stderr_path = workdir / f"oidc-provider-{number}.stderr"
@@ -127,7 +146,11 @@ def start_oidc_provider(
         "port": 0,
         "require_issuer_audience": require_issuer_audience,
         "access_token_ttl": access_token_ttl,
+        "dpop": dpop,
+        "dpop_require_nonce": dpop_require_nonce,
     }
+    if dpop_algorithms is not None:
+        config["dpop_algorithms"] = list(dpop_algorithms)
     config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     node = shutil.which("node") or "node"
     with (
