@@ -23,7 +23,7 @@ from ._jose import (
     PRIVATE_JWK_MEMBERS,
     JoseError,
     b64url_encode,
-    embedded_jwk_key,
+    embedded_jwk,
     jwk_thumbprint,
     parse_compact,
 )
@@ -168,7 +168,7 @@ class NonceStore:
     def valid(self, nonce: str) -> bool:
         """Whether ``nonce`` is the current or the previous nonce (compared in constant time)."""
         self._expire()
-        given = nonce.encode("utf-8", "surrogateescape")
+        given = nonce.encode("utf-8", "surrogatepass")  # JSON may hold lone surrogates
         matches = [
             hmac.compare_digest(given, known.encode("ascii"))
             for known in (self._current, self._previous)
@@ -287,10 +287,8 @@ class DPoPVerifier:
             raise _invalid(f"the DPoP proof alg must be one of {' '.join(self.policy.algorithms)}")
         if "crit" in header:  # RFC 7515 §4.1.11: no extension is understood here
             raise _invalid("the DPoP proof header has crit parameters this server ignores")
-        jwk = header.get("jwk")
         try:
-            key = embedded_jwk_key(jwk)
-            jkt = jwk_thumbprint(jwk)  # type: ignore[arg-type]  # a Mapping, checked above
+            key, jkt = embedded_jwk(header.get("jwk"))
         except JoseError as exc:
             raise _invalid(f"the DPoP proof jwk is unusable: {exc}") from None
         if alg not in key.algorithms:

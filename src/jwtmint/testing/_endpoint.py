@@ -147,7 +147,8 @@ class TokenEndpoint(LoopbackServer):
         if self._discovery:
             for path in _DISCOVERY_PATHS:
                 app.router.add_get(path, self._handle_metadata)
-        app.router.add_route("*", "/api/{tail:.*}", self._resource.handle)
+        # [\s\S]: a path segment may hold an encoded newline, which "." would not match
+        app.router.add_route("*", r"/api/{tail:[\s\S]*}", self._resource.handle)
         return app
 
     # ------------------------------------------------------------------ addresses

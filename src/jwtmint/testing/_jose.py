@@ -33,7 +33,7 @@ __all__ = [
     "ParsedJws",
     "VerificationKey",
     "b64url_encode",
-    "embedded_jwk_key",
+    "embedded_jwk",
     "jwk_thumbprint",
     "parse_compact",
     "verification_keys",
@@ -323,23 +323,27 @@ def _jwk_uint(jwk: Mapping[str, Any], name: str) -> int:
     return int.from_bytes(_jwk_bytes(jwk, name), "big")
 
 
-def embedded_jwk_key(jwk: object) -> VerificationKey:
-    """The public key a JWS carries in its ``jwk`` header (RFC 7515 §4.1.3, RFC 9449 §4.2).
+def embedded_jwk(jwk: object) -> tuple[VerificationKey, str]:
+    """The public key a JWS carries in its ``jwk`` header, and its RFC 7638 thumbprint.
 
-    A JWK holding any private member is refused, not stripped: a signer that puts its
-    private key in a header has leaked it (RFC 9449 §4.3, check 7).
+    RFC 7515 §4.1.3 and RFC 9449 §4.2. A JWK holding any private member is refused, not
+    stripped: a signer that puts its private key in a header has leaked it (RFC 9449
+    §4.3, check 7).
     """
+    if jwk is None:
+        raise JoseError("there is no jwk header")
     if not isinstance(jwk, Mapping):
         raise JoseError("the jwk header is not a JSON object")
     private = sorted(PRIVATE_JWK_MEMBERS.intersection(jwk))
     if private:
         raise JoseError(f"the jwk holds private key members ({', '.join(private)})")
-    return _from_jwk(jwk)
+    return _from_jwk(jwk), jwk_thumbprint(jwk)
 
 
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     """RFC 7638 §3: base64url SHA-256 of the required members as sorted, compact JSON."""
-    members = _THUMBPRINT_MEMBERS.get(jwk.get("kty"))  # type: ignore[arg-type]
+    kty = jwk.get("kty")
+    members = _THUMBPRINT_MEMBERS.get(kty) if isinstance(kty, str) else None
     if members is None:
         raise JoseError(f"no thumbprint for JWK kty {jwk.get('kty')!r}")
     values = {name: jwk.get(name) for name in members}
