@@ -734,3 +734,109 @@ async def test_any_method_and_path_with_a_matching_proof_is_accepted(
     assert reply.status == 200, (path, reply.text)
     assert ep.resource_requests[-1].dpop is not None
     assert ep.resource_requests[-1].dpop.htu == htu
+
+
+# ---------------------------------------------------------------------------- fuzzing
+# Proofs made of random parts, or a valid one with a few members replaced, at /token (nonces
+# on) and at /api: every answer must be a DPoP refusal, recorded, never a 500. A valid proof
+# is possible only through the ES256 key's own signature, which no fuzzed proof carries.
+
+_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=10)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _text
+    | st.integers(min_value=-(10**400), max_value=10**400),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=5,
+)  # fmt: skip
+_jwks = st.sampled_from(["public", "private", "rsa", "oct"]).map(
+    lambda kind: {
+        "public": jwk_of(key_for("ES256").public_key()),
+        "private": jwk_of(key_for("ES256")),
+        "rsa": jwk_of(key_for("RS256").public_key()),
+        "oct": {"kty": "oct", "k": "c2VjcmV0"},
+    }[kind]
+)
+_header_members = {
+    "typ": st.just("dpop+jwt") | _json,
+    "alg": st.sampled_from(["ES256", "RS256", "HS256", "none", "EdDSA"]) | _json,
+    "jwk": _jwks | _json,
+    "crit": _json,
+}
+_claim_members = {
+    "jti": _json,
+    "htm": st.sampled_from(["POST", "GET", "post"]) | _json,
+    "htu": st.sampled_from(["@url", "@url?x#y", "http://127.0.0.1/token"]) | _json,
+    "iat": st.sampled_from([0, 10**20, float("inf")]) | _json,
+    "nonce": _json,
+    "ath": _json,
+}
+
+
+@st.composite
+def _fuzzed_proofs(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    header: dict[str, Any] = {"typ": "dpop+jwt", "alg": "ES256"}
+    header["jwk"] = jwk_of(key_for("ES256").public_key())
+    claims: dict[str, Any] = {"jti": uuid.uuid4().hex, "htm": "POST", "htu": "@url", "iat": 0}
+    for target, members in ((header, _header_members), (claims, _claim_members)):
+        for name in draw(st.lists(st.sampled_from(sorted(members)), max_size=3, unique=True)):
+            if draw(st.booleans()):
+                target[name] = draw(members[name])
+            else:
+                target.pop(name, None)
+    signature = draw(st.binary(max_size=70) | st.just(b"\0" * 64))
+    return header, claims, signature
+
+
+def _render(value: Any, url: str) -> Any:
+    if value == "@url":
+        return url
+    if isinstance(value, str) and value.startswith("@url"):
+        return url + value[4:]
+    return value
+
+
+@pytest.fixture
+async def fuzz_ep() -> AsyncIterator[TokenEndpoint]:
+    async with TokenEndpoint(dpop_nonce=True) as endpoint:
+        endpoint.register_client("app", secret=SECRET)
+        yield endpoint
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(parts=_fuzzed_proofs(), at_resource=st.booleans())
+async def test_fuzzed_proofs_are_refused_and_recorded(
+    fuzz_ep: TokenEndpoint,
+    session: aiohttp.ClientSession,
+    parts: tuple[dict[str, Any], dict[str, Any], bytes],
+    at_resource: bool,
+) -> None:
+    ep = fuzz_ep
+    header, claims, signature = parts
+    url = ep.url + "/api/x" if at_resource else ep.token_url
+    claims = {name: _render(value, url) for name, value in claims.items()}
+    try:
+        sent = hand_made(header, claims, signature)
+    except ValueError:  # NaN and out-of-range floats: json.dumps writes them, JSON has none
+        return
+    if at_resource:
+        before = len(ep.resource_requests)
+        reply = await send(session, "POST", url, proofs=(sent,), authorization="DPoP token")
+        assert reply.status == 401, reply.text
+        assert len(ep.resource_requests) == before + 1
+        recorded = ep.resource_requests[-1]
+        assert recorded.error == reply.json["error"]
+    else:
+        before = len(ep.requests)
+        reply = await token_request(session, ep, sent)
+        assert reply.status == 400, reply.text
+        assert len(ep.requests) == before + 1
+        assert ep.requests[-1].outcome == reply.json["error"]
+        recorded = ep.requests[-1]
+    assert reply.json["error"] in {"invalid_dpop_proof", "use_dpop_nonce"}, reply.text
+    assert reply.headers["DPoP-Nonce"] == ep.dpop_nonce
+    assert recorded.dpop is not None
+    assert jwk_of(key_for("ES256"))["d"] not in repr(recorded)
