@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 from aiohttp import web
@@ -64,10 +63,17 @@ class ProtectedResource:
                 response = web.json_response(document)
         self._dpop.add_nonce(response.headers)
         self._calls.append((tail, response.status))
-        record = RecordedResourceRequest(
-            request.method, tail, response.status, scheme or None, error, self._clock()
+        self._records.append(
+            RecordedResourceRequest(
+                request.method,
+                tail,
+                response.status,
+                scheme or None,
+                error,
+                self._clock(),
+                dpop=record_proof(proofs),
+            )
         )
-        self._records.append(dataclasses.replace(record, dpop=record_proof(proofs)))
         return response
 
     def _authorize(
