@@ -5,7 +5,10 @@ strict authorization server's token endpoint for the client credentials grant
 (RFC 6749 §4.4): it verifies client authentication for real (RFC 6749 §2.3,
 RFC 7523 §3) with its own JWS code, issues opaque bearer tokens, publishes
 RFC 8414 metadata, guards a protected resource, records every request
-(:class:`RecordedRequest`) and answers with a :class:`Fault` when told to.
+(:class:`RecordedRequest`, :class:`RecordedResourceRequest`) and answers with a
+:class:`Fault` when told to. It checks DPoP proofs (RFC 9449) with the same
+independent code, issues DPoP-bound tokens, requires and rotates server nonces when
+asked, and keeps each proof it saw as a :class:`RecordedProof`.
 
 ::
 
@@ -23,12 +26,14 @@ RFC 8414 metadata, guards a protected resource, records every request
 from __future__ import annotations
 
 from ._endpoint import TokenEndpoint
-from ._model import Fault, RecordedRequest
+from ._model import Fault, RecordedProof, RecordedRequest, RecordedResourceRequest
 from ._redis import RedisClusterServers, RedisServer, redis_server_available
 
 __all__ = [
     "Fault",
+    "RecordedProof",
     "RecordedRequest",
+    "RecordedResourceRequest",
     "RedisClusterServers",
     "RedisServer",
     "TokenEndpoint",

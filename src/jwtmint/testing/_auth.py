@@ -65,6 +65,8 @@ class Client:
     secret: bytes | None = field(repr=False)
     keys: tuple[VerificationKey, ...] = field(repr=False)
     allowed_scopes: frozenset[str] | None
+    #: RFC 9449 §5.2 ``dpop_bound_access_tokens``: every token request needs a proof
+    dpop_bound: bool = False
 
     @classmethod
     def register(
@@ -75,6 +77,7 @@ class Client:
         public_key: object,
         auth_method: str | None,
         allowed_scopes: Iterable[str] | None,
+        dpop_bound: bool = False,
     ) -> Client:
         """Check a registration the way a strict authorization server would (RFC 7591 §2)."""
         if not isinstance(client_id, str) or not client_id:
@@ -88,7 +91,8 @@ class Client:
             keys = verification_keys(public_key) if public_key is not None else ()
         except (TypeError, ValueError) as exc:  # the verifier's own words, as a setting error
             raise ConfigurationError(f"client {client_id!r}: {exc}") from None
-        return cls(client_id, method, secret_bytes, keys, _scope_set(allowed_scopes))
+        scopes = _scope_set(allowed_scopes)
+        return cls(client_id, method, secret_bytes, keys, scopes, bool(dpop_bound))
 
 
 def _infer_method(secret: str | bytes | None, public_key: object) -> str:

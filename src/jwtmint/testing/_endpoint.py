@@ -2,54 +2,35 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import logging
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
 from ..errors import ConfigurationError
 from ._auth import AssertionPolicy, Authenticator, Claimed, Client, claimed_identity
+from ._dpop import DPoPPolicy, DPoPVerifier, record_proof
 from ._jose import SUPPORTED_ALGORITHMS
-from ._model import AUTH_METHODS, Fault, OAuthError, RecordedRequest
+from ._model import AUTH_METHODS, Fault, OAuthError, RecordedRequest, RecordedResourceRequest
 from ._request import MAX_BODY, Form, check_resources, check_scope, extra_parameters, read_form
-from ._responses import NO_STORE, bearer_refusal, error_response, fault_response
+from ._resource import ProtectedResource
+from ._responses import NO_STORE, error_response, fault_response
+from ._server import LoopbackServer
+from ._store import IssuedToken, TokenStore
 
 __all__ = ["TokenEndpoint"]
 
 GRANT_TYPE = "client_credentials"
 _log = logging.getLogger("jwtmint.testing")
 _DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
-# in-flight handlers finish quickly once `_closing` is set; this only bounds a stuck one
-_SHUTDOWN_TIMEOUT = 2.0
-# above the default 128, so a burst of concurrent connects is queued rather than retried
-_BACKLOG = 2048
 
 
-@dataclasses.dataclass(frozen=True)
-class _Issued:
-    client_id: str
-    scope: str | None
-    resource: tuple[str, ...]
-    expires_at: float | None
-    parameters: dict[str, list[str]]
-
-
-def _token_key(access_token: str) -> bytes:
-    # tokens are held by digest: a lookup then does not compare token text byte by byte
-    # surrogateescape: a header's bytes decoded as latin-1 or odd text never raises here
-    return hashlib.sha256(access_token.encode("utf-8", "surrogateescape")).digest()
-
-
-class TokenEndpoint:
+class TokenEndpoint(LoopbackServer):
     """A strict OAuth 2.0 authorization server on 127.0.0.1, for tests and demos.
 
     It serves the client credentials grant (RFC 6749 §4.4) at ``/token`` with real client
@@ -70,6 +51,21 @@ class TokenEndpoint:
     ``leeway`` is the clock skew tolerated; ``require_typ`` demands the
     ``client-authentication+jwt`` header type; ``discovery=False`` answers 404
     at the metadata paths.
+
+    DPoP (RFC 9449), checked with its own JOSE code: a token request with a valid ``DPoP``
+    proof gets ``"token_type": "DPoP"``, bound to the proof key's thumbprint (``cnf.jkt`` in
+    :meth:`token_info`); without one it stays Bearer, unless ``require_dpop=True`` or the
+    client was registered with ``dpop_bound_access_tokens=True``: then it is refused 400
+    ``invalid_grant`` (as oidc-provider answers). A bad proof is 400 ``invalid_dpop_proof``
+    at ``/token``, 401 with ``WWW-Authenticate: DPoP error="invalid_dpop_proof"`` at
+    ``/api``. ``dpop_max_age`` bounds a proof's age by its ``iat`` (``leeway`` applies too);
+    a ``jti`` is refused while it could be replayed. ``dpop_algorithms`` limits the
+    algorithms taken (default: every asymmetric one; published as
+    ``dpop_signing_alg_values_supported``). ``dpop_nonce=True`` requires the server nonce
+    (RFC 9449 §8, §9): without it, or with a stale one, ``use_dpop_nonce`` (400 at
+    ``/token``, 401 at ``/api``) and a ``DPoP-Nonce`` header; every answer but a fault's
+    carries the current nonce (:attr:`dpop_nonce`). :meth:`rotate_dpop_nonce` starts a new
+    one, and so does ``dpop_nonce_lifetime`` seconds' age; the previous one stays valid.
 
     An assertion's ``aud`` must name the issuer identifier: the string itself,
     or an array holding it among other values (RFC 7523 §3 allows that, and
@@ -93,6 +89,11 @@ class TokenEndpoint:
         require_typ: bool = False,
         discovery: bool = True,
         strict_audience: bool = False,
+        require_dpop: bool = False,
+        dpop_nonce: bool = False,
+        dpop_nonce_lifetime: float | None = None,
+        dpop_max_age: int = 60,
+        dpop_algorithms: Iterable[str] | None = None,
     ) -> None:
         if token_lifetime is not None and token_lifetime <= 0:
             raise ConfigurationError("token_lifetime must be positive, or None to omit expires_in")
@@ -100,6 +101,7 @@ class TokenEndpoint:
             raise ConfigurationError(
                 "max_assertion_lifetime must be positive and leeway not negative"
             )
+        super().__init__()
         self._token_lifetime = token_lifetime
         self._clock = clock
         self._accept_token_url = accept_token_endpoint_audience
@@ -107,19 +109,29 @@ class TokenEndpoint:
         self._clients: dict[str, Client] = {}
         policy = AssertionPolicy(max_assertion_lifetime, leeway, require_typ, strict_audience)
         self._authenticator = Authenticator(self._clients, policy, clock)
-        self._tokens: dict[bytes, _Issued] = {}
+        dpop = DPoPPolicy.build(
+            dpop_algorithms,
+            require=require_dpop,
+            nonce=dpop_nonce,
+            nonce_lifetime=dpop_nonce_lifetime,
+            max_age=dpop_max_age,
+            leeway=leeway,
+        )
+        self._dpop = DPoPVerifier(dpop, clock)
+        self._tokens = TokenStore(clock)
         self._faults: deque[Fault] = deque()
         self._fault: Fault | None = None
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
-        self._started = False
-        self._closing = asyncio.Event()
         #: Every request that reached ``/token`` (any method, refused, faulted or failed;
         #: only one whose client hung up before its body was read is not), in the order
         #: they were decided: a delayed fault is recorded before its wait.
         self.requests: list[RecordedRequest] = []
         #: ``(path after /api/, HTTP status)`` of every protected-resource call.
         self.api_requests: list[tuple[str, int]] = []
+        #: Every protected-resource call, with its scheme, refusal and DPoP proof.
+        self.resource_requests: list[RecordedResourceRequest] = []
+        self._resource = ProtectedResource(
+            self._tokens, self._dpop, clock, self.resource_requests, self.api_requests
+        )
         #: Merged into the metadata documents; a None value removes that member.
         self.metadata_overrides: dict[str, Any] = {}
         #: Seconds each token request waits before it is answered as usual (a slow
@@ -129,66 +141,17 @@ class TokenEndpoint:
     def __repr__(self) -> str:
         return f"TokenEndpoint(url={self._url!r}, clients={len(self._clients)})"
 
-    # ------------------------------------------------------------------ lifecycle
-
-    async def start(self) -> None:
-        """Listen on 127.0.0.1 at a port the OS picks. An endpoint starts only once."""
-        if self._started:
-            raise RuntimeError("this TokenEndpoint was already started; create a new one")
-        self._started = True
-        runner = web.AppRunner(
-            self._application(),
-            access_log=None,
-            handler_cancellation=True,  # a client that gives up ends its (delayed) handler
-            shutdown_timeout=_SHUTDOWN_TIMEOUT,
-        )
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, "127.0.0.1", 0, backlog=_BACKLOG).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        port = runner.addresses[0][1]
-        self._url = f"http://127.0.0.1:{port}"
-
-    async def close(self) -> None:
-        """Stop listening and close every connection; waiting faults are cut short."""
-        self._started = True  # closed before it ever started: it still runs only once
-        self._closing.set()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> TokenEndpoint:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     def _application(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_route("*", "/token", self._handle_token)
         if self._discovery:
             for path in _DISCOVERY_PATHS:
                 app.router.add_get(path, self._handle_metadata)
-        app.router.add_route("*", "/api/{tail:.*}", self._handle_api)
+        # [\s\S]: a path segment may hold an encoded newline, which "." would not match
+        app.router.add_route("*", r"/api/{tail:[\s\S]*}", self._resource.handle)
         return app
 
     # ------------------------------------------------------------------ addresses
-
-    @property
-    def url(self) -> str:
-        """The base URL, ``http://127.0.0.1:PORT`` without a trailing slash."""
-        if self._url is None:
-            raise RuntimeError("the TokenEndpoint is not started; use `async with` or start()")
-        return self._url
 
     @property
     def issuer(self) -> str:
@@ -210,6 +173,7 @@ class TokenEndpoint:
         public_key: object = None,
         auth_method: str | None = None,
         allowed_scopes: Iterable[str] | None = None,
+        dpop_bound_access_tokens: bool = False,
     ) -> None:
         """Register (or replace) a client, as RFC 7591 §2 metadata would describe it.
 
@@ -220,6 +184,8 @@ class TokenEndpoint:
         ``private_key_jwt`` or ``none``; without it a public key means
         ``private_key_jwt``, a secret ``client_secret_basic``, neither ``none``.
         ``allowed_scopes`` limits the scope tokens granted (None: any).
+        ``dpop_bound_access_tokens=True`` (RFC 9449 §5.2) refuses its token
+        requests that carry no DPoP proof.
 
         RSA keys under 2048 bits are refused with a ValueError (RFC 7518
         §3.3). A ``client_secret_jwt`` secret shorter than the hash output (32
@@ -234,6 +200,7 @@ class TokenEndpoint:
             public_key=public_key,
             auth_method=auth_method,
             allowed_scopes=allowed_scopes,
+            dpop_bound=dpop_bound_access_tokens,
         )
 
     def fail_next(self, n: int = 1, fault: Fault | None = None, **fault_fields: Any) -> None:
@@ -262,7 +229,7 @@ class TokenEndpoint:
 
     def revoke(self, access_token: str) -> None:
         """Forget one issued token; unknown tokens are ignored (as RFC 7009 §2.2 does)."""
-        self._tokens.pop(_token_key(access_token), None)
+        self._tokens.revoke(access_token)
 
     def revoke_all(self) -> None:
         """Forget every issued token."""
@@ -273,12 +240,12 @@ class TokenEndpoint:
 
         The keys are ``client_id``, ``scope``, ``resource`` (a tuple),
         ``expires_at`` (epoch seconds by the endpoint's clock; None when the
-        token never expires) and ``parameters`` (extra form fields of the request).
+        token never expires), ``parameters`` (extra form fields of the request),
+        ``token_type`` (``Bearer`` or ``DPoP``) and, for a DPoP-bound token only,
+        ``cnf``: ``{"jkt": thumbprint}`` as introspection shows it (RFC 9449 §6.2).
         """
-        issued = self._live_token(access_token)
-        if issued is None:
-            return None
-        return dataclasses.asdict(issued)
+        issued = self._tokens.live(access_token)
+        return None if issued is None else issued.info()
 
     def request_count(self, client_id: str | None = None) -> int:
         """How many token requests arrived (from ``client_id``, when given)."""
@@ -286,21 +253,21 @@ class TokenEndpoint:
             return len(self.requests)
         return sum(1 for r in self.requests if r.client_id == client_id)
 
-    def _live_token(self, access_token: str) -> _Issued | None:
-        issued = self._tokens.get(_token_key(access_token))
-        if issued is None or (issued.expires_at is not None and self._clock() >= issued.expires_at):
-            return None
-        return issued
+    @property
+    def dpop_nonce(self) -> str | None:
+        """The DPoP nonce handed out now (RFC 9449 §8); None unless ``dpop_nonce=True``."""
+        return self._dpop.nonces.current() if self._dpop.policy.nonce else None
 
-    def _issue(self, issued: _Issued) -> str:
-        access_token = secrets.token_urlsafe(32)
-        self._tokens[_token_key(access_token)] = issued
-        return access_token
+    def rotate_dpop_nonce(self) -> str:
+        """Start a new DPoP nonce now; the one it replaces stays valid until the next."""
+        return self._dpop.nonces.rotate()
 
     # ------------------------------------------------------------------ /token
 
     async def _handle_token(self, request: web.Request) -> web.StreamResponse:
-        form = Form({}, request.headers.get("Authorization"))
+        form = Form(
+            {}, request.headers.get("Authorization"), tuple(request.headers.getall("DPoP", ()))
+        )
         recorded = False
         try:
             form, refusal = await read_form(request)
@@ -317,6 +284,7 @@ class TokenEndpoint:
                 response, outcome = self._grant(form), "issued"
             except OAuthError as exc:
                 response, outcome = error_response(exc), exc.error
+            self._dpop.add_nonce(response.headers)
             self._record(form, outcome, response.status)
             return response
         except Exception:
@@ -327,7 +295,9 @@ class TokenEndpoint:
                 with contextlib.suppress(Exception):  # in case claimed_identity is the bug
                     claimed = claimed_identity(form)
                 self._record(form, "server_error", 500, claimed)
-            return web.json_response({"error": "server_error"}, status=500, headers=NO_STORE)
+            failed = web.json_response({"error": "server_error"}, status=500, headers=NO_STORE)
+            self._dpop.add_nonce(failed.headers)
+            return failed
 
     def _grant(self, form: Form) -> web.Response:
         """RFC 6749 §4.4.2 and §4.4.3: check the request, then issue a token."""
@@ -342,14 +312,28 @@ class TokenEndpoint:
         check_scope(scope, client.allowed_scopes)
         resource = tuple(form.fields.get("resource", ()))
         check_resources(resource)
+        jkt = self._proof_key(form, client)
         expires_at = None if self._token_lifetime is None else self._clock() + self._token_lifetime
-        issued = _Issued(client.client_id, scope, resource, expires_at, extra_parameters(form))
-        document: dict[str, Any] = {"access_token": self._issue(issued), "token_type": "Bearer"}
+        parameters = extra_parameters(form)
+        issued = IssuedToken(client.client_id, scope, resource, expires_at, parameters, jkt)
+        document: dict[str, Any] = {
+            "access_token": self._tokens.issue(issued),
+            "token_type": issued.token_type,
+        }
         if self._token_lifetime is not None:
             document["expires_in"] = self._token_lifetime
         if scope is not None:
             document["scope"] = scope
         return web.json_response(document, headers=NO_STORE)
+
+    def _proof_key(self, form: Form, client: Client) -> str | None:
+        """RFC 9449 §5: a valid proof binds the token to its key's thumbprint."""
+        if form.dpop:
+            return self._dpop.check(form.dpop, "POST", self.token_url).jkt
+        if client.dpop_bound or self._dpop.policy.require:
+            # oidc-provider's answer; RFC 9449 §5.2 only says such requests are rejected
+            raise OAuthError("invalid_grant", "DPoP proof JWT not provided (RFC 9449 5)")
+        return None
 
     def _audiences(self) -> frozenset[str]:
         if self._accept_token_url:
@@ -377,12 +361,9 @@ class TokenEndpoint:
                 outcome=outcome,
                 at=self._clock(),
                 status=status,
+                dpop=record_proof(form.dpop),
             )
         )
-
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), seconds)
 
     async def _answer_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse:
         if fault.delay:
@@ -394,7 +375,7 @@ class TokenEndpoint:
             return web.Response()
         return fault_response(fault)
 
-    # ------------------------------------------------------------------ metadata, /api
+    # ------------------------------------------------------------------ metadata
 
     async def _handle_metadata(self, request: web.Request) -> web.Response:
         """RFC 8414 §3.2 (and OpenID Connect Discovery 1.0 §4) metadata."""
@@ -404,6 +385,7 @@ class TokenEndpoint:
             "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
             "token_endpoint_auth_signing_alg_values_supported": list(SUPPORTED_ALGORITHMS),
             "grant_types_supported": [GRANT_TYPE],
+            "dpop_signing_alg_values_supported": list(self._dpop.policy.algorithms),
         }
         for name, value in self.metadata_overrides.items():
             if value is None:
@@ -411,18 +393,3 @@ class TokenEndpoint:
             else:
                 metadata[name] = value
         return web.json_response(metadata)
-
-    async def _handle_api(self, request: web.Request) -> web.Response:
-        """A protected resource that takes this endpoint's bearer tokens (RFC 6750 §2.1, §3)."""
-        tail = request.match_info["tail"]
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        bearer = scheme.lower() == "bearer"
-        issued = self._live_token(token.strip()) if bearer else None
-        if issued is None:
-            response = bearer_refusal(bearer)
-        else:
-            response = web.json_response(
-                {"client_id": issued.client_id, "scope": issued.scope, "path": tail}
-            )
-        self.api_requests.append((tail, response.status))
-        return response

@@ -1,4 +1,4 @@
-"""An independent JWS verifier for client assertions (RFC 7515, RFC 7518, RFC 7517).
+"""An independent JWS verifier for client assertions and DPoP proofs (RFC 7515, 7517, 7518, 7638).
 
 This module deliberately shares no code with jwtmint's minting side (no
 ``jwtmint._b64``, ``_json``, ``algorithms`` or ``keys``): the test endpoint
@@ -27,10 +27,14 @@ __all__ = [
     "HMAC_ALGORITHMS",
     "HMAC_MIN_KEY_BYTES",
     "MIN_RSA_BITS",
+    "PRIVATE_JWK_MEMBERS",
     "SUPPORTED_ALGORITHMS",
     "JoseError",
     "ParsedJws",
     "VerificationKey",
+    "b64url_encode",
+    "embedded_jwk",
+    "jwk_thumbprint",
     "parse_compact",
     "verification_keys",
     "verify_hmac",
@@ -82,6 +86,14 @@ _JWK_CURVES: dict[str, ec.EllipticCurve] = {
     "P-521": ec.SECP521R1(),
 }
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
+#: RFC 7518 §6.2.2, §6.3.2 and §6.4.1, RFC 8037 §2: members only a private (or secret) JWK has.
+PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+# RFC 7638 §3.2 and RFC 8037 §2: the required members a thumbprint hashes, in sorted order
+_THUMBPRINT_MEMBERS = {
+    "RSA": ("e", "kty", "n"),
+    "EC": ("crv", "kty", "x", "y"),
+    "OKP": ("crv", "kty", "x"),
+}
 
 
 class JoseError(ValueError):
@@ -93,6 +105,11 @@ def b64url_decode(text: str) -> bytes:
     if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
         raise JoseError("not base64url without padding")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def b64url_encode(data: bytes) -> str:
+    """RFC 7515 §2 base64url without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -304,3 +321,34 @@ def _jwk_bytes(jwk: Mapping[str, Any], name: str) -> bytes:
 
 def _jwk_uint(jwk: Mapping[str, Any], name: str) -> int:
     return int.from_bytes(_jwk_bytes(jwk, name), "big")
+
+
+def embedded_jwk(jwk: object) -> tuple[VerificationKey, str]:
+    """The public key a JWS carries in its ``jwk`` header, and its RFC 7638 thumbprint.
+
+    RFC 7515 §4.1.3 and RFC 9449 §4.2. A JWK holding any private member is refused, not
+    stripped: a signer that puts its private key in a header has leaked it (RFC 9449
+    §4.3, check 7).
+    """
+    if jwk is None:
+        raise JoseError("there is no jwk header")
+    if not isinstance(jwk, Mapping):
+        raise JoseError("the jwk header is not a JSON object")
+    private = sorted(PRIVATE_JWK_MEMBERS.intersection(jwk))
+    if private:
+        raise JoseError(f"the jwk holds private key members ({', '.join(private)})")
+    return _from_jwk(jwk), jwk_thumbprint(jwk)
+
+
+def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 §3: base64url SHA-256 of the required members as sorted, compact JSON."""
+    kty = jwk.get("kty")
+    members = _THUMBPRINT_MEMBERS.get(kty) if isinstance(kty, str) else None
+    if members is None:
+        raise JoseError(f"no thumbprint for JWK kty {jwk.get('kty')!r}")
+    values = {name: jwk.get(name) for name in members}
+    if not all(isinstance(value, str) for value in values.values()):
+        raise JoseError("a JWK member the thumbprint needs is missing or not a string")
+    # members arrive in sorted order already; RFC 7638 §3.3 hashes the UTF-8 bytes
+    text = json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+    return b64url_encode(hashlib.sha256(text.encode("utf-8")).digest())

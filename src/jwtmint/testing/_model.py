@@ -1,4 +1,4 @@
-"""The values a test sees: :class:`Fault`, :class:`RecordedRequest`, and the OAuth error."""
+"""The values a test sees: :class:`Fault`, the request records, and the OAuth error."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from typing import Any
 
 from ..errors import ConfigurationError
 
-__all__ = ["AUTH_METHODS", "Fault", "OAuthError", "RecordedRequest"]
+__all__ = [
+    "AUTH_METHODS",
+    "Fault",
+    "OAuthError",
+    "RecordedProof",
+    "RecordedRequest",
+    "RecordedResourceRequest",
+]
 
 #: RFC 7591 §2 / OpenID Connect Core §9 names of the client authentication methods.
 AUTH_METHODS = (
@@ -62,6 +69,58 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class RecordedProof:
+    """The DPoP proof a request carried (RFC 9449 §4.2), decoded as sent, whether or not accepted.
+
+    ``header`` and ``claims`` are None when the proof is no compact JWS with JSON parts.
+    The values of private JWK members are never kept: ``header["jwk"]`` holds the public
+    members only, and ``private_jwk_members`` names what was left out (a proof should have
+    none). ``jkt`` is the RFC 7638 thumbprint of that public JWK, when it has one.
+    ``header_count`` is how many ``DPoP`` header fields the request had (RFC 9449 §4.3: one);
+    the first is the one decoded.
+    """
+
+    header: dict[str, Any] | None
+    claims: dict[str, Any] | None
+    jkt: str | None = None
+    private_jwk_members: tuple[str, ...] = ()
+    header_count: int = 1
+
+    def _claim(self, name: str) -> Any:
+        return None if self.claims is None else self.claims.get(name)
+
+    @property
+    def jti(self) -> Any:
+        """The ``jti`` claim as sent (None when absent)."""
+        return self._claim("jti")
+
+    @property
+    def htm(self) -> Any:
+        """The ``htm`` claim: the HTTP method the proof is for."""
+        return self._claim("htm")
+
+    @property
+    def htu(self) -> Any:
+        """The ``htu`` claim: the URL the proof is for, as the client wrote it."""
+        return self._claim("htu")
+
+    @property
+    def iat(self) -> Any:
+        """The ``iat`` claim as sent."""
+        return self._claim("iat")
+
+    @property
+    def nonce(self) -> Any:
+        """The ``nonce`` claim (a server's ``DPoP-Nonce``), None when absent."""
+        return self._claim("nonce")
+
+    @property
+    def ath(self) -> Any:
+        """The ``ath`` claim (hash of the access token), None when absent."""
+        return self._claim("ath")
+
+
+@dataclass(frozen=True)
 class RecordedRequest:
     """One request that reached the token endpoint, as the test sees it afterwards.
 
@@ -74,7 +133,8 @@ class RecordedRequest:
     header and claims. ``outcome`` is ``"issued"``, ``"fault"``, the RFC 6749
     §5.2 error code, or ``"server_error"`` when a bug in the endpoint made it
     answer 500; ``status`` the HTTP status answered (for a dropped
-    connection, the fault's status); ``at`` the endpoint's clock.
+    connection, the fault's status); ``at`` the endpoint's clock. ``dpop`` is the
+    request's DPoP proof, decoded (None without a ``DPoP`` header).
     """
 
     client_id: str | None
@@ -89,6 +149,27 @@ class RecordedRequest:
     outcome: str
     at: float
     status: int
+    dpop: RecordedProof | None = None
+
+
+@dataclass(frozen=True)
+class RecordedResourceRequest:
+    """One call to the protected resource (``/api/...``), as the test sees it afterwards.
+
+    ``path`` is what follows ``/api/``; ``scheme`` the ``Authorization`` scheme as sent
+    (``Bearer``, ``DPoP``, another, or None without the header); ``error`` the RFC 6750 §3.1
+    or RFC 9449 §7.1 code of a refusal (``invalid_token``, ``invalid_dpop_proof``,
+    ``use_dpop_nonce``; None when accepted or when no credentials came); ``dpop`` the DPoP
+    proof sent; ``at`` the endpoint's clock. The access token itself is not kept.
+    """
+
+    method: str
+    path: str
+    status: int
+    scheme: str | None
+    error: str | None
+    at: float
+    dpop: RecordedProof | None = None
 
 
 class OAuthError(Exception):

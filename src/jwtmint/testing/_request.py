@@ -42,10 +42,12 @@ _MAX_FIELDS = 1000
 
 @dataclass(frozen=True)
 class Form:
-    """A token request's form fields (blank ones dropped) and its Authorization header."""
+    """A token request's form fields (blank ones dropped), Authorization and DPoP headers."""
 
     fields: dict[str, list[str]]
     authorization: str | None = None
+    #: every ``DPoP`` header field, in order (RFC 9449 §4.3 wants exactly one)
+    dpop: tuple[str, ...] = ()
 
     def get(self, name: str) -> str | None:
         """The field's value, or None when absent (a duplicate is refused by ``check_single``)."""
@@ -59,7 +61,9 @@ class Form:
                 raise OAuthError("invalid_request", f"parameter {name} is repeated")
 
 
-def parse_form(content_type: str, body: bytes, authorization: str | None) -> Form:
+def parse_form(
+    content_type: str, body: bytes, authorization: str | None, dpop: tuple[str, ...] = ()
+) -> Form:
     """Decode an ``application/x-www-form-urlencoded`` body (RFC 6749 §4.4.2, Appendix B)."""
     if content_type != _FORM_TYPE:
         raise OAuthError("invalid_request", f"the request body must be {_FORM_TYPE}")
@@ -77,7 +81,7 @@ def parse_form(content_type: str, body: bytes, authorization: str | None) -> For
         # RFC 6749 §3.1: a parameter without a value is treated as omitted
         if value:
             fields.setdefault(name, []).append(value)
-    return Form(fields, authorization)
+    return Form(fields, authorization, dpop)
 
 
 def scope_tokens(scope: str) -> list[str]:
@@ -116,25 +120,27 @@ def check_resources(resources: Iterable[str]) -> None:
 async def read_form(request: web.Request) -> tuple[Form, OAuthError | None]:
     """The request's form, and the error to answer when it is no token request at all."""
     authorization = request.headers.get("Authorization")
+    dpop = tuple(request.headers.getall("DPoP", ()))
+    empty = Form({}, authorization, dpop)
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return Form({}, authorization), OAuthError(
+        return empty, OAuthError(
             "invalid_request", f"the request body exceeds {MAX_BODY} bytes", status=413
         )
     except (web_protocol.RequestPayloadError, HttpProcessingError):
         # a body aiohttp cannot decode (a broken gzip or chunked stream): the client's fault
-        return Form({}, authorization), OAuthError(
+        return empty, OAuthError(
             "invalid_request", "the request body could not be read", status=400
         )
     if request.method != "POST":  # RFC 6749 §3.2
         refusal = OAuthError("invalid_request", "the token endpoint takes POST", status=405)
         refusal.headers["Allow"] = "POST"
-        return Form({}, authorization), refusal
+        return empty, refusal
     try:
-        return parse_form(request.content_type, body, authorization), None
+        return parse_form(request.content_type, body, authorization, dpop), None
     except OAuthError as exc:
-        return Form({}, authorization), exc
+        return empty, exc
 
 
 def extra_parameters(form: Form) -> dict[str, list[str]]:

@@ -1,4 +1,4 @@
-"""The HTTP answers the endpoint builds: OAuth errors, faults, bearer challenges."""
+"""The HTTP answers the token endpoint builds: OAuth errors (RFC 6749 §5.2) and faults."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import json
 
 from aiohttp import web
 
-from ._auth import REALM
 from ._model import Fault, OAuthError
 
-__all__ = ["NO_STORE", "bearer_refusal", "error_response", "fault_response"]
+__all__ = ["NO_STORE", "error_response", "fault_response"]
 
 # RFC 6749 §5.1: token responses must not be cached
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -61,20 +60,3 @@ def _default_fault_error(status: int) -> str | None:
     if status >= 400:
         return "invalid_request"
     return None
-
-
-def bearer_refusal(attempted: bool) -> web.Response:
-    """RFC 6750 §3 and §3.1: the challenge names an error only when a bearer token was sent."""
-    if not attempted:
-        return web.json_response(
-            {"error_description": "a bearer token is required"},
-            status=401,
-            headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
-        )
-    description = "the access token is unknown, revoked or expired"
-    challenge = f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
-    return web.json_response(
-        {"error": "invalid_token", "error_description": description},
-        status=401,
-        headers={"WWW-Authenticate": challenge},
-    )
