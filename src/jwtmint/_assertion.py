@@ -91,7 +91,7 @@ class _KeyState:
         alg = get_algorithm(algorithm if algorithm is not None else key.algorithm)
         #: the plain signer: mint_many's batches (and their worker processes) sign with it
         self.sign = alg.signer(key, _kernel=kernel)
-        #: mint()'s signer when ECDSA precomputation applies (ES256 on the C kernel)
+        #: mint()'s signer when ECDSA precomputation applies (ES256/ES512 on the C kernel)
         self.precomputed: PrecomputedEcdsa | None = None
         depth = signer._precompute
         if depth != 0:
@@ -158,8 +158,8 @@ class AssertionSigner:
     costs a hash and a few modular operations instead of a scalar
     multiplication: None (the default) keeps ``DEFAULT_PRECOMPUTE`` pairs,
     made when the first mint asks for them; a number keeps that many, made at
-    once; 0 disables it. It applies to ES256 on the C kernel and is ignored
-    otherwise. :meth:`mint_many` signs its batches without it.
+    once; 0 disables it. It applies to ES256 and ES512 on the C kernel and is
+    ignored otherwise. :meth:`mint_many` signs its batches without it.
     """
 
     __slots__ = (

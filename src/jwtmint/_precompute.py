@@ -7,8 +7,9 @@ before the request arrives. :func:`precomputing_ecdsa_signer` returns a signer
 with a bounded store of such pairs (OpenSSL's ``ECDSA_sign_setup``); one
 daemon thread per process, shared by every such signer, refills a store when
 it falls below its low-water mark. On the request path a signature then costs
-a SHA-256 and a few modular multiplications (``ECDSA_do_sign_ex``); with the
-store empty it is an ordinary signature, never a wait.
+a hash and a few modular multiplications (``ECDSA_do_sign_ex``); with the
+store empty it is an ordinary signature, never a wait. ES256 and ES512 (see
+``PRECOMPUTED_ALGORITHMS``).
 
 What is promised:
 
@@ -60,10 +61,12 @@ _log = logging.getLogger("jwtmint")
 
 #: Pairs a signer holds by default: a burst of this many signatures needs no setup.
 DEFAULT_DEPTH = 64
-#: Algorithms with a precomputed path (on the compiled kernel with OpenSSL). ES384 and
-#: ES512 work the same way; they stay on cryptography until measured on the system
-#: OpenSSL that the extension links (see the README, Performance).
-PRECOMPUTED_ALGORITHMS = frozenset({"ES256"})
+#: Algorithms with a precomputed path (on the compiled kernel with OpenSSL), chosen by
+#: measurement (tools/precompute_timing.py): on the system OpenSSL 3.0 the extension
+#: links, a P-256 or P-521 pair plus its signature costs what cryptography's sign() does
+#: (0.99x, 1.02x), but a P-384 pair costs 3.5x (3.0 has no fast P-384 code): ES384 stays
+#: on cryptography, which signs it with its own, newer OpenSSL.
+PRECOMPUTED_ALGORITHMS = frozenset({"ES256", "ES512"})
 _BITS = {"ES256": 256, "ES384": 384, "ES512": 512}
 # pairs per fill() call: the refill loop checks for shutdown between calls
 _FILL_STEP = 8
