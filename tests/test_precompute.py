@@ -248,10 +248,28 @@ def test_the_refill_thread_fills_and_refills_after_a_drain() -> None:
     assert sign is not None and sign.low_water == 8
     _wait_for(lambda: sign.available == 16, "the first fill")
     assert _precompute.refiller_running()
-    for i in range(16):
-        _verify(sign(b"%d" % i), b"%d" % i, key)
-    _wait_for(lambda: sign.available == 16, "the refill")
-    assert sign.made >= 32 and sign.precomputed >= 16
+    for round_ in range(3):
+        # below low water the thread is woken and fills back to the depth (not before:
+        # a store between low water and full is left alone)
+        for i in range(9):
+            message = b"round %d message %d" % (round_, i)
+            _verify(sign(message), message, key)
+        _wait_for(lambda: sign.available == 16, "the refill")
+    assert sign.made >= 16 + 3 * 9 and sign.precomputed >= 27
+
+
+@needs_c
+def test_a_wake_with_nothing_queued_leaves_the_thread_running() -> None:
+    sign = precomputing_ecdsa_signer(signing_key("ES256"), "ES256", depth=4)
+    assert sign is not None
+    _wait_for(lambda: sign.available == 4, "the first fill")
+    wake = _precompute._REFILLER._wake
+    wake.set()  # as after a request whose signer the thread already filled
+    _wait_for(lambda: not wake.is_set(), "the thread to take the wake")
+    assert _precompute.refiller_running()
+    sign.clear()
+    sign(b"below low water")
+    _wait_for(lambda: sign.available == 4, "the refill")
 
 
 @needs_c
@@ -441,15 +459,16 @@ def test_a_forked_child_refills_with_its_own_thread() -> None:
     parent_used = {_r(sign(b"parent %d" % i)) for i in range(4)}
 
     def work() -> list[Any]:
+        inherited, available = sign.precomputed, sign.available  # the counters come along
         signed = [sign(b"first")]  # the store is empty here: this asks the child's refiller
         deadline = time.monotonic() + WAIT
-        while sign.precomputed == 0 and time.monotonic() < deadline:
+        while sign.precomputed == inherited and time.monotonic() < deadline:
             signed.append(sign(b"more"))
             time.sleep(0.002)
-        return [sign.precomputed, _precompute.refiller_running(), signed]
+        return [available, sign.precomputed - inherited, _precompute.refiller_running(), signed]
 
-    precomputed, running, signed = _in_child(os.fork, work)
-    assert precomputed >= 1 and running
+    available, precomputed, running, signed = _in_child(os.fork, work)
+    assert available == 0 and precomputed >= 1 and running
     _wait_for(lambda: sign.available >= 12, "the parent's store")
     parent_held = {_r(sign(b"parent again")) for _ in range(sign.available)}
     assert not {_r(der) for der in signed} & (parent_used | parent_held)

@@ -101,7 +101,7 @@ class _Refiller:
                 return  # interpreter exit: signers sign directly from now on
             # by id: a signer already queued is queued once; a dead entry is replaced
             self._pending[id(signer)] = weakref.ref(signer)
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 thread = threading.Thread(target=self._run, name="jwtmint-precompute", daemon=True)
                 self._thread = thread
                 thread.start()
@@ -117,12 +117,13 @@ class _Refiller:
                 queued = list(self._pending.values())
                 self._pending.clear()
             for ref in queued:
-                signer = ref()
-                if signer is not None:
-                    self._fill(signer)
-                del signer  # hold no signer while asleep: an abandoned one is freed
+                self._fill(ref)
 
-    def _fill(self, signer: PrecomputedEcdsa) -> None:
+    def _fill(self, ref: weakref.ref[PrecomputedEcdsa]) -> None:
+        # the signer is held only in this frame: asleep, the thread keeps none alive
+        signer = ref()
+        if signer is None:
+            return
         try:
             while not self._stopping and signer.available < signer.depth:
                 if signer.fill(_FILL_STEP) == 0:
