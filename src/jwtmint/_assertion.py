@@ -23,6 +23,7 @@ from ._entropy import default_entropy
 from ._headers import check_header_params
 from ._json import dumps_claims
 from ._keys import KeySource, SigningKey, load_key
+from ._precompute import PrecomputedEcdsa, precomputing_ecdsa_signer
 from .errors import ConfigurationError, InvalidClaimsError, InvalidHeaderError
 
 __all__ = [
@@ -42,6 +43,9 @@ REGISTERED_CLAIMS = frozenset({"iss", "sub", "aud", "jti", "iat", "nbf", "exp"})
 _SIGNER_HEADERS = frozenset({"alg", "kid", "typ"})
 #: Longest assertion lifetime accepted (a year); client assertions live seconds to minutes.
 MAX_LIFETIME = 365 * 24 * 3600
+#: Precomputed ECDSA pairs per signer when ``precompute`` is not given: a client mints
+#: one assertion per token request, so a few pairs cover its bursts (retries, renewals).
+DEFAULT_PRECOMPUTE = 16
 
 Clock = Callable[[], float]
 Entropy = Callable[[], bytes]
@@ -65,7 +69,16 @@ class _KeyState:
     key's header (kid, alg) with another key's signature.
     """
 
-    __slots__ = ("algorithm", "ec_size", "generation", "header_b64", "key", "minter", "sign")
+    __slots__ = (
+        "algorithm",
+        "ec_size",
+        "generation",
+        "header_b64",
+        "key",
+        "minter",
+        "precomputed",
+        "sign",
+    )
 
     def __init__(
         self,
@@ -76,7 +89,20 @@ class _KeyState:
     ) -> None:
         typ, headers, kernel = signer._typ, signer._headers, signer._kernel
         alg = get_algorithm(algorithm if algorithm is not None else key.algorithm)
+        #: the plain signer: mint_many's batches (and their worker processes) sign with it
         self.sign = alg.signer(key, _kernel=kernel)
+        #: mint()'s signer when ECDSA precomputation applies (ES256/ES512 on the C kernel)
+        self.precomputed: PrecomputedEcdsa | None = None
+        depth = signer._precompute
+        if depth != 0:
+            self.precomputed = precomputing_ecdsa_signer(
+                key,
+                alg.name,
+                depth=DEFAULT_PRECOMPUTE if depth is None else depth,
+                # by default a signer that never mints never spends CPU on pairs
+                prefill=depth is not None,
+                _kernel=kernel,
+            )
         self.key = key
         self.algorithm = alg.name
         self.ec_size = alg.ec_size
@@ -104,9 +130,15 @@ class _KeyState:
             signer._lifetime,
             signer._clock,
             signer._entropy,
-            self.sign,
+            self.sign if self.precomputed is None else self.precomputed,
             self.ec_size,
         )
+
+    def retire(self) -> None:
+        """Wipe this key's precomputed pairs: it signs no more (a mint under way signs directly)."""
+        if self.precomputed is not None:
+            self.precomputed.on_low = None
+            self.precomputed.clear()
 
 
 class AssertionSigner:
@@ -120,6 +152,14 @@ class AssertionSigner:
     (private) is the kernel module to mint with instead of the active one.
     A signer is safe to share between threads and tasks; :meth:`rotate_key`
     swaps its key atomically.
+
+    ``precompute`` is the number of ECDSA pairs (k^-1, r) made ahead of time
+    for :meth:`mint` (:mod:`jwtmint._precompute`), so that an ES256 mint
+    costs a hash and a few modular operations instead of a scalar
+    multiplication: None (the default) keeps ``DEFAULT_PRECOMPUTE`` pairs,
+    made when the first mint asks for them; a number keeps that many, made at
+    once; 0 disables it. It applies to ES256 and ES512 on the C kernel and is
+    ignored otherwise. :meth:`mint_many` signs its batches without it.
     """
 
     __slots__ = (
@@ -129,6 +169,7 @@ class AssertionSigner:
         "_headers",
         "_kernel",
         "_lifetime",
+        "_precompute",
         "_prefix",
         "_rotation_lock",
         "_state",
@@ -150,6 +191,7 @@ class AssertionSigner:
         headers: Mapping[str, Any] | None = None,
         clock: Clock | None = None,
         entropy: Entropy | None = None,
+        precompute: int | None = None,
         _kernel: ModuleType | None = None,
     ) -> None:
         # the bench times both twins side by side: it names the kernel (for the JWS
@@ -169,6 +211,11 @@ class AssertionSigner:
                 f"lifetime must be an int of seconds from 1 to {MAX_LIFETIME}, got {lifetime!r}"
             )
         self._lifetime = lifetime
+        if precompute is not None and (type(precompute) is not int or precompute < 0):
+            raise ConfigurationError(
+                f"precompute must be None, 0 (off) or a number of pairs, got {precompute!r}"
+            )
+        self._precompute = precompute
 
         extra = dict(extra_claims or {})
         clash = REGISTERED_CLAIMS.intersection(extra)
@@ -243,8 +290,9 @@ class AssertionSigner:
                 current.check_key(loaded)
                 algorithm = current.name
         with self._rotation_lock:
-            generation = self._state.generation + 1
-            self._state = _KeyState(self, loaded, algorithm, generation)
+            retired = self._state
+            self._state = _KeyState(self, loaded, algorithm, retired.generation + 1)
+        retired.retire()
 
     def mint(self) -> str:
         """A fresh compact JWS: new ``jti``, ``iat`` = ``nbf`` = now, ``exp`` = now + lifetime."""

@@ -182,7 +182,8 @@ def _keygen(args: argparse.Namespace) -> int:
 def _mint(args: argparse.Namespace) -> int:
     key = load_key(args.key, kid=args.kid, algorithm=args.alg)
     audience = args.audience[0] if len(args.audience) == 1 else args.audience
-    signer = AssertionSigner(key, args.client_id, audience, lifetime=args.lifetime)
+    # one mint and exit: no pairs to make ahead of time
+    signer = AssertionSigner(key, args.client_id, audience, lifetime=args.lifetime, precompute=0)
     print(signer.mint())
     return 0
 

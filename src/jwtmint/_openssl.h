@@ -7,12 +7,25 @@
  * has it) with no EVP object, allocation or provider lookup per call. A
  * signature is two struct copies and two Update/Final pairs. Without them,
  * jm_openssl_available is 0 and the extension uses hashlib, like the Python twin.
+ *
+ * ECDSA (RFC 7518 §3.4) on an EC_KEY, and its precomputation: the half of a
+ * signature that does not depend on the message (a random k, k^-1 mod n and
+ * r = (k*G).x) made ahead of time by ECDSA_sign_setup, then one signature per
+ * pair with ECDSA_do_sign_ex. A pair must sign exactly once: two signatures
+ * with one k give the private key away (jm_ecdsa_sign_pair frees it, whatever happens).
  */
 #ifndef JWTMINT_OPENSSL_H
 #define JWTMINT_OPENSSL_H
 
 #include <stddef.h>
 #include <string.h>
+#ifdef _WIN32
+#include <process.h>
+#define jm_getpid() ((long)_getpid())
+#else
+#include <unistd.h>
+#define jm_getpid() ((long)getpid())
+#endif
 
 /* Zero memory in a way the compiler cannot drop as a dead store. */
 static void jm_wipe(void *data, size_t size)
@@ -27,6 +40,7 @@ static void jm_wipe(void *data, size_t size)
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
+#include <openssl/err.h>
 #include <openssl/obj_mac.h>
 #include <openssl/sha.h>
 
@@ -178,6 +192,81 @@ static int jm_ecdsa_sign(const jm_ecdsa *e, const unsigned char *data, size_t le
     return n;
 }
 
+/* A precomputed (k^-1 mod n, r) pair: secret until used, then worthless. */
+typedef struct {
+    BIGNUM *kinv;
+    BIGNUM *r;
+} jm_ecdsa_pair;
+
+static void jm_ecdsa_pair_clear(jm_ecdsa_pair *pair)
+{
+    BN_clear_free(pair->kinv);  /* NULL-safe; zeroes the limbs before freeing */
+    BN_clear_free(pair->r);
+    pair->kinv = NULL;
+    pair->r = NULL;
+}
+
+/* Up to n pairs into pairs[0..n): how many were made (the first ones; the rest stay
+ * NULL). k comes from OpenSSL's DRBG (ECDSA_sign_setup with no digest draws it with
+ * BN_priv_rand_range); the scalar multiplication and inversion are OpenSSL's
+ * constant-time ones. Touches no Python object: call it with the GIL released. */
+static int jm_ecdsa_precompute(const jm_ecdsa *e, jm_ecdsa_pair *pairs, int n)
+{
+    int made = 0;
+    BN_CTX *ctx;
+    if (e->key == NULL)
+        return 0;
+    ctx = BN_CTX_secure_new();  /* one scratch context for the batch, not one per pair */
+    if (ctx == NULL)
+        return 0;
+    ERR_set_mark();
+    for (; made < n; made++) {
+        pairs[made].kinv = NULL;
+        pairs[made].r = NULL;
+        if (!ECDSA_sign_setup(e->key, ctx, &pairs[made].kinv, &pairs[made].r)) {
+            jm_ecdsa_pair_clear(&pairs[made]);
+            break;
+        }
+    }
+    ERR_pop_to_mark();  /* a failure is reported by the count: leave the error queue as it was */
+    BN_CTX_free(ctx);  /* its temporaries held k: BN_CTX_free clears them */
+    return made;
+}
+
+/* Like jm_ecdsa_sign, with a precomputed pair, which it consumes (frees) in every
+ * case. *used is 1 when the pair made the signature; 0 when OpenSSL refused it
+ * (s == 0, probability ~2^-256: with caller-given values it does not retry, it
+ * fails with EC_R_NEED_NEW_SETUP_VALUES) and a normal signature was made instead. */
+static int jm_ecdsa_sign_pair(const jm_ecdsa *e, jm_ecdsa_pair *pair, const unsigned char *data,
+                              size_t len, unsigned char *out, int *used)
+{
+    unsigned char digest[64];
+    int digest_len, n;
+    ECDSA_SIG *sig;
+    unsigned char *p = out;
+    if (e->bits == 256)
+        SHA256(data, len, digest), digest_len = 32;
+    else if (e->bits == 384)
+        SHA384(data, len, digest), digest_len = 48;
+    else
+        SHA512(data, len, digest), digest_len = 64;
+    ERR_set_mark();
+    sig = ECDSA_do_sign_ex(digest, digest_len, pair->kinv, pair->r, e->key);
+    jm_ecdsa_pair_clear(pair);
+    *used = sig != NULL;
+    if (sig == NULL) {
+        ERR_pop_to_mark();  /* leave the thread's error queue as it was */
+        sig = ECDSA_do_sign(digest, digest_len, e->key);
+        if (sig == NULL)
+            return -1;
+    } else {
+        ERR_clear_last_mark();
+    }
+    n = i2d_ECDSA_SIG(sig, &p);
+    ECDSA_SIG_free(sig);
+    return n;
+}
+
 #else
 
 static const int jm_openssl_available = 0;
@@ -193,6 +282,13 @@ static int jm_ecdsa_init(jm_ecdsa *e, const unsigned char *der, long der_len, in
 static void jm_ecdsa_free(jm_ecdsa *e) { (void)e; }
 static int jm_ecdsa_sign(const jm_ecdsa *e, const unsigned char *data, size_t len, unsigned char *out)
 { (void)e; (void)data; (void)len; (void)out; return -1; }
+typedef struct { void *kinv; void *r; } jm_ecdsa_pair;
+static void jm_ecdsa_pair_clear(jm_ecdsa_pair *pair) { pair->kinv = NULL; pair->r = NULL; }
+static int jm_ecdsa_precompute(const jm_ecdsa *e, jm_ecdsa_pair *pairs, int n)
+{ (void)e; (void)pairs; (void)n; return 0; }
+static int jm_ecdsa_sign_pair(const jm_ecdsa *e, jm_ecdsa_pair *pair, const unsigned char *data,
+                              size_t len, unsigned char *out, int *used)
+{ (void)e; (void)data; (void)len; (void)out; jm_ecdsa_pair_clear(pair); *used = 0; return -1; }
 
 #endif
 #endif

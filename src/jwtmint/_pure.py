@@ -24,6 +24,7 @@ __all__ = [
     "dpop_proof",
     "dpop_prover",
     "dpop_signing_input",
+    "ecdsa_precomputed",
     "ecdsa_signer",
     "hmac_signer",
     "mint",
@@ -344,5 +345,46 @@ def ecdsa_signer(sec1_der: bytes, bits: int) -> Callable[[bytes], bytes] | None:
     ``sec1_der`` is the private key as SEC1 DER; ``bits`` is the hash size
     (256, 384, 512). None when this build has no such path (it needs the
     compiled extension and OpenSSL): the caller signs through cryptography.
+    """
+    return None
+
+
+class PrecomputedEcdsa(Protocol):
+    """What ``ecdsa_precomputed`` returns in the compiled kernel (``_EcdsaPrecomputed``)."""
+
+    #: Called with the signer when its store falls below ``low_water``.
+    on_low: Callable[[PrecomputedEcdsa], object] | None
+    releases_gil: bool
+
+    def __call__(self, data: bytes, /) -> bytes: ...
+    def fill(self, n: int = -1, /) -> int: ...
+    def clear(self) -> int: ...
+    @property
+    def depth(self) -> int: ...
+    @property
+    def low_water(self) -> int: ...
+    @property
+    def available(self) -> int: ...
+    @property
+    def precomputed(self) -> int: ...
+    @property
+    def direct(self) -> int: ...
+    @property
+    def made(self) -> int: ...
+    @property
+    def discarded(self) -> int: ...
+
+
+def ecdsa_precomputed(
+    sec1_der: bytes, bits: int, depth: int, low_water: int
+) -> PrecomputedEcdsa | None:
+    """An ECDSA signer with a store of precomputed (k^-1, r) pairs, or None where there is none.
+
+    Called like ``ecdsa_signer``'s (``sign(data) -> DER``, same output). The
+    store holds up to ``depth`` pairs and starts empty: ``fill()`` it, or set
+    ``on_low`` to a refiller's wake, called when fewer than ``low_water`` remain.
+    None where this build has no such path (it needs the compiled extension
+    and OpenSSL; the nonce arithmetic stays in OpenSSL's constant-time code):
+    the caller signs through cryptography.
     """
     return None

@@ -38,6 +38,14 @@ cdef extern from "_openssl.h":
                       unsigned char* out) nogil
     size_t jm_hmac_sign(const jm_hmac* h, const unsigned char* data, size_t length,
                         unsigned char* out) nogil
+    ctypedef struct jm_ecdsa_pair:
+        void* kinv
+        void* r
+    void jm_ecdsa_pair_clear(jm_ecdsa_pair* pair) nogil
+    int jm_ecdsa_precompute(const jm_ecdsa* e, jm_ecdsa_pair* pairs, int n) nogil
+    int jm_ecdsa_sign_pair(const jm_ecdsa* e, jm_ecdsa_pair* pair, const unsigned char* data,
+                           size_t length, unsigned char* out, int* used) nogil
+    long jm_getpid() nogil
 
 #: How HS256/384/512 are computed: "openssl" (C, pre-padded SHA states) or "hashlib".
 HMAC_BACKEND = "openssl" if jm_openssl_available else "hashlib"
@@ -427,6 +435,229 @@ def ecdsa_signer(bytes sec1_der not None, int bits):
     return signer
 
 
+# Pairs made per GIL release in fill(): each one is a scalar multiplication (~15 us on
+# P-256), so a batch stays short and takers see new pairs soon.
+cdef enum:
+    FILL_BATCH = 8
+    MAX_DEPTH = 65536
+
+
+cdef class _EcdsaPrecomputed(_EcdsaSigner):
+    """ECDSA whose per-signature secret is made ahead of time: see ``ecdsa_precomputed``.
+
+    A bounded store of (k^-1, r) pairs held in C. ``fill(n)`` makes pairs with
+    the GIL released; a call takes one pair (under the GIL, so each pair signs
+    exactly once however many threads sign) and signs with it: a hash and a
+    few modular operations. With the store empty it signs normally, never
+    waiting. ``on_low(self)`` is called once when the store falls below
+    ``low_water``, until the next ``fill``.
+
+    A pair is as secret as the key: with one pair and the signature it made,
+    or two signatures from one pair, anyone computes the private key. So a
+    pair is freed (BN_clear_free) as soon as it signs, on ``clear()``, and
+    with the object; a forked child never signs with its parent's pairs (the
+    store is wiped in the child by jwtmint._forksafe, and every take checks
+    the owning process id). Pairs wait in ordinary memory until used: a
+    process whose memory can be read loses its key anyway. Not picklable;
+    the repr shows the algorithm and counts only. The store is guarded by the GIL.
+    """
+
+    cdef jm_ecdsa_pair* pairs
+    cdef int capacity, count, low
+    cdef long owner_pid
+    cdef bint wake_pending
+    cdef unsigned long long n_precomputed, n_direct, n_made, n_discarded
+    #: Called with the signer when the store falls below low_water (the refiller's wake).
+    cdef public object on_low
+    cdef object __weakref__
+
+    def __cinit__(self):
+        self.owner_pid = jm_getpid()
+
+    def __dealloc__(self):
+        self._wipe()
+        PyMem_Free(self.pairs)
+        self.pairs = NULL
+
+    def __repr__(self):
+        return f"<_EcdsaPrecomputed ES{self.state.bits} {self.count}/{self.capacity} ready>"
+
+    def __reduce__(self):
+        raise TypeError("_EcdsaPrecomputed holds key material and cannot be pickled")
+
+    cdef int _wipe(self) noexcept:
+        cdef int wiped = self.count
+        while self.count > 0:
+            self.count -= 1
+            jm_ecdsa_pair_clear(&self.pairs[self.count])
+        self.n_discarded += wiped
+        return wiped
+
+    cdef void _own(self, long pid) noexcept:
+        # another process's copy of the store: its pairs are the parent's k values
+        self._wipe()
+        self.owner_pid = pid
+        self.wake_pending = False
+
+    def clear(self):
+        """Wipe every stored pair; returns how many there were."""
+        return self._wipe()
+
+    def _reset_in_child(self):
+        """jwtmint._forksafe calls this in a forked child: drop the parent's pairs."""
+        self._own(jm_getpid())
+
+    @property
+    def depth(self):
+        """How many pairs the store holds at most."""
+        return self.capacity
+
+    @property
+    def low_water(self):
+        """Below this many stored pairs, ``on_low`` is called."""
+        return self.low
+
+    @property
+    def available(self):
+        """Pairs ready to sign with now."""
+        return self.count if jm_getpid() == self.owner_pid else 0
+
+    @property
+    def precomputed(self):
+        """Signatures made with a stored pair."""
+        return self.n_precomputed
+
+    @property
+    def direct(self):
+        """Signatures made whole, the store being empty (or a pair refused)."""
+        return self.n_direct
+
+    @property
+    def made(self):
+        """Pairs made by fill() in this object's life."""
+        return self.n_made
+
+    @property
+    def discarded(self):
+        """Pairs wiped unused: clear(), a fork, or a fill finding the store full."""
+        return self.n_discarded
+
+    def fill(self, int n=-1):
+        """Make up to ``n`` pairs (all the free room when negative) and store them.
+
+        The GIL is released while each batch is made, so signing threads run
+        meanwhile. Returns how many pairs were stored; raises RuntimeError if
+        OpenSSL could make none.
+        """
+        cdef jm_ecdsa_pair batch[FILL_BATCH]
+        cdef int want, made, i
+        cdef int stored = 0
+        cdef long pid = jm_getpid()
+        if self.state.key == NULL:
+            raise RuntimeError("_EcdsaPrecomputed has no key: use ecdsa_precomputed()")
+        if pid != self.owner_pid:
+            self._own(pid)
+        self.wake_pending = False  # from here on, a take below low water calls on_low again
+        if n < 0:
+            n = self.capacity
+        while n > 0:
+            want = min(n, FILL_BATCH, self.capacity - self.count)
+            if want <= 0:
+                break
+            with nogil:
+                made = jm_ecdsa_precompute(&self.state, batch, want)
+            # the GIL again: only now is the store touched. Another fill may have filled
+            # it meanwhile; what does not fit is wiped, never kept aside
+            self.n_made += made
+            for i in range(made):
+                if self.count < self.capacity:
+                    self.pairs[self.count] = batch[i]
+                    self.count += 1
+                    stored += 1
+                else:
+                    jm_ecdsa_pair_clear(&batch[i])
+                    self.n_discarded += 1
+            if made < want:
+                if stored == 0:
+                    raise RuntimeError("OpenSSL could not precompute an ECDSA signature")
+                break
+            n -= made
+        return stored
+
+    cdef bytes _sign(self, bytes data):
+        cdef unsigned char der[2 * MAX_EC_SIZE + 16]
+        cdef const unsigned char* message = <const unsigned char*>PyBytes_AS_STRING(data)
+        cdef size_t length = <size_t>PyBytes_GET_SIZE(data)
+        cdef jm_ecdsa_pair pair
+        cdef bint have = False
+        cdef int used = 0
+        cdef int size
+        cdef long pid
+        if self.state.key == NULL:
+            raise RuntimeError("_EcdsaPrecomputed has no key: use ecdsa_precomputed()")
+        if self.count > 0:
+            pid = jm_getpid()
+            if pid != self.owner_pid:  # forked without at-fork handlers (a C-level fork)
+                self._own(pid)
+            else:
+                # taken with the GIL held: no other thread can take the same pair
+                self.count -= 1
+                pair = self.pairs[self.count]
+                self.pairs[self.count].kinv = NULL
+                self.pairs[self.count].r = NULL
+                have = True
+        with nogil:
+            if have:
+                size = jm_ecdsa_sign_pair(&self.state, &pair, message, length, der, &used)
+            else:
+                size = jm_ecdsa_sign(&self.state, message, length, der)
+        if used:
+            self.n_precomputed += 1
+        else:
+            self.n_direct += 1
+        if self.count < self.low and not self.wake_pending and self.on_low is not None:
+            self.wake_pending = True
+            try:
+                self.on_low(self)
+            except Exception:
+                # the signature is good: a refiller that cannot be woken must not fail it
+                # (it logs its own errors); the next take tries again
+                self.wake_pending = False
+        if size <= 0:
+            raise RuntimeError("OpenSSL ECDSA signing failed")
+        return PyBytes_FromStringAndSize(<char*>der, size)
+
+    def __call__(self, bytes data not None):
+        return self._sign(data)
+
+
+def ecdsa_precomputed(bytes sec1_der not None, int bits, int depth, int low_water):
+    """An ECDSA signer with a store of precomputed (k^-1, r) pairs, or None where there is none.
+
+    Called like ``ecdsa_signer``'s (``sign(data) -> DER``, same output). The
+    store holds up to ``depth`` pairs and starts empty: ``fill()`` it, or set
+    ``on_low`` to a refiller's wake, called when fewer than ``low_water`` remain.
+    None where this build has no such path (it needs the compiled extension
+    and OpenSSL; the nonce arithmetic stays in OpenSSL's constant-time code):
+    the caller signs through cryptography.
+    """
+    if not jm_openssl_available:
+        return None
+    if not 1 <= depth <= MAX_DEPTH or not 0 <= low_water <= depth:
+        raise ValueError(f"depth must be 1 to {MAX_DEPTH} and low_water 0 to depth")
+    cdef _EcdsaPrecomputed signer = _EcdsaPrecomputed.__new__(_EcdsaPrecomputed)
+    if jm_ecdsa_init(&signer.state, <const unsigned char*>PyBytes_AS_STRING(sec1_der),
+                     PyBytes_GET_SIZE(sec1_der), bits) != 0:
+        raise ValueError("OpenSSL could not load this EC private key")
+    signer.pairs = <jm_ecdsa_pair*>PyMem_Malloc(depth * sizeof(jm_ecdsa_pair))
+    if signer.pairs == NULL:
+        raise MemoryError()
+    signer.capacity, signer.low = depth, low_water
+    from ._forksafe import reset_in_child
+    reset_in_child(signer, _EcdsaPrecomputed._reset_in_child)
+    return signer
+
+
 def hmac_signer(bytes secret not None, str hash_name not None):
     """A ``sign(data) -> MAC`` callable for HMAC with ``hash_name`` (sha256/384/512) and ``secret``.
 
@@ -445,7 +676,7 @@ cdef bytes _call_sign(sign, bytes signing_input):
         return (<_HmacSigner>sign)._sign(signing_input)
     if type(sign) is _SodiumSigner:
         return (<_SodiumSigner>sign)._sign(signing_input)
-    if type(sign) is _EcdsaSigner:
+    if type(sign) is _EcdsaSigner or type(sign) is _EcdsaPrecomputed:
         return (<_EcdsaSigner>sign)._sign(signing_input)
     signature = sign(signing_input)
     if type(signature) is not bytes:

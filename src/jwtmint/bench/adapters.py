@@ -113,9 +113,19 @@ class Peer:
 
 
 def jwtmint_minter(key: SigningKey, module: ModuleType, algorithm: str) -> Minter:
-    """``AssertionSigner.mint`` of a signer that mints with the kernel ``module``."""
+    """``AssertionSigner.mint`` of a signer that mints with the kernel ``module``.
+
+    Without ECDSA precomputation: each mint does the whole signature on the
+    calling thread, the same work as the floor and the peers.
+    """
     signer = AssertionSigner(
-        key, CLIENT_ID, AUDIENCE, algorithm=algorithm, lifetime=LIFETIME, _kernel=module
+        key,
+        CLIENT_ID,
+        AUDIENCE,
+        algorithm=algorithm,
+        lifetime=LIFETIME,
+        precompute=0,
+        _kernel=module,
     )
     return signer.mint
 

@@ -1,0 +1,213 @@
+"""ECDSA precomputation: single-use (k^-1, r) pairs made ahead of time by one background thread.
+
+An ECDSA signature (RFC 7518 §3.4, FIPS 186-5 §6.4.1) is s = k^-1 (h + r d)
+mod n with r = (k G).x for a fresh secret k. Everything but the hash h and
+two modular operations is independent of the message, so it can be made
+before the request arrives. :func:`precomputing_ecdsa_signer` returns a signer
+with a bounded store of such pairs (OpenSSL's ``ECDSA_sign_setup``); one
+daemon thread per process, shared by every such signer, refills a store when
+it falls below its low-water mark. On the request path a signature then costs
+a hash and a few modular multiplications (``ECDSA_do_sign_ex``); with the
+store empty it is an ordinary signature, never a wait. ES256 and ES512 (see
+``PRECOMPUTED_ALGORITHMS``).
+
+What is promised:
+
+* k comes from OpenSSL's DRBG, never from Python; the scalar multiplication,
+  the inversion and the signature are OpenSSL's constant-time code.
+* Each pair signs once: it is taken under the GIL, then freed (BN_clear_free)
+  whatever the outcome. A pair OpenSSL refuses (s = 0) is dropped and the
+  message signed normally.
+* No pair crosses a process boundary: a forked child wipes the store it
+  inherited (:mod:`jwtmint._forksafe`), every take checks the owning process
+  id besides, and the child starts its own refill thread when it needs one.
+
+What is not: pairs wait in ordinary process memory until used, for as long
+as the signer lives (they are wiped when used, on ``clear()``, on key
+rotation and when the signer is freed). Anyone who can read that memory can
+read the private key too. The refill thread spends the CPU the request path
+saves (the total stays about one signature per signature), on another core
+where there is one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import weakref
+from types import ModuleType
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from . import _kernels
+from ._algorithms import get_algorithm
+from ._forksafe import reset_in_child
+from ._keys import SigningKey
+from ._pure import PrecomputedEcdsa
+from .errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_DEPTH",
+    "PRECOMPUTED_ALGORITHMS",
+    "PrecomputedEcdsa",
+    "precomputing_ecdsa_signer",
+    "refiller_running",
+    "stop_refiller",
+]
+
+_log = logging.getLogger("jwtmint")
+
+#: Pairs a signer holds by default: a burst of this many signatures needs no setup.
+DEFAULT_DEPTH = 64
+#: Algorithms with a precomputed path (on the compiled kernel with OpenSSL), chosen by
+#: measurement (tools/precompute_timing.py): on the system OpenSSL 3.0 the extension
+#: links, a P-256 or P-521 pair plus its signature costs what cryptography's sign() does
+#: (0.99x, 1.02x), but a P-384 pair costs 3.5x (3.0 has no fast P-384 code): ES384 stays
+#: on cryptography, which signs it with its own, newer OpenSSL.
+PRECOMPUTED_ALGORITHMS = frozenset({"ES256", "ES512"})
+_BITS = {"ES256": 256, "ES384": 384, "ES512": 512}
+# pairs per fill() call: the refill loop checks for shutdown between calls
+_FILL_STEP = 8
+_JOIN_TIMEOUT = 2.0
+
+
+class _Refiller:
+    """The process's refill thread: fills every store that asked, then sleeps until woken."""
+
+    def __init__(self) -> None:
+        self._new_process_state()
+
+    def _new_process_state(self) -> None:
+        # a forked child has none of the parent's threads, and a lock a parent
+        # thread held at the fork would stay held in the child: start afresh
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pending: dict[int, weakref.ref[PrecomputedEcdsa]] = {}
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.failures = 0
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def request(self, signer: PrecomputedEcdsa) -> None:
+        """Queue ``signer`` for a refill (each store's ``on_low``); never waits for it."""
+        with self._lock:
+            if self._stopping:
+                return  # interpreter exit: signers sign directly from now on
+            # by id: a signer already queued is queued once; a dead entry is replaced
+            self._pending[id(signer)] = weakref.ref(signer)
+            if self._thread is None or not self._thread.is_alive():
+                thread = threading.Thread(target=self._run, name="jwtmint-precompute", daemon=True)
+                self._thread = thread
+                thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                if self._stopping:
+                    return
+                queued = list(self._pending.values())
+                self._pending.clear()
+            for ref in queued:
+                self._fill(ref)
+
+    def _fill(self, ref: weakref.ref[PrecomputedEcdsa]) -> None:
+        # the signer is held only in this frame: asleep, the thread keeps none alive
+        signer = ref()
+        if signer is None:
+            return
+        try:
+            while not self._stopping and signer.available < signer.depth:
+                if signer.fill(_FILL_STEP) == 0:
+                    return  # another thread filled it meanwhile
+        except Exception as exc:  # the signer signs directly meanwhile: log, never die
+            self.failures += 1
+            if self.failures == 1:
+                _log.warning("ECDSA precomputation failed (%s)", type(exc).__name__, exc_info=exc)
+
+    def stop(self, timeout: float | None = _JOIN_TIMEOUT) -> None:
+        with self._lock:
+            self._stopping = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+
+_REFILLER = _Refiller()
+reset_in_child(_REFILLER, _Refiller._new_process_state)
+# stopped before the interpreter finalises, so the thread never wakes into a dying runtime
+atexit.register(_REFILLER.stop)
+
+
+def refiller_running() -> bool:
+    """Whether this process's refill thread runs (it starts at the first request)."""
+    return _REFILLER.running
+
+
+def stop_refiller(timeout: float | None = _JOIN_TIMEOUT) -> None:
+    """Stop this process's refill thread for good (done at interpreter exit).
+
+    Signers keep working afterwards: they sign directly once their stores run dry.
+    """
+    _REFILLER.stop(timeout)
+
+
+def precomputing_ecdsa_signer(
+    key: SigningKey,
+    algorithm_name: str,
+    *,
+    depth: int = DEFAULT_DEPTH,
+    low_water: int | None = None,
+    prefill: bool = True,
+    _kernel: ModuleType | None = None,
+) -> PrecomputedEcdsa | None:
+    """A ``sign(signing_input) -> DER`` callable backed by precomputed pairs, or None.
+
+    Same output as :meth:`Algorithm.signer` for ECDSA: a DER ECDSA-Sig-Value,
+    which ``kernel.compact(signing_input, der, ec_size)`` turns into R||S. It
+    holds up to ``depth`` pairs; when fewer than ``low_water`` (default: half
+    the depth) remain, the shared refill thread fills it back to ``depth``.
+    ``prefill`` asks for that fill now; otherwise the first signature asks.
+    The callable also has ``fill(n)``, ``clear()``, and counters:
+    ``available``, ``precomputed``, ``direct``, ``made``, ``discarded``.
+
+    None when ``algorithm_name`` has no precomputed path (see
+    ``PRECOMPUTED_ALGORITHMS``) or the kernel has no OpenSSL (the pure
+    twin): sign with ``get_algorithm(name).signer(key)`` instead. Raises
+    InvalidKeyError when ``key`` cannot sign with the algorithm.
+    """
+    algorithm = get_algorithm(algorithm_name)
+    algorithm.check_key(key)
+    if type(depth) is not int or depth < 1:
+        raise ConfigurationError(f"depth must be a positive int, got {depth!r}")
+    low = (depth + 1) // 2 if low_water is None else low_water
+    if type(low) is not int or not 0 <= low <= depth:
+        raise ConfigurationError(f"low_water must be an int from 0 to depth, got {low_water!r}")
+    if algorithm.name not in PRECOMPUTED_ALGORITHMS:
+        return None
+    kernel = _kernels.kernel if _kernel is None else _kernel
+    private = key.key
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    sec1 = private.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    signer: PrecomputedEcdsa | None = kernel.ecdsa_precomputed(
+        sec1, _BITS[algorithm.name], depth, low
+    )
+    if signer is None:
+        return None
+    signer.on_low = _REFILLER.request
+    if prefill:
+        _REFILLER.request(signer)
+    return signer
