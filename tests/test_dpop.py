@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import re
+import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -27,6 +28,7 @@ from hypothesis import strategies as st
 import jwtmint
 from jwtmint import _dpop, _entropy, _pure
 from jwtmint._dpop_claims import normalize_htu
+from jwtmint.errors import ConfigurationError
 from tests.conftest import FIXED_NOW, SPEEDUPS, counter_entropy, ed448_key, signing_key
 
 fixture_ok = settings(
@@ -688,26 +690,34 @@ def test_c_and_pure_proofs_are_byte_identical(case: str) -> None:
         assert verify_with_cryptography(c, alg)["iat"] == FIXED_NOW
 
 
-def test_the_sign_function_is_swapped_in_one_place(
-    kernel: ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # what ECDSA precomputation will plug in: a signer that returns R||S itself (width 0)
-    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+def test_es256_proofs_are_signed_from_precomputed_pairs(kernel: ModuleType) -> None:
+    signer = jwtmint.DPoPSigner(signing_key("ES256"), precompute=32, _kernel=kernel)
+    store = signer.precomputed
+    if kernel.IMPLEMENTATION == "py":
+        assert store is None  # the pure twin has no OpenSSL: every proof signs whole
+        return
+    assert store is not None
+    deadline = time.monotonic() + 10
+    while store.available < 32:  # made at once by the refill thread
+        assert time.monotonic() < deadline, "the refill thread never filled the store"
+        time.sleep(0.005)
+    proofs = [signer.proof("GET", URL, access_token=TOKEN) for _ in range(20)]
+    assert store.precomputed == 20 and store.direct == 0
+    r_values = set()
+    for proof in proofs:
+        assert verify_with_pyjwt(proof, "ES256")["htu"] == URL
+        r_values.add(base64.urlsafe_b64decode(proof.rpartition(".")[2] + "==")[:32])
+    assert len(r_values) == 20  # each pair signed once
 
-    calls: list[bytes] = []
 
-    def sign_function(alg: Any, key: jwtmint.SigningKey, module: ModuleType) -> Any:
-        assert module is kernel
-        private: Any = key.key
+@pytest.mark.parametrize("precompute", [0, None])
+def test_precomputation_is_off_for_zero_and_for_other_algorithms(precompute: int | None) -> None:
+    assert jwtmint.DPoPSigner(signing_key("ES256"), precompute=0).precomputed is None
+    assert jwtmint.DPoPSigner(signing_key("EdDSA"), precompute=precompute).precomputed is None
+    assert jwtmint.DPoPSigner(signing_key("PS256"), precompute=precompute).precomputed is None
 
-        def sign(data: bytes) -> bytes:
-            calls.append(data)
-            r, s = decode_dss_signature(private.sign(data, ec.ECDSA(hashes.SHA256())))
-            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
-        return sign, 0
-
-    monkeypatch.setattr(_dpop, "_sign_function", sign_function)
-    token = jwtmint.DPoPSigner(signing_key("ES256")).proof("GET", URL, access_token=TOKEN)
-    assert verify_with_pyjwt(token, "ES256")["htu"] == URL
-    assert calls == [token.rpartition(".")[0].encode()]
+@pytest.mark.parametrize("bad", [-1, 1.5, "8", True])
+def test_precompute_must_be_a_count(bad: Any) -> None:
+    with pytest.raises(ConfigurationError, match="precompute"):
+        jwtmint.DPoPSigner(signing_key("ES256"), precompute=bad)

@@ -30,7 +30,8 @@ from ._json import dumps_claims
 from ._jwk import jwk_thumbprint, public_members
 from ._keys import KeySource, SigningKey, load_key
 from ._keytypes import PRIVATE_KEY_TYPES
-from .errors import InvalidKeyError, UnsupportedAlgorithmError
+from ._precompute import DEFAULT_DEPTH, PrecomputedEcdsa, precomputing_ecdsa_signer
+from .errors import ConfigurationError, InvalidKeyError, UnsupportedAlgorithmError
 
 __all__ = ["DPOP_TYP", "PRIVATE_JWK_MEMBERS", "DPoPSigner", "dpop_proof"]
 
@@ -53,11 +54,25 @@ _NOT_ASYMMETRIC = (
 )
 
 
-def _sign_function(alg: Algorithm, key: SigningKey, kernel: ModuleType) -> tuple[SignFunction, int]:
-    """How a DPoP signer signs: ``sign(data)`` and the R||S width to convert its output from
-    DER (0: the output is the JWS signature as it is, as for RSA, EdDSA, or an ECDSA signer
-    that returns R||S). The one place to change to sign otherwise (ECDSA precomputation)."""
-    return alg.signer(key, _kernel=kernel), alg.ec_size
+def _sign_function(
+    alg: Algorithm, key: SigningKey, kernel: ModuleType, precompute: int | None
+) -> tuple[SignFunction, int, PrecomputedEcdsa | None]:
+    """How a DPoP signer signs: ``sign(data)``, the R||S width to convert its output from
+    DER (0: the output is the JWS signature as it is, as for RSA and EdDSA), and the store
+    of precomputed ECDSA pairs it signs from, if any (:mod:`jwtmint._precompute`)."""
+    if precompute != 0:
+        # a gateway signs a proof per request: pairs made by the refill thread take the
+        # expensive half of each ECDSA signature off the request path
+        precomputed = precomputing_ecdsa_signer(
+            key,
+            alg.name,
+            depth=DEFAULT_DEPTH if precompute is None else precompute,
+            prefill=precompute is not None,  # by default, from the first proof on
+            _kernel=kernel,
+        )
+        if precomputed is not None:
+            return precomputed, alg.ec_size, precomputed
+    return alg.signer(key, _kernel=kernel), alg.ec_size, None
 
 
 def _dpop_algorithm(key: SigningKey, algorithm: str | None) -> Algorithm:
@@ -93,6 +108,7 @@ class _KeyState:
         "ec_size",
         "header_b64",
         "key",
+        "precomputed",
         "prover",
         "public_jwk",
         "sign",
@@ -108,7 +124,9 @@ class _KeyState:
         self.thumbprint = jwk_thumbprint(self.public_jwk)
         header: dict[str, Any] = {"typ": DPOP_TYP, "alg": alg.name, "jwk": self.public_jwk}
         self.header_b64: bytes = kernel.b64url_encode(dumps_claims(header, "header"))
-        self.sign, self.ec_size = _sign_function(alg, key, kernel)
+        self.sign, self.ec_size, self.precomputed = _sign_function(
+            alg, key, kernel, signer._precompute
+        )
         #: proof() in one call: the kernel binds header, clock, entropy and signature
         self.prover: Prover = kernel.dpop_prover(
             self.header_b64,
@@ -129,22 +147,32 @@ class DPoPSigner:
     ``algorithm`` defaults to the key's own (RSA -> RS256, P-256 -> ES256,
     Ed25519 -> EdDSA, ...); ES256/384/512, PS256/384/512, RS256/384/512 and
     EdDSA (Ed25519, Ed448) are accepted, HMAC keys and algorithms are not.
+    ``precompute`` is how many precomputed ECDSA pairs to keep for ES256 and
+    ES512 on the C kernel (:mod:`jwtmint._precompute`): None keeps 64, made
+    from the first proof on by a background thread; a number keeps that many,
+    made at once; 0 signs each proof whole on the calling thread.
     ``clock`` (epoch seconds) and ``entropy`` (16 random bytes per call) exist
     for tests; ``_kernel`` (private) is the kernel module to sign with instead
     of the active one. A signer is safe to share between threads and tasks.
     """
 
-    __slots__ = ("_ath", "_clock", "_entropy", "_kernel", "_state")
+    __slots__ = ("_ath", "_clock", "_entropy", "_kernel", "_precompute", "_state")
 
     def __init__(
         self,
         key: KeySource,
         *,
         algorithm: str | None = None,
+        precompute: int | None = None,
         clock: Clock | None = None,
         entropy: Entropy | None = None,
         _kernel: ModuleType | None = None,
     ) -> None:
+        if precompute is not None and (type(precompute) is not int or precompute < 0):
+            raise ConfigurationError(
+                f"precompute must be an int >= 0 (0: off) or None, got {precompute!r}"
+            )
+        self._precompute = precompute
         self._kernel = _kernels.kernel if _kernel is None else _kernel
         self._clock: Clock = clock if clock is not None else time.time
         self._entropy: Entropy = entropy if entropy is not None else default_entropy
@@ -159,6 +187,12 @@ class DPoPSigner:
     @property
     def key(self) -> SigningKey:
         return self._state.key
+
+    @property
+    def precomputed(self) -> PrecomputedEcdsa | None:
+        """The store of precomputed ECDSA pairs proofs are signed from (its counters show how
+        many were), or None where there is none (RSA, EdDSA, ES384, the pure kernel, 0)."""
+        return self._state.precomputed
 
     @property
     def public_jwk(self) -> dict[str, str]:
