@@ -61,10 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bench = commands.add_parser("bench", help="jwtmint vs the peers vs the signing floor")
     bench.add_argument(
-        "mode", nargs="?", choices=["tokens", "redis", "pyjwt"],
+        "mode", nargs="?", choices=["tokens", "redis", "pyjwt", "dpop"],
         help="tokens: TokenManager vs authlib's AsyncOAuth2Client, cached and cold tokens; "
         "redis: RedisTokenCache hits, misses and a fleet of 8 (starts its own redis-server); "
-        "pyjwt: jwt.encode under patch_pyjwt() vs unpatched, jwtmint.encode and the floor",
+        "pyjwt: jwt.encode under patch_pyjwt() vs unpatched, jwtmint.encode and the floor; "
+        "dpop: a DPoP proof per request, with and without ECDSA precomputation, vs PyJWT",
     )  # fmt: skip
     bench.add_argument("--quick", action="store_true", help=_QUICK)
     bench.add_argument("--json", action="store_true", help="machine-readable results only")
@@ -132,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_redis(
                 quick=args.quick, as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms
             )
+        if args.command == "bench" and args.mode == "dpop":
+            from .bench.dpop import main as run_dpop
+
+            return run_dpop(quick=args.quick, as_json=args.json, repeats=args.repeats)
         if args.command == "bench" and args.mode == "pyjwt":
             from .bench.pyjwt_patch import main as run_pyjwt
 

@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_ALGORITHMS",
     "DEMO",
     "DEMO_ALGORITHMS",
+    "DPOP",
     "EVENT_LOOPS",
     "METHODS",
     "PRIVATE_KEY_JWT",
@@ -25,6 +26,7 @@ __all__ = [
     "REDIS",
     "TOKENS",
     "TOKEN_DEMO",
+    "DPoPSettings",
     "Modes",
     "RedisSettings",
     "Settings",
@@ -111,7 +113,7 @@ class RedisSettings(_Rounds):
         self._check_rounds(self.loops)
 
 
-_S = TypeVar("_S", "Settings", "RedisSettings")
+_S = TypeVar("_S", "Settings", "RedisSettings", "DPoPSettings")
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,22 @@ class Modes(Generic[_S]):
         return chosen.overridden(repeats=repeats, batch_ms=batch_ms)
 
 
+@dataclass(frozen=True)
+class DPoPSettings(_Rounds):
+    """``jwtmint bench dpop``: ``rounds`` interleaved batches of ``batch`` calls per
+    contender (counted, not timed: the precomputed store is filled for each batch), then
+    ``steady_calls`` calls per contender paced at ``rate`` per second."""
+
+    batch: int = 1000
+    rate: float = 1000.0
+    steady_calls: int = 2000
+
+    def __post_init__(self) -> None:
+        self._check_rounds(None)
+        if self.batch < 1 or self.steady_calls < 1 or not self.rate > 0:
+            raise ValueError("batch and steady_calls must be >= 1 and rate positive")
+
+
 #: ``jwtmint bench``: every algorithm x every contender
 BENCH = Modes(Settings(rounds=15, batch_seconds=0.05), Settings(rounds=7, batch_seconds=0.015))
 #: ``jwtmint demo``: jwtmint C, jwtmint py and PyJWT
@@ -134,6 +152,11 @@ DEMO = Modes(Settings(rounds=15, batch_seconds=0.06), Settings(rounds=9, batch_s
 TOKEN_DEMO = Modes(Settings(rounds=9, batch_seconds=0.05), Settings(rounds=9, batch_seconds=0.005))
 #: ``jwtmint bench pyjwt``: patched vs unpatched ``jwt.encode``
 PYJWT = Modes(Settings(rounds=15, batch_seconds=0.05), Settings(rounds=7, batch_seconds=0.015))
+#: ``jwtmint bench dpop``: proofs per request, interleaved batches, then a steady rate
+DPOP = Modes(
+    DPoPSettings(rounds=15, batch=1000, steady_calls=2000),
+    DPoPSettings(rounds=5, batch=200, steady_calls=300),
+)
 #: ``jwtmint bench tokens``; quick keeps 1,000 clients but one cold round
 TOKENS = Modes(Settings(), Settings(rounds=5, batch_seconds=0.01, cold_rounds=1))
 #: ``jwtmint bench redis``: 8 instances in the fleet either way
