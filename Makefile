@@ -50,13 +50,14 @@ BENCH_ARGS ?=
 
 # the pytest-benchmark suites (our regressions), then every peer vs the floor in one run, then
 # the token manager vs authlib, then RedisTokenCache (starts its own redis-server; fails without),
-# then PyJWT's jwt.encode under patch_pyjwt() vs unpatched
+# then PyJWT's jwt.encode under patch_pyjwt() vs unpatched, then a DPoP proof per request
 bench: $(BENCH_STAMP)
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=median,iqr,ops --benchmark-sort=name -p no:cacheprovider
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench $(BENCH_ARGS)
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench tokens
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench redis
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench pyjwt
+	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench dpop
 
 annotate: $(STAMP)
 	mkdir -p build/annotate
