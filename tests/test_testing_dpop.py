@@ -683,11 +683,12 @@ async def test_resource_nonces(session: aiohttp.ClientSession) -> None:
             'DPoP realm="jwtmint-testing", error="use_dpop_nonce"'
         )
         nonce = challenge.headers["DPoP-Nonce"]
-        assert nonce == ep.dpop_nonce
+        assert nonce == ep.resource_dpop_nonce != ep.dpop_nonce  # its own (RFC 9449 §9)
         retry = proof(key, "GET", url, access_token=token, nonce=nonce)
         reply = await send(session, "GET", url, proofs=(retry,), authorization=f"DPoP {token}")
         assert reply.status == 200 and reply.headers["DPoP-Nonce"] == nonce
-        rotated = ep.rotate_dpop_nonce()
+        ep.rotate_dpop_nonce()
+        rotated = ep.resource_dpop_nonce
         again = proof(key, "GET", url, access_token=token, nonce=nonce)  # the previous one
         reply = await send(session, "GET", url, proofs=(again,), authorization=f"DPoP {token}")
         assert reply.status == 200 and reply.headers["DPoP-Nonce"] == rotated
@@ -835,6 +836,7 @@ async def test_fuzzed_proofs_are_refused_and_recorded(
         assert ep.requests[-1].outcome == reply.json["error"]
         recorded = ep.requests[-1]
     assert reply.json["error"] in {"invalid_dpop_proof", "use_dpop_nonce"}, reply.text
-    assert reply.headers["DPoP-Nonce"] == ep.dpop_nonce
+    issued = ep.resource_dpop_nonce if at_resource else ep.dpop_nonce
+    assert reply.headers["DPoP-Nonce"] == issued
     assert recorded.dpop is not None
     assert jwk_of(key_for("ES256"))["d"] not in repr(recorded)

@@ -18,7 +18,8 @@ from jwtmint.tokens._dpop import (
     NOT_CHALLENGED,
     ApiProofs,
     DPoPNonces,
-    is_nonce_challenge,
+    authorization_server,
+    dpop_error,
     origin_of,
 )
 from jwtmint.tokens._exchange import check_token_type
@@ -72,33 +73,62 @@ def test_nonces_that_a_proof_cannot_carry_are_ignored(value: str) -> None:
     assert nonces.get("https://a") == "good"
 
 
-def test_a_new_local_nonce_is_published_and_a_shared_one_is_not() -> None:
-    published: list[tuple[str, str]] = []
+def test_only_announced_nonces_are_published() -> None:
+    published: list[tuple[str, str, float]] = []
     nonces = DPoPNonces()
-    nonces.publish = lambda origin, nonce: published.append((origin, nonce))
+    nonces.publish = lambda server, nonce, at: published.append((server, nonce, at))
     nonces.learn("https://a", "n1")
-    nonces.learn("https://a", "n1")
-    nonces.learn("https://a", "n2", shared=True)
-    assert published == [("https://a", "n1")]
-    assert nonces.get("https://a") == "n2"
+    nonces.learn("https://a", "n2")  # rotations seen on responses: not worth a message each
+    assert published == []
+    nonces.announce("https://a")  # after a challenge
+    nonces.announce("https://unknown")
+    assert [(server, nonce) for server, nonce, _ in published] == [("https://a", "n2")]
+
+
+def test_a_late_shared_nonce_does_not_replace_a_newer_one() -> None:
+    nonces = DPoPNonces()
+    nonces.learn("https://a", "newest")
+    assert not nonces.learn("https://a", "older", learned_at=1.0)
+    assert nonces.get("https://a") == "newest"
+    assert nonces.learn("https://a", "from-the-future", learned_at=4e9)
+    assert nonces.get("https://a") == "from-the-future"
+
+
+def test_authorization_server_nonces_are_kept_apart_from_the_resources_at_one_origin() -> None:
+    # RFC 9449 §9: a nonce is used only at the server that issued it
+    nonces = DPoPNonces()
+    origin = "https://gateway.example.com"
+    nonces.learn(authorization_server(origin), "for-the-as")
+    nonces.learn(origin, "for-the-api")
+    assert nonces.get(authorization_server(origin)) == "for-the-as"
+    assert nonces.get(origin) == "for-the-api"
 
 
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        (['DPoP error="use_dpop_nonce", error_description="Resource server requires nonce"'], True),
-        (['dpop algs="ES256", error="use_dpop_nonce"'], True),
-        (["DPoP error=use_dpop_nonce"], True),
-        (['Bearer realm="api"', 'DPoP error="use_dpop_nonce"'], True),
-        (['Bearer error="use_dpop_nonce"'], False),  # not a DPoP challenge
-        (['DPoP error="invalid_token"'], False),
-        (['DPoP error="use_dpop_nonce_later"'], False),
-        (['DPoP realm="x", error_description="use_dpop_nonce"'], False),
-        ([], False),
+        (['DPoP error="use_dpop_nonce", error_description="needs a nonce"'], "use_dpop_nonce"),
+        (['dpop algs="ES256", error="use_dpop_nonce"'], "use_dpop_nonce"),
+        (["DPoP error=use_dpop_nonce"], "use_dpop_nonce"),
+        (['Bearer realm="api"', 'DPoP error="use_dpop_nonce"'], "use_dpop_nonce"),
+        # several challenges in one field (RFC 9110 §11.6.1)
+        (['Bearer realm="api", DPoP error="use_dpop_nonce", algs="ES256"'], "use_dpop_nonce"),
+        (
+            ['Bearer realm="a, b", error="x", DPoP algs="ES256", error="invalid_dpop_proof"'],
+            "invalid_dpop_proof",
+        ),
+        (['Bearer error="use_dpop_nonce"'], None),  # not a DPoP challenge
+        (['DPoP error="invalid_token"'], "invalid_token"),
+        (['DPoP realm="x", error_description="use_dpop_nonce"'], None),
+        (['DPoP realm="x, error=use_dpop_nonce"'], None),  # inside a quoted string
+        (["DPoP"], None),
+        ([], None),
     ],
 )
-def test_nonce_challenges_are_found_in_www_authenticate(values: list[str], expected: bool) -> None:
-    assert is_nonce_challenge(values) is expected
+def test_the_dpop_challenges_error_is_found_in_www_authenticate(
+    values: list[str], expected: str | None
+) -> None:
+    assert dpop_error(values) == expected
 
 
 def test_origins_drop_default_ports_and_paths() -> None:
@@ -163,21 +193,24 @@ def test_a_dpop_algorithm_needs_a_key_and_must_fit_it() -> None:
 def test_api_proofs_answer_a_nonce_challenge_once_per_new_nonce() -> None:
     key = jwtmint.generate_key("EdDSA")
     proofs = ApiProofs(jwtmint.DPoPSigner(key), DPoPNonces())
-    url = URL("https://api.example.com/v1/items?page=2")
+    url, origin = "https://api.example.com/v1/items", "https://api.example.com"
     token = _token("DPoP")
     challenge = CIMultiDict(
         [("WWW-Authenticate", 'DPoP error="use_dpop_nonce"'), ("DPoP-Nonce", "n1")]
     )
-    _, sent = proofs.proof("GET", url, token)
+    _, sent = proofs.proof("GET", url, origin, token)
     assert sent is None
-    assert proofs.challenged(url, 401, challenge, sent) == ANSWERABLE
-    _, sent = proofs.proof("GET", url, token)
+    assert proofs.challenged(origin, 401, challenge, sent) == ANSWERABLE
+    _, sent = proofs.proof("GET", url, origin, token)
     assert sent == "n1"
     # the same nonce again: a retry cannot help, and there is no loop
-    assert proofs.challenged(url, 401, challenge, sent) == CHALLENGED
+    assert proofs.challenged(origin, 401, challenge, sent) == CHALLENGED
     # a 200 that rotates the nonce is learned, and is not a challenge
     rotated = CIMultiDict([("DPoP-Nonce", "n2")])
-    assert proofs.challenged(url, 200, rotated, sent) == NOT_CHALLENGED
-    assert proofs.nonces.get("https://api.example.com") == "n2"
+    assert proofs.challenged(origin, 200, rotated, sent) == NOT_CHALLENGED
+    assert proofs.nonces.get(origin) == "n2"
     # a plain 401 (a stale token) is not a nonce challenge
-    assert proofs.challenged(url, 401, CIMultiDict(), "n2") == NOT_CHALLENGED
+    assert proofs.challenged(origin, 401, CIMultiDict(), "n2") == NOT_CHALLENGED
+    # a refused proof is no stale token either: it stands, without renewal
+    bad = CIMultiDict([("WWW-Authenticate", 'DPoP error="invalid_dpop_proof"')])
+    assert proofs.challenged(origin, 401, bad, "n2") == CHALLENGED

@@ -118,6 +118,9 @@ class TokenEndpoint(LoopbackServer):
             leeway=leeway,
         )
         self._dpop = DPoPVerifier(dpop, clock)
+        # the resource is another server: its own nonces and jti memory (RFC 9449 §9: a
+        # nonce is for the server that issued it; a client must not use the AS's at the RS)
+        self._resource_dpop = DPoPVerifier(dpop, clock)
         self._tokens = TokenStore(clock)
         self._faults: deque[Fault] = deque()
         self._fault: Fault | None = None
@@ -130,7 +133,7 @@ class TokenEndpoint(LoopbackServer):
         #: Every protected-resource call, with its scheme, refusal and DPoP proof.
         self.resource_requests: list[RecordedResourceRequest] = []
         self._resource = ProtectedResource(
-            self._tokens, self._dpop, clock, self.resource_requests, self.api_requests
+            self._tokens, self._resource_dpop, clock, self.resource_requests, self.api_requests
         )
         #: Merged into the metadata documents; a None value removes that member.
         self.metadata_overrides: dict[str, Any] = {}
@@ -255,11 +258,20 @@ class TokenEndpoint(LoopbackServer):
 
     @property
     def dpop_nonce(self) -> str | None:
-        """The DPoP nonce handed out now (RFC 9449 §8); None unless ``dpop_nonce=True``."""
+        """The DPoP nonce ``/token`` hands out now (RFC 9449 §8); None unless
+        ``dpop_nonce=True``."""
         return self._dpop.nonces.current() if self._dpop.policy.nonce else None
 
+    @property
+    def resource_dpop_nonce(self) -> str | None:
+        """The DPoP nonce ``/api`` hands out now (RFC 9449 §9): another server's, never the
+        same as :attr:`dpop_nonce`; None unless ``dpop_nonce=True``."""
+        return self._resource_dpop.nonces.current() if self._dpop.policy.nonce else None
+
     def rotate_dpop_nonce(self) -> str:
-        """Start a new DPoP nonce now; the one it replaces stays valid until the next."""
+        """Start new DPoP nonces now at ``/token`` and ``/api``; the ones they replace stay
+        valid until the next rotation. Returns the new ``/token`` nonce."""
+        self._resource_dpop.nonces.rotate()
         return self._dpop.nonces.rotate()
 
     # ------------------------------------------------------------------ /token

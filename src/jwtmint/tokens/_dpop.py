@@ -1,19 +1,23 @@
-"""DPoP (RFC 9449) for token requests and API calls: a proof per request, server nonces per origin.
+"""DPoP (RFC 9449) for token requests and API calls: a proof per request, server nonces per server.
 
 A client with a ``dpop_key`` sends a fresh proof with every token request
 (``htm`` POST, ``htu`` the token endpoint) and, once it holds a DPoP-bound
 token, with every API call (``ath`` binds the token). Servers may demand a
 nonce of their choosing (RFC 9449 §8, §9): they send it in ``DPoP-Nonce`` on
-any response and rotate it when they like, so the latest one seen per origin
-is kept here, in a bounded store shared by the token requests and the API
-adapters of one manager. A ``use_dpop_nonce`` challenge is answered once per
-request with a new proof (and, at the token endpoint, a new client assertion):
-a server that challenges forever costs one retry per request, never a loop.
+any response and rotate it when they like, so the latest one seen is kept
+here, per authorization server (by its token endpoint's origin) and per
+resource origin apart (§9: a nonce is used only at the server that issued it,
+even when both live on one host), in a bounded store shared by the token
+requests and the API adapters of one manager. A ``use_dpop_nonce`` challenge
+is answered once per request with a new proof (and, at the token endpoint, a
+new client assertion): a server that challenges forever costs one retry per
+request, never a loop.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 
@@ -27,11 +31,14 @@ __all__ = [
     "CHALLENGED",
     "DPOP",
     "DPOP_NONCE",
+    "INVALID_DPOP_PROOF",
     "MAX_NONCE_LENGTH",
     "NOT_CHALLENGED",
+    "USE_DPOP_NONCE",
     "ApiProofs",
     "DPoPNonces",
-    "is_nonce_challenge",
+    "authorization_server",
+    "dpop_error",
     "origin_of",
 ]
 
@@ -39,12 +46,18 @@ __all__ = [
 DPOP = "DPoP"
 #: the response header that carries a server's nonce (RFC 9449 §8.1)
 DPOP_NONCE = "DPoP-Nonce"
+#: the errors a server answers a proof with (RFC 9449 §7.1, §8, §9)
+USE_DPOP_NONCE, INVALID_DPOP_PROOF = "use_dpop_nonce", "invalid_dpop_proof"
 #: longer values are not kept: a nonce is a short opaque string, and a hostile server
 #: must not make every later proof (and header) carry megabytes
 MAX_NONCE_LENGTH = 1024
 #: NQCHAR (RFC 9449 §8.1): printable ASCII without space, '"' and '\\'
 _NONCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-_CHALLENGE = re.compile(r'(?:^|[\s,])error\s*=\s*"?use_dpop_nonce"?(?:$|[\s,])', re.IGNORECASE)
+#: one element of a WWW-Authenticate list (RFC 9110 §11.6.1): a quoted string or anything else
+_ELEMENT = re.compile(r'(?:[^,"]|"(?:[^"\\]|\\.)*")+')
+#: an element that starts a challenge: a scheme, then (optionally) its first auth-param
+_SCHEME = re.compile(r"\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?:\s+(.*))?\s*$", re.DOTALL)
+_PARAM = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)\s*$')
 
 
 def origin_of(url: URL) -> str:
@@ -52,17 +65,34 @@ def origin_of(url: URL) -> str:
     return str(url.origin())
 
 
-def is_nonce_challenge(www_authenticate: Iterable[str]) -> bool:
-    """Whether a resource's ``WWW-Authenticate`` values hold a DPoP ``use_dpop_nonce`` error."""
-    for value in www_authenticate:
-        scheme, _, params = value.strip().partition(" ")
-        if scheme.lower() == "dpop" and _CHALLENGE.search(params):
-            return True
-    return False
+def authorization_server(origin: str) -> str:
+    """The store's key for the nonces of the authorization server at ``origin``: apart from
+    the resource servers' (RFC 9449 §9), which are keyed by their origin alone."""
+    return "as:" + origin
+
+
+def dpop_error(www_authenticate: Iterable[str]) -> str | None:
+    """The ``error`` of the DPoP challenge in a response's ``WWW-Authenticate`` fields (several
+    challenges may share one field, RFC 9110 §11.6.1), or ``None`` when there is none."""
+    for field in www_authenticate:
+        scheme: str | None = None
+        for element in _ELEMENT.findall(field):
+            param = _PARAM.match(element)
+            if param is None:
+                start = _SCHEME.match(element)
+                if start is None:
+                    continue
+                scheme = start.group(1).lower()
+                param = _PARAM.match(start.group(2) or "")
+                if param is None:
+                    continue
+            if scheme == "dpop" and param.group(1).lower() == "error":
+                return param.group(2).strip('"')
+    return None
 
 
 class DPoPNonces:
-    """The latest ``DPoP-Nonce`` each origin sent, for at most ``limit`` origins (the least
+    """The latest ``DPoP-Nonce`` each server sent, for at most ``limit`` servers (the least
     recently updated are forgotten first). Values that are not NQCHAR text of at most
     :data:`MAX_NONCE_LENGTH` characters are ignored: they would go into every proof."""
 
@@ -70,45 +100,58 @@ class DPoPNonces:
 
     def __init__(self, limit: int = 1024) -> None:
         self._limit = limit
-        self._nonces: OrderedDict[str, str] = OrderedDict()
+        #: server -> (nonce, epoch second it was learned)
+        self._nonces: OrderedDict[str, tuple[str, float]] = OrderedDict()
         #: nonces learned (new values only)
         self.updates = 0
-        #: called with (origin, nonce) for each new nonce learned here (not for shared ones):
-        #: a shared cache (RedisTokenCache) sets it to tell the other instances
-        self.publish: Callable[[str, str], None] | None = None
+        #: called with (server, nonce, learned at) by :meth:`announce`: a shared cache
+        #: (RedisTokenCache) sets it to tell the other instances
+        self.publish: Callable[[str, str, float], None] | None = None
 
     def __len__(self) -> int:
         return len(self._nonces)
 
     def __repr__(self) -> str:
-        return f"DPoPNonces(origins={len(self._nonces)}, limit={self._limit})"
+        return f"DPoPNonces(servers={len(self._nonces)}, limit={self._limit})"
 
-    def get(self, origin: str) -> str | None:
-        return self._nonces.get(origin)
+    def get(self, server: str) -> str | None:
+        held = self._nonces.get(server)
+        return held[0] if held is not None else None
 
-    def learn(self, origin: str, value: str | None, *, shared: bool = False) -> bool:
-        """Keep ``value`` as ``origin``'s nonce; True when it is a new, valid one.
-        ``shared``: it came from another instance (it is not published again)."""
-        if (
-            value is None
-            or len(value) > MAX_NONCE_LENGTH
-            or not _NONCE.fullmatch(value)
-            or self._nonces.get(origin) == value
-        ):
+    def learn(self, server: str, value: str | None, *, learned_at: float | None = None) -> bool:
+        """Keep ``value`` as ``server``'s nonce; True when it is a new, valid one.
+        ``learned_at`` is given for a nonce another instance learned then: it does not
+        replace one learned here later (messages may arrive late)."""
+        if value is None or len(value) > MAX_NONCE_LENGTH or not _NONCE.fullmatch(value):
             return False
         nonces = self._nonces
-        nonces[origin] = value
-        nonces.move_to_end(origin)
+        held = nonces.get(server)
+        if held is not None and (
+            held[0] == value or (learned_at is not None and learned_at <= held[1])
+        ):
+            return False
+        nonces[server] = (value, time.time() if learned_at is None else learned_at)
+        nonces.move_to_end(server)
         if len(nonces) > self._limit:
             nonces.popitem(last=False)
         self.updates += 1
-        if not shared and self.publish is not None:
-            self.publish(origin, value)
         return True
 
-    def learn_from(self, origin: str, headers: Mapping[str, str]) -> bool:
+    def learn_from(self, server: str, headers: Mapping[str, str]) -> bool:
         """:meth:`learn` the ``DPoP-Nonce`` of a response's headers, if any."""
-        return self.learn(origin, headers.get(DPOP_NONCE))
+        return self.learn(server, headers.get(DPOP_NONCE))
+
+    def announce(self, server: str) -> None:
+        """Tell the other instances ``server``'s nonce: called after a challenge, the one
+        moment a nonce is known to be needed (servers may rotate on every response, and
+        publishing each would cost every instance a message per response)."""
+        held = self._nonces.get(server)
+        if held is not None and self.publish is not None:
+            self.publish(server, held[0], held[1])
+
+
+#: what :meth:`ApiProofs.challenged` finds in a response
+NOT_CHALLENGED, CHALLENGED, ANSWERABLE = 0, 1, 2
 
 
 class ApiProofs:
@@ -132,31 +175,35 @@ class ApiProofs:
     def binds(token: Token) -> bool:
         return token.token_type.lower() == "dpop"
 
-    def proof(self, method: str, url: URL, token: Token) -> tuple[str, str | None]:
-        """A fresh proof for one request (new ``jti``) and the origin's nonce it carries."""
-        nonce = self.nonces.get(origin_of(url))
-        return self.signer.proof(
-            method, str(url), access_token=token.access_token, nonce=nonce
-        ), nonce
+    def proof(self, method: str, url: str, origin: str, token: Token) -> tuple[str, str | None]:
+        """A fresh proof (new ``jti``) for one request to ``url`` (exactly as it is sent) at
+        ``origin``, and the origin's nonce it carries."""
+        nonce = self.nonces.get(origin)
+        proof = self.signer.proof(method, url, access_token=token.access_token, nonce=nonce)
+        return proof, nonce
 
     def challenged(
-        self, url: URL, status: int, headers: Mapping[str, str], sent: str | None
+        self, origin: str, status: int, headers: Mapping[str, str], sent: str | None
     ) -> int:
-        """Learn the nonce a response carries, and say what its status means:
+        """Learn the nonce a response from ``origin`` carries, and say what its status means:
         :data:`ANSWERABLE` for a ``use_dpop_nonce`` challenge (RFC 9449 §9) that one retry
         can meet (a nonce other than the one ``sent`` is now known for the origin),
-        :data:`CHALLENGED` for one it cannot, else :data:`NOT_CHALLENGED`."""
-        origin = origin_of(url)
+        :data:`CHALLENGED` for one it cannot, or for ``invalid_dpop_proof`` (a new token
+        would not mend a proof), else :data:`NOT_CHALLENGED`."""
         nonces = self.nonces
         nonces.learn_from(origin, headers)
-        if status != 401 or not is_nonce_challenge(_all(headers, "WWW-Authenticate")):
+        if status != 401:
+            return NOT_CHALLENGED
+        error = dpop_error(_all(headers, "WWW-Authenticate"))
+        if error == INVALID_DPOP_PROOF:
+            return CHALLENGED
+        if error != USE_DPOP_NONCE:
             return NOT_CHALLENGED
         current = nonces.get(origin)
-        return ANSWERABLE if current is not None and current != sent else CHALLENGED
-
-
-#: what :meth:`ApiProofs.challenged` finds in a response
-NOT_CHALLENGED, CHALLENGED, ANSWERABLE = 0, 1, 2
+        if current is None or current == sent:
+            return CHALLENGED
+        nonces.announce(origin)
+        return ANSWERABLE
 
 
 def _all(headers: Mapping[str, str], name: str) -> list[str]:

@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, Generator
 import httpx
 from yarl import URL
 
-from ._dpop import ANSWERABLE, DPOP, NOT_CHALLENGED, ApiProofs
+from ._dpop import ANSWERABLE, DPOP, NOT_CHALLENGED, ApiProofs, origin_of
 from ._middleware import OriginScope
 from ._source import TokenSource
 from ._token import Token
@@ -49,35 +49,56 @@ class TokenAuth(httpx.Auth):
             return
         token = await self._source.current()
         proofs = self._source.dpop
-        sent = self._authorize(request, url, token, proofs)
-        response = yield request
-        if proofs is not None:
-            challenged = proofs.challenged(url, response.status_code, response.headers, sent)
+        if proofs is None:
+            request.headers["Authorization"] = token.authorization
+            response = yield request
+        else:
+            origin = origin_of(url)
+            sent = _authorize(request, token, proofs, origin)
+            response = yield request
+            if response.history:
+                # httpx followed redirects inside this send: later hops carried the first
+                # hop's proof, and the answer is another URL's; learn its nonce, no retry
+                final = URL(str(response.request.url))
+                proofs.nonces.learn_from(origin_of(final), response.headers)
+                return
+            challenged = NOT_CHALLENGED
+            if proofs.binds(token):
+                challenged = proofs.challenged(origin, response.status_code, response.headers, sent)
             if challenged == ANSWERABLE:  # once: a new proof with the server's nonce
-                sent = self._authorize(request, url, token, proofs)
+                sent = _authorize(request, token, proofs, origin)
                 response = yield request
-                challenged = proofs.challenged(url, response.status_code, response.headers, sent)
+                challenged = proofs.challenged(origin, response.status_code, response.headers, sent)
             if challenged != NOT_CHALLENGED:
-                return  # one nonce retry per request, no loop, no renewal
+                return  # one nonce retry per request, no loop; a bad proof is not a stale token
         if response.status_code != 401:
             return
         renewed = await self._source.renew_after_refusal(token)
         if renewed is None:
             return  # the API's 401 stands, as with the aiohttp middleware
-        sent = self._authorize(request, url, renewed, proofs)
+        if proofs is None:
+            request.headers["Authorization"] = renewed.authorization
+            yield request
+            return
+        origin = origin_of(url)
+        sent = _authorize(request, renewed, proofs, origin)
         response = yield request
-        if proofs is not None:
-            proofs.challenged(url, response.status_code, response.headers, sent)
+        if proofs.binds(renewed):
+            proofs.challenged(origin, response.status_code, response.headers, sent)
 
-    @staticmethod
-    def _authorize(
-        request: httpx.Request, url: URL, token: Token, proofs: ApiProofs | None
-    ) -> str | None:
-        """Set the token (and, for a DPoP-bound one, a fresh proof); the nonce it carries."""
-        request.headers["Authorization"] = token.authorization
-        if proofs is None or not proofs.binds(token):
-            request.headers.pop(DPOP, None)
-            return None
-        proof, nonce = proofs.proof(request.method, url, token)
-        request.headers[DPOP] = proof
-        return nonce
+
+def _authorize(request: httpx.Request, token: Token, proofs: ApiProofs, origin: str) -> str | None:
+    """Set the token (and, for a DPoP-bound one, a fresh proof); the nonce it carries."""
+    request.headers["Authorization"] = token.authorization
+    if not proofs.binds(token):
+        request.headers.pop(DPOP, None)
+        return None
+    proof, nonce = proofs.proof(request.method, _sent_url(request.url), origin, token)
+    request.headers[DPOP] = proof
+    return nonce
+
+
+def _sent_url(url: httpx.URL) -> str:
+    """The URL as httpx sends it (its own encoding, not yarl's), without query: the htu."""
+    path = url.raw_path.split(b"?", 1)[0].decode("ascii")
+    return f"{url.scheme}://{url.netloc.decode('ascii')}{path}"

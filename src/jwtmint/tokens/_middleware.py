@@ -110,18 +110,23 @@ async def _send_with_proofs(
     handler: aiohttp.ClientHandlerType,
 ) -> aiohttp.ClientResponse:
     """RFC 9449 §7: every send carries a fresh proof (new jti) for the token it sends; a
-    ``use_dpop_nonce`` challenge gets one retry with the new nonce, any other 401 one
-    renewal and retry, as for bearer tokens."""
+    ``use_dpop_nonce`` challenge gets one retry with the new nonce; ``invalid_dpop_proof``
+    stands (a new token would not mend a proof); any other 401 gets one renewal and retry,
+    as for bearer tokens. aiohttp runs middlewares again on each redirect hop, so each hop
+    gets its own proof."""
+
+    url = request.url  # as aiohttp sends it: the htu must be what the server sees
+    origin = origin_of(url)
 
     async def send(token: Token) -> tuple[aiohttp.ClientResponse, int]:
         request.headers[hdrs.AUTHORIZATION] = token.authorization
         if not proofs.binds(token):  # issued as Bearer: the server chose not to bind it
             request.headers.pop(DPOP, None)
             return await handler(request), NOT_CHALLENGED
-        proof, sent = proofs.proof(request.method, request.url, token)
+        proof, sent = proofs.proof(request.method, str(url), origin, token)
         request.headers[DPOP] = proof
         response = await handler(request)
-        return response, proofs.challenged(request.url, response.status, response.headers, sent)
+        return response, proofs.challenged(origin, response.status, response.headers, sent)
 
     response, challenged = await send(token)
     if challenged == ANSWERABLE and _replayable(request):

@@ -27,6 +27,7 @@ from ._dpop import DPoPNonces
 from ._redis_format import EntryCodec, entry_id
 from ._redis_link import TROUBLE, RedisLink, Trouble, bounded
 from ._redis_lock import TAKE, RedisLock
+from ._redis_nonces import NONCE, SharedNonces
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -38,8 +39,8 @@ _log = logging.getLogger("jwtmint.tokens")
 _T = TypeVar("_T")
 _C = TypeVar("_C", bound="RedisTokenCache")
 
-#: what an announcement on the channel says of an entry; "n": a DPoP nonce for an origin
-_WRITTEN, _RELEASED, _NONCE = "w", "r", "n"
+#: what an announcement on the channel says of an entry (and NONCE: a DPoP nonce)
+_WRITTEN, _RELEASED = "w", "r"
 #: the listener pings this often (seconds), and takes this much silence for a dead link
 _PING_EVERY = 5.0
 _SILENT_FOR = 2 * _PING_EVERY + 1.0
@@ -148,7 +149,7 @@ class RedisTokenCache:
         #: set while subscribed to other instances' writes (tests and benchmarks wait on it)
         self._subscribed = asyncio.Event()
         self._counts = dict.fromkeys(_COUNTERS, 0)
-        self._nonces: DPoPNonces | None = None
+        self._nonces = SharedNonces(self._codec, self._instance, self._publish_soon)
         self._publishing: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
@@ -330,17 +331,13 @@ class RedisTokenCache:
             event.set()
 
     def share_dpop_nonces(self, nonces: DPoPNonces) -> None:
-        """Tell the other instances each DPoP nonce ``nonces`` learns, and learn theirs
-        (RFC 9449 §8: servers rotate nonces; one instance's challenge then serves all).
-        An instance that starts later learns from the next rotation or its own first
-        challenge. Nonces are not secret (they travel in headers), so they go unsealed."""
-        self._nonces = nonces
-        nonces.publish = self._publish_nonce
+        """Share the DPoP nonces ``nonces`` is challenged for with the other instances, and
+        learn theirs (see :mod:`jwtmint.tokens._redis_nonces`)."""
+        self._nonces.attach(nonces)
 
-    def _publish_nonce(self, origin: str, nonce: str) -> None:
+    def _publish_soon(self, message: str) -> None:
         if self._link.closed:
             return
-        message = f"{self._instance} {origin} {_NONCE} {nonce}"
         task = asyncio.get_running_loop().create_task(
             self._call(lambda redis: redis.publish(self._channel, message))
         )
@@ -350,12 +347,11 @@ class RedisTokenCache:
 
     def _announced(self, data: bytes | str) -> None:
         text = data.decode("ascii", "replace") if isinstance(data, bytes) else data
-        instance, ident, kind, *rest = [*text.split(" "), "", ""]
+        instance, ident, kind = [*text.split(" "), "", ""][:3]
         if instance == self._instance:
             return
-        if kind == _NONCE:
-            if self._nonces is not None and rest:
-                self._nonces.learn(ident, rest[0], shared=True)
+        if kind == NONCE:
+            self._nonces.received(ident)
             return
         if kind != _RELEASED:
             # written by another instance: this one's copy is not the token to serve now

@@ -105,15 +105,26 @@ class EntryCodec:
                 "raw": dict(token.raw),
             }
         )
-        if self._sealer is None:
-            return MAGIC + PLAIN + document
-        key_id, aead = self._sealer
-        nonce = os.urandom(_NONCE_SIZE)
-        return MAGIC + SEALED + key_id + nonce + aead.encrypt(nonce, document, canonical_key(key))
+        return self.seal(document, canonical_key(key))
 
     def decode(self, key: CacheKey, value: bytes) -> CacheEntry | None:
         """The entry, or ``None`` for anything that is not a value this codec would write
         for ``key`` (another format or version, a foreign key, a moved or altered value)."""
+        document = self.open(value, canonical_key(key))
+        return None if document is None else _entry(document)
+
+    def seal(self, document: bytes, context: bytes) -> bytes:
+        """``document`` as this codec stores it: sealed (AES-GCM, ``context`` as associated
+        data, so it opens only where it was meant to be) when it has keys, else plain."""
+        if self._sealer is None:
+            return MAGIC + PLAIN + document
+        key_id, aead = self._sealer
+        nonce = os.urandom(_NONCE_SIZE)
+        return MAGIC + SEALED + key_id + nonce + aead.encrypt(nonce, document, context)
+
+    def open(self, value: bytes, context: bytes) -> bytes | None:
+        """The document :meth:`seal` wrote for ``context``, or ``None`` (another format or
+        version, a foreign key, moved or altered, or plain where keys are set)."""
         if value[:3] != MAGIC:
             return None
         kind, body = value[3:4], value[4:]
@@ -123,16 +134,12 @@ class EntryCodec:
                 return None
             nonce = body[_KEY_ID_SIZE : _KEY_ID_SIZE + _NONCE_SIZE]
             try:
-                document = aead.decrypt(
-                    nonce, body[_KEY_ID_SIZE + _NONCE_SIZE :], canonical_key(key)
-                )
+                return aead.decrypt(nonce, body[_KEY_ID_SIZE + _NONCE_SIZE :], context)
             except (InvalidTag, ValueError):
                 return None
-        elif kind == PLAIN and not self.sealed:
-            document = body
-        else:
-            return None
-        return _entry(document)
+        if kind == PLAIN and not self.sealed:
+            return body
+        return None
 
 
 def _key_id(key: bytes) -> bytes:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 
 import aiohttp
 from yarl import URL
 
 from .._assertion import ClientAssertion
-from ..errors import ConfigurationError, TokenEndpointError, TokenRequestError
+from ..errors import ConfigurationError, InvalidClaimsError, TokenEndpointError, TokenRequestError
 from ._cache import CacheKey
 from ._client import ClientCredentialsClient
 from ._credentials import ClientAssertionService, TokenRequestParameters, credentials
-from ._dpop import DPoPNonces, origin_of
+from ._dpop import DPOP, USE_DPOP_NONCE, DPoPNonces, authorization_server, origin_of
 from ._exchange import post_token_request, request_form
 from ._resolve import ClientResolver
 from ._retry import Retry, RetryPolicy, Stop, retrying
@@ -76,7 +77,11 @@ class TokenRequester:
         dpop = client.dpop
         nonces = self._nonces
         endpoint = resolved.token_endpoint
-        origin = origin_of(URL(endpoint)) if dpop is not None else ""
+        # the URL as aiohttp sends it (yarl's encoding): htu must be what the server sees
+        htu = str(URL(endpoint)) if dpop is not None else endpoint
+        server = authorization_server(origin_of(URL(endpoint))) if dpop is not None else ""
+        #: what the last exchange sent: the nonce in its proof, its client assertion
+        sent: dict[str, str | None] = {}
 
         async def exchange(
             passed: ClientAssertion | None, timeout: float, challenge: TokenRequestError | None
@@ -95,8 +100,20 @@ class TokenRequester:
                 # nothing can authenticate another attempt (the service declined, and the
                 # caller's assertion was spent): the endpoint's error is the one to report
                 raise Stop(last) from None
+            assertion = dict(auth_form).get("client_assertion")
+            if challenge is not None and assertion is not None and assertion == sent["assertion"]:
+                # an assertion service that handed out the same assertion again (Duende's
+                # foss#328): the server has spent its jti, so resending it cannot succeed
+                raise challenge
+            sent["assertion"] = assertion
             if dpop is not None:
-                headers["DPoP"] = dpop.proof("POST", endpoint, nonce=nonces.get(origin))
+                nonce = sent["nonce"] = nonces.get(server)
+                try:
+                    headers[DPOP] = dpop.proof("POST", htu, nonce=nonce)
+                except InvalidClaimsError as exc:
+                    raise ConfigurationError(
+                        f"client {name!r}: its token endpoint cannot be a DPoP proof's htu: {exc}"
+                    ) from None
             self.attempts += 1
             _log.debug("token request for client %r to %s", name, endpoint)
             return await post_token_request(
@@ -109,7 +126,7 @@ class TokenRequester:
                 requested_scope=key.scope,
                 now=self._clock(),
                 default_lifetime=self._default_lifetime,
-                dpop=(nonces, origin) if dpop is not None else None,
+                dpop=(nonces, server) if dpop is not None else None,
             )
 
         async def attempt(timeout: float) -> Token:
@@ -118,25 +135,23 @@ class TokenRequester:
             # seen, so the caller's own assertion is used for the first attempt only (every
             # later attempt follows a failed one, which set ``last``)
             passed = client_assertion if last is None else None
-            sent = nonces.get(origin) if dpop is not None else None
+            started = time.monotonic()
             try:
                 try:
                     return await exchange(passed, timeout, None)
                 except TokenRequestError as refused:
                     if refused.error != USE_DPOP_NONCE or dpop is None:
                         raise
-                    current = nonces.get(origin)
-                    if current is None or current == sent:
-                        raise  # no nonce to answer with: another try would be refused alike
+                    current = nonces.get(server)
+                    left = timeout - (time.monotonic() - started)
+                    if current is None or current == sent.get("nonce") or left <= 0:
+                        raise  # no nonce to answer with, or no time: the refusal stands
+                    nonces.announce(server)
                     # RFC 9449 §8: once, with the nonce, a new proof and a new assertion (a
-                    # reused one would be a replayed jti); a spent caller's assertion ends it
-                    return await exchange(None, timeout, refused)
+                    # reused one would be a replayed jti), within this attempt's time
+                    return await exchange(None, left, refused)
             except Retry as retry:
                 last = retry.error
                 raise
 
         return await retrying(attempt, policy, self._request_timeout)
-
-
-#: the token endpoint's way to ask for a DPoP nonce (RFC 9449 §8)
-USE_DPOP_NONCE = "use_dpop_nonce"

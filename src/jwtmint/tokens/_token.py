@@ -192,9 +192,10 @@ _HINTS = {
     "invalid_target": "ask only for resources the client may use (RFC 8707)",
     "unsupported_grant_type": "the server does not offer the client_credentials grant",
     "use_dpop_nonce": (
-        "the server wants a DPoP nonce; jwtmint retries once with it, a new proof and a new "
-        "client assertion (a client_assertion passed to get_token cannot be sent twice: give "
-        "the client a key or a ClientAssertionService)"
+        "the server wants a DPoP nonce; jwtmint answers once per attempt with it, a new proof "
+        "and a new client assertion. Refused again: its nonces may expire faster than a round "
+        "trip; or there was no new assertion to send (a client_assertion passed to get_token "
+        "is sent once: give the client a key or a ClientAssertionService)"
     ),
     "invalid_dpop_proof": (
         "the server refused the DPoP proof: check that it accepts the dpop_key's algorithm "
