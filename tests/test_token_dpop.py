@@ -147,7 +147,7 @@ async def test_a_caller_assertion_is_never_sent_twice_for_a_nonce() -> None:
         )
         assertion = jwtmint.AssertionSigner(key, "ext", ep.issuer).client_assertion()
         async with TokenManager({"ext": client}) as tokens:
-            with pytest.raises(TokenRequestError, match="cannot be sent twice") as caught:
+            with pytest.raises(TokenRequestError, match="is sent once") as caught:
                 await tokens.get_token("ext", client_assertion=assertion)
     assert caught.value.error == "use_dpop_nonce"
     assert len(ep.requests) == 1  # not replayed: a reused jti would be refused anyway
