@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -24,6 +25,9 @@ from ._server import LoopbackServer
 from ._store import IssuedToken, TokenStore
 
 __all__ = ["TokenEndpoint"]
+
+#: what ``failure_rate`` answers: a transient refusal (RFC 6749 §5.2 via Fault's default body)
+_TRANSIENT = Fault(status=503)
 
 GRANT_TYPE = "client_credentials"
 _log = logging.getLogger("jwtmint.testing")
@@ -74,6 +78,10 @@ class TokenEndpoint(LoopbackServer):
     single member. ``accept_token_endpoint_audience=True`` also takes the
     token URL wherever the issuer is taken.
 
+    ``failure_rate`` answers that fraction of token requests (at random, ``seed``
+    for repeatable runs) with a 503 ``temporarily_unavailable``, as a loaded
+    server would, unless a fault is queued or set.
+
     Use it as ``async with TokenEndpoint() as ep:`` (or ``await ep.start()`` and
     ``await ep.close()``) on the running event loop; it runs once.
     """
@@ -94,7 +102,14 @@ class TokenEndpoint(LoopbackServer):
         dpop_nonce_lifetime: float | None = None,
         dpop_max_age: int = 60,
         dpop_algorithms: Iterable[str] | None = None,
+        failure_rate: float = 0.0,
+        seed: int | None = None,
     ) -> None:
+        if not 0.0 <= failure_rate <= 1.0:
+            raise ConfigurationError("failure_rate is a fraction of token requests, 0 to 1")
+        #: token requests answered 503 at random (transient failures), and their dice
+        self.failure_rate = failure_rate
+        self._dice = random.Random(seed)
         if token_lifetime is not None and token_lifetime <= 0:
             raise ConfigurationError("token_lifetime must be positive, or None to omit expires_in")
         if max_assertion_lifetime <= 0 or leeway < 0:
@@ -226,7 +241,11 @@ class TokenEndpoint(LoopbackServer):
         self._fault = fault
 
     def _take_fault(self) -> Fault | None:
-        return self._faults.popleft() if self._faults else self._fault
+        if self._faults:
+            return self._faults.popleft()
+        if self._fault is None and self.failure_rate and self._dice.random() < self.failure_rate:
+            return _TRANSIENT
+        return self._fault
 
     # ------------------------------------------------------------------ tokens
 
