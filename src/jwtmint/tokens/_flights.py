@@ -164,11 +164,15 @@ class TokenFlights:
         return entry
 
     async def renew_after_refusal(self, key: CacheKey, refused: Token) -> Token | None:
-        """The token to retry with after a resource refused ``refused`` (a 401), or ``None``.
+        """The token to retry with after a resource refused ``refused`` (a 401), or ``None``:
+        never ``refused`` itself, which the resource would only refuse again.
 
         One other than ``refused`` already cached, or a renewal in flight, is
-        shared: a burst of 401s costs one renewal. ``None`` when the renewal
-        failed (logged: the resource's 401 is the caller's answer).
+        shared: a burst of 401s costs one renewal. ``None`` when no other token
+        is to be had: within :data:`FORCED_RENEWAL_GAP` of the last forced
+        renewal (while the cached token is valid), when the renewal failed
+        (logged), or when the server handed back the refused token; the
+        resource's 401 is then the caller's answer.
         """
         entry = self._cache.peek(key)
         cached = entry.token if entry and self._clock() < entry.token.expires_at else None
@@ -177,17 +181,20 @@ class TokenFlights:
         try:
             in_flight = self._inflight.get(key)
             if in_flight is not None:
-                return await wait_shared(in_flight, self.is_closed)  # a renewal is on its way
-            now = time.monotonic()
-            if cached is not None and now - self._forced.get(key, -1e9) < FORCED_RENEWAL_GAP:
-                # a resource that refuses every token (a wrong audience or scope, not a stale
-                # token) must not drive the authorization server at the API's request rate
-                return cached
-            self._forced[key] = now
-            return await self._join(key, None, True, refused)
+                renewed = await wait_shared(in_flight, self.is_closed)  # on its way
+            else:
+                now = time.monotonic()
+                if cached is not None and now - self._forced.get(key, -1e9) < FORCED_RENEWAL_GAP:
+                    # a resource that refuses every token (a wrong audience or scope, not a
+                    # stale token) must not drive the authorization server at the API's rate;
+                    # with nothing valid cached, the next request would renew anyway
+                    return None
+                self._forced[key] = now
+                renewed = await self._join(key, None, True, refused)
         except TokenRequestError as exc:
             _log.warning("renewing the token for client %r after a 401 failed: %s", key.client, exc)
             return None
+        return renewed if renewed.access_token != refused.access_token else None
 
     # ---- one flight per key ----------------------------------------------------------
 

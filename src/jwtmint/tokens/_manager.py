@@ -339,11 +339,12 @@ class TokenManager:
         Without them: the origins of the client's http(s) ``resource`` values,
         else the origin of the first request it sees; a redirect elsewhere
         never gets the token. On a 401 it renews the token once and retries
-        the request once (unless its body was a stream, which cannot be sent
-        twice). For a DPoP client each request (and retry) carries a fresh
-        proof bound to the method, URL and token; nonces are learned from
-        every response, and a ``use_dpop_nonce`` challenge is met by one
-        retry with a new proof before any renewal.
+        the request once with the new token, never with the refused one
+        (and not when its body was a stream, which cannot be sent twice).
+        For a DPoP client each request (and retry) carries a fresh proof
+        bound to the method, URL and token; nonces are learned from every
+        response, and a ``use_dpop_nonce`` challenge is met by one retry with
+        a new proof before any renewal.
         """
         source = self.token_source(name, scope=scope, resource=resource, parameters=parameters)
         return token_middleware(source, OriginScope(origins, source.key.resource))
