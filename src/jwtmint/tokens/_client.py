@@ -258,7 +258,8 @@ class ClientCredentialsClient:
 
     def _load_private_key(self, key: KeySource | None, algorithm: str | None) -> SigningKey | None:
         if key is None:
-            # private_key_jwt without a key: the assertions come from a ClientAssertionService
+            # private_key_jwt without a key: the assertions come from a ClientAssertionService,
+            # or from get_token's callers
             return None
         try:
             loaded = load_key(key)
@@ -317,6 +318,12 @@ class ClientCredentialsClient:
     @property
     def uses_assertion(self) -> bool:
         return self.auth_method in (CLIENT_SECRET_JWT, PRIVATE_KEY_JWT)
+
+    @property
+    def needs_assertions(self) -> bool:
+        """Whether its token requests need an assertion from elsewhere (``private_key_jwt``
+        without a key of its own): a ``ClientAssertionService``, or ``get_token``'s caller."""
+        return self.auth_method == PRIVATE_KEY_JWT and self.private_key is None
 
     def __repr__(self) -> str:
         parts = [f"{self.client_id!r}", f"auth_method={self.auth_method!r}"]

@@ -175,6 +175,9 @@ class TokenManager:
             renewal_jitter=float(renewal_jitter),
             # a cache whose lock bounds its own wait says how long that can be
             lock_wait=max(policy.deadline, float(getattr(self._cache, "max_lock_wait", 0.0))),
+            callers_authenticate=()
+            if assertion_service is not None
+            else [name for name, client in self._clients.items() if client.needs_assertions],
         )
         self._default_keys = {
             name: request_key(name, client) for name, client in self._clients.items()
