@@ -350,7 +350,7 @@ class TokenManager:
         a new proof before any renewal.
         """
         source = self.token_source(name, scope=scope, resource=resource, parameters=parameters)
-        return token_middleware(source, OriginScope(origins, source.key.resource))
+        return token_middleware(source, self._origin_scope(name, origins, source))
 
     def httpx_auth(
         self,
@@ -368,7 +368,13 @@ class TokenManager:
             from ._httpx import TokenAuth
         except ImportError:  # httpx is optional
             raise ConfigurationError("httpx_auth needs httpx: pip install httpx") from None
-        return TokenAuth(source, OriginScope(origins, source.key.resource))
+        return TokenAuth(source, self._origin_scope(name, origins, source))
+
+    def _origin_scope(
+        self, name: str, origins: Iterable[str] | None, source: TokenSource
+    ) -> OriginScope:
+        insecure = self._clients[name].allow_insecure_http
+        return OriginScope(origins, source.key.resource, allow_http=insecure)
 
 
 def _retry_policy(retries: RetryPolicy | int | None) -> RetryPolicy:
