@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -50,6 +51,43 @@ def test_a_file_of_unknown_format_is_not_taken_as_a_secret(tmp_path: Path) -> No
         load_key(putty)
     # the caller who says it is a secret gets a secret
     assert load_key(putty, algorithm="HS256").kty == "oct"
+
+
+#: every way a str reaches a key loader
+_STR_KEY_USES: list[Callable[[str], object]] = [
+    lambda name: load_key(name),
+    lambda name: load_key(name, password=b"pw"),
+    lambda name: load_key(name, algorithm="HS256"),
+    lambda name: jwtmint.load_secret(name, "HS256"),
+    lambda name: jwtmint.encode({"sub": "x"}, name, algorithm="HS256"),
+    lambda name: jwtmint.AssertionSigner(name, CLIENT_ID, AUDIENCE),
+    lambda name: jwtmint.DPoPSigner(name),
+]
+
+
+@pytest.mark.parametrize(
+    "use",
+    _STR_KEY_USES,
+    ids=["load_key", "password", "HS256", "load_secret", "encode", "assertion", "dpop"],
+)
+def test_a_str_that_names_a_file_is_refused_not_taken_as_a_secret(
+    use: Callable[[str], object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pem = _pkcs8_pem(ec.generate_private_key(ec.SECP256R1()))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "k.pem").write_bytes(pem)
+    long_name = "a-key-file-with-a-name-of-forty-bytes.pem"
+    (tmp_path / long_name).write_bytes(pem)
+    # long enough to make a valid HS256 secret: today's trap, a key signed with its own path
+    for name in ("k.pem", long_name, str(tmp_path / long_name)):
+        with pytest.raises(InvalidKeyError, match=r"pathlib\.Path") as caught:
+            use(name)
+        # a str that happens to name a file may be someone's secret: never echoed
+        assert name not in str(caught.value)
+        assert load_key(Path(name)).kty == "EC"
+    # a secret that names no file is still a secret
+    assert load_key("s" * 32).kty == "oct"
+    assert jwtmint.load_secret("nonexistent-" + long_name, "HS256").kty == "oct"
 
 
 def test_a_password_means_key_material_not_a_secret() -> None:

@@ -175,18 +175,23 @@ def test_a_dpop_client_keys_its_tokens_by_the_key_thumbprint() -> None:
 
 def test_a_dpop_key_must_be_asymmetric() -> None:
     with pytest.raises(ConfigurationError, match="asymmetric"):
-        ClientCredentialsClient("c", token_endpoint=ENDPOINT, dpop_key=b"k" * 32)
+        ClientCredentialsClient(
+            "c", token_endpoint=ENDPOINT, dpop_key=b"k" * 32, auth_method="none"
+        )
 
 
 def test_a_dpop_algorithm_needs_a_key_and_must_fit_it() -> None:
     with pytest.raises(ConfigurationError, match="dpop_algorithm needs a dpop_key"):
-        ClientCredentialsClient("c", token_endpoint=ENDPOINT, dpop_algorithm="ES256")
+        ClientCredentialsClient(
+            "c", token_endpoint=ENDPOINT, dpop_algorithm="ES256", auth_method="none"
+        )
     with pytest.raises(ConfigurationError, match="dpop_key"):
         ClientCredentialsClient(
             "c",
             token_endpoint=ENDPOINT,
             dpop_key=jwtmint.generate_key("ES256"),
             dpop_algorithm="RS256",
+            auth_method="none",
         )
 
 

@@ -415,7 +415,7 @@ async def test_secret_methods(method: str) -> None:
 async def test_public_client_sends_only_its_id() -> None:
     async with TokenEndpoint() as ep:
         ep.register_client("pub", auth_method="none")
-        client = ClientCredentialsClient("pub", token_endpoint=ep.token_url)
+        client = ClientCredentialsClient("pub", token_endpoint=ep.token_url, auth_method="none")
         async with TokenManager({"pub": client}) as tokens:
             await tokens.get_token("pub")
     assert ep.requests[0].auth_method == "none" and ep.requests[0].outcome == "issued"

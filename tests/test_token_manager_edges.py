@@ -359,7 +359,8 @@ async def test_a_closed_borrowed_session_is_refused() -> None:
     session = aiohttp.ClientSession()
     await session.close()
     tokens = TokenManager(
-        {"a": ClientCredentialsClient("a", token_endpoint="https://idp/t")}, session=session
+        {"a": ClientCredentialsClient("a", token_endpoint="https://idp/t", auth_method="none")},
+        session=session,
     )
     with pytest.raises(jwtmint.ConfigurationError, match="closed"):
         await tokens.start()

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
+import httpx
 import pytest
 from aiohttp import web
 
@@ -124,6 +125,43 @@ def test_origins_must_be_origins(tokens: TokenManager) -> None:
     with pytest.raises(ConfigurationError, match="scheme://host"):
         tokens.middleware("es", origins=["api.example.com"])
     tokens.middleware("es", origins="https://api.example.com:443")
+
+
+async def test_tokens_never_go_over_plain_http_off_loopback(
+    endpoint: TokenEndpoint, tokens: TokenManager
+) -> None:
+    # the rule token endpoints follow (https, or loopback, or allow_insecure_http), for the
+    # origins a token goes to: given, from the client's resources, or the first request's
+    plain = "http://api.example.com"
+    for adapter in (tokens.middleware, tokens.httpx_auth):
+        with pytest.raises(ConfigurationError, match="plain http"):
+            adapter("es", origins=[plain])
+        with pytest.raises(ConfigurationError, match="plain http"):
+            adapter("es", origins=["https://api.example.com", f"{plain}:8080"])
+        with pytest.raises(ConfigurationError, match="plain http"):
+            adapter("es", resource=f"{plain}/v1")
+        adapter("es", origins=["https://api.example.com", "http://127.0.0.1:8080"])
+        adapter("es", origins=["http://localhost:8080", "http://[::1]:8080"])
+    insecure = ClientCredentialsClient(
+        "es",
+        issuer=endpoint.issuer,
+        private_key=signing_key("ES256"),
+        resource=f"{plain}/v1",
+        allow_insecure_http=True,
+    )
+    async with TokenManager({"es": insecure}) as trusting:
+        trusting.middleware("es")
+        trusting.httpx_auth("es", origins=[plain])
+    # no origins and no resources: the first request's origin, checked before anything is sent
+    # (example.invalid resolves nowhere, RFC 6761: the refusal is the middleware's)
+    first = "http://api.example.invalid/x"
+    async with aiohttp.ClientSession(middlewares=[tokens.middleware("es")]) as api:
+        with pytest.raises(ConfigurationError, match="plain http"):
+            await api.get(first)
+    async with httpx.AsyncClient(auth=tokens.httpx_auth("es")) as client:
+        with pytest.raises(ConfigurationError, match="plain http"):
+            await client.get(first)
+    assert endpoint.request_count() == 0  # no token was even fetched
 
 
 async def test_a_redirect_to_another_host_never_gets_the_token(

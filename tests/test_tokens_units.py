@@ -7,10 +7,12 @@ import copy
 import email.utils
 import pickle
 import re
+from pathlib import Path
 from urllib.parse import unquote_plus
 
 import orjson
 import pytest
+from cryptography.hazmat.primitives import serialization
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -52,12 +54,39 @@ SECRET = "s" * 40
 def test_auth_method_is_inferred() -> None:
     keyed = ClientCredentialsClient("a", issuer=ISSUER, private_key=signing_key("ES256"))
     secret = ClientCredentialsClient("b", issuer=ISSUER, client_secret=SECRET)
-    public = ClientCredentialsClient("c", issuer=ISSUER)
-    assert (keyed.auth_method, secret.auth_method, public.auth_method) == (
-        "private_key_jwt",
-        "client_secret_basic",
-        "none",
+    assert (keyed.auth_method, secret.auth_method) == ("private_key_jwt", "client_secret_basic")
+
+
+def test_a_client_without_credentials_must_ask_for_none() -> None:
+    # sending no credentials at all is a choice to make, never a default to fall into
+    with pytest.raises(ConfigurationError, match="auth_method='none'") as caught:
+        ClientCredentialsClient("c", issuer=ISSUER)
+    assert "private_key_jwt" in str(caught.value)  # the keyless client of a service, too
+    assert ClientCredentialsClient("c", issuer=ISSUER, auth_method="none").auth_method == "none"
+
+
+def test_a_str_that_names_a_key_file_is_refused_as_key_material(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pem = signing_key("ES256").key.private_bytes(  # type: ignore[union-attr]
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+    monkeypatch.chdir(tmp_path)
+    name = "invoice-service-signing-key-2025.pem"  # 36 bytes: a valid HS256 secret
+    (tmp_path / name).write_bytes(pem)
+    for kwargs in (
+        {"private_key": name},
+        {"dpop_key": name, "auth_method": "none"},
+        {"client_secret": name, "auth_method": "client_secret_jwt"},
+    ):
+        with pytest.raises(ConfigurationError, match=r"pathlib\.Path") as caught:
+            ClientCredentialsClient("app", issuer=ISSUER, **kwargs)  # type: ignore[arg-type]
+        # no advice to pass a key file's name as a client_secret
+        assert "client_secret=" not in str(caught.value) and name not in str(caught.value)
+    assert ClientCredentialsClient("app", issuer=ISSUER, private_key=Path(name)).private_key
+    # a secret sent as it is (basic, post) is a password, not key material: taken as given
+    basic = ClientCredentialsClient("app", issuer=ISSUER, client_secret=name)
+    assert basic.client_secret == name
 
 
 @pytest.mark.parametrize(
@@ -87,11 +116,17 @@ def test_auth_method_is_inferred() -> None:
         ({"issuer": ISSUER, "audience": ""}, "audience"),
         ({"token_endpoint": "https://idp/token#x"}, "fragment"),
         ({"issuer": ISSUER, "client_secret": "short", "auth_method": "client_secret_jwt"}, "HS256"),
-        ({"issuer": ISSUER, "parameters": {"client_id": "x"}}, "may not set client_id"),
-        ({"issuer": ISSUER, "parameters": {"grant_type": "password"}}, "grant_type"),
-        ({"issuer": ISSUER, "resource": "not-a-uri"}, "RFC 8707"),
-        ({"issuer": ISSUER, "resource": "https://api/#frag"}, "RFC 8707"),
-        ({"issuer": ISSUER, "assertion_lifetime": 0}, "assertion_lifetime"),
+        (
+            {"issuer": ISSUER, "parameters": {"client_id": "x"}, "auth_method": "none"},
+            "may not set client_id",
+        ),
+        (
+            {"issuer": ISSUER, "parameters": {"grant_type": "password"}, "auth_method": "none"},
+            "grant_type",
+        ),
+        ({"issuer": ISSUER, "resource": "not-a-uri", "auth_method": "none"}, "RFC 8707"),
+        ({"issuer": ISSUER, "resource": "https://api/#frag", "auth_method": "none"}, "RFC 8707"),
+        ({"issuer": ISSUER, "assertion_lifetime": 0, "auth_method": "none"}, "assertion_lifetime"),
         ({"issuer": ISSUER, "client_secret": ""}, "non-empty"),
     ],
 )
@@ -102,20 +137,26 @@ def test_configuration_errors_raise_at_construction(kwargs: dict[str, object], s
 
 def test_urls_credentials_and_audiences() -> None:
     # loopback http is fine (tests, sidecars); elsewhere only with the explicit opt-in
-    assert ClientCredentialsClient("a", issuer="http://127.0.0.1:8080").issuer
-    assert ClientCredentialsClient("a", issuer="http://localhost").issuer
-    assert ClientCredentialsClient("a", issuer="http://[::1]:8080").issuer
-    assert ClientCredentialsClient("a", issuer="http://127.0.0.2").issuer
+    assert ClientCredentialsClient("a", issuer="http://127.0.0.1:8080", auth_method="none").issuer
+    assert ClientCredentialsClient("a", issuer="http://localhost", auth_method="none").issuer
+    assert ClientCredentialsClient("a", issuer="http://[::1]:8080", auth_method="none").issuer
+    assert ClientCredentialsClient("a", issuer="http://127.0.0.2", auth_method="none").issuer
     for lookalike in ("http://127.attacker.example", "http://127.0.0.1.nip.io/t"):
         with pytest.raises(ConfigurationError, match="plain http"):
-            ClientCredentialsClient("a", token_endpoint=lookalike)
-    insecure = ClientCredentialsClient("a", issuer="http://idp.internal", allow_insecure_http=True)
+            ClientCredentialsClient("a", token_endpoint=lookalike, auth_method="none")
+    insecure = ClientCredentialsClient(
+        "a", issuer="http://idp.internal", allow_insecure_http=True, auth_method="none"
+    )
     assert insecure.allow_insecure_http
     with pytest.raises(ConfigurationError) as caught:
-        ClientCredentialsClient("a", token_endpoint="https://user:hunter2@idp/token")
+        ClientCredentialsClient(
+            "a", token_endpoint="https://user:hunter2@idp/token", auth_method="none"
+        )
     assert "hunter2" not in str(caught.value) and caught.value.__context__ is None
     # RFC 7519 §4.1.3: an audience is any StringOrURI
-    assert ClientCredentialsClient("a", issuer=ISSUER, audience="urn:example:idp").audience
+    assert ClientCredentialsClient(
+        "a", issuer=ISSUER, audience="urn:example:idp", auth_method="none"
+    ).audience
 
 
 def test_a_non_utf8_secret_never_reaches_an_exception() -> None:
@@ -130,9 +171,9 @@ def test_a_non_utf8_secret_never_reaches_an_exception() -> None:
 
 
 def test_the_clients_mapping_is_read_only() -> None:
-    tokens = TokenManager({"a": ClientCredentialsClient("a", issuer=ISSUER)})
+    tokens = TokenManager({"a": ClientCredentialsClient("a", issuer=ISSUER, auth_method="none")})
     with pytest.raises(TypeError):
-        tokens.clients["b"] = ClientCredentialsClient("b", issuer=ISSUER)  # type: ignore[index]
+        tokens.clients["b"] = ClientCredentialsClient("b", issuer=ISSUER, auth_method="none")  # type: ignore[index]
 
 
 def test_tokens_pickle_for_a_shared_cache_tier() -> None:
@@ -177,8 +218,8 @@ def test_client_repr_hides_the_secret_and_the_key() -> None:
 
 
 def test_scope_lists_and_strings_are_the_same() -> None:
-    one = ClientCredentialsClient("a", issuer=ISSUER, scope=["read", "write"])
-    two = ClientCredentialsClient("a", issuer=ISSUER, scope="read write")
+    one = ClientCredentialsClient("a", issuer=ISSUER, scope=["read", "write"], auth_method="none")
+    two = ClientCredentialsClient("a", issuer=ISSUER, scope="read write", auth_method="none")
     assert one.scope == two.scope == "read write"
 
 
@@ -186,7 +227,7 @@ def test_scope_lists_and_strings_are_the_same() -> None:
 
 
 def test_manager_configuration_errors() -> None:
-    client = ClientCredentialsClient("a", issuer=ISSUER)
+    client = ClientCredentialsClient("a", issuer=ISSUER, auth_method="none")
     with pytest.raises(ConfigurationError, match="ClientCredentialsClient"):
         TokenManager({"a": "not a client"})  # type: ignore[dict-item]
     with pytest.raises(ConfigurationError, match="renewal_buffer"):
@@ -200,7 +241,9 @@ def test_manager_configuration_errors() -> None:
 
 
 async def test_unknown_client_name() -> None:
-    async with TokenManager({"a": ClientCredentialsClient("a", issuer=ISSUER)}) as tokens:
+    async with TokenManager(
+        {"a": ClientCredentialsClient("a", issuer=ISSUER, auth_method="none")}
+    ) as tokens:
         with pytest.raises(UnknownClientError, match=r"no client named 'b'.*known: 'a'") as caught:
             await tokens.get_token("b")
         assert isinstance(caught.value, LookupError) and isinstance(caught.value, JwtMintError)
@@ -211,14 +254,18 @@ async def test_unknown_client_name() -> None:
 
 
 async def test_a_manager_that_was_not_started_says_so() -> None:
-    tokens = TokenManager({"a": ClientCredentialsClient("a", token_endpoint=ISSUER)})
+    tokens = TokenManager(
+        {"a": ClientCredentialsClient("a", token_endpoint=ISSUER, auth_method="none")}
+    )
     with pytest.raises(ManagerNotRunningError, match="async with"):
         await tokens.get_token("a")
     assert issubclass(ManagerNotRunningError, ClosedError) and issubclass(ClosedError, RuntimeError)
 
 
 async def test_request_parameters_are_checked() -> None:
-    async with TokenManager({"a": ClientCredentialsClient("a", issuer=ISSUER)}) as tokens:
+    async with TokenManager(
+        {"a": ClientCredentialsClient("a", issuer=ISSUER, auth_method="none")}
+    ) as tokens:
         with pytest.raises(ConfigurationError, match=r"get_token\('a'\).*client_secret"):
             await tokens.get_token("a", parameters={"client_secret": "x"})
 
@@ -313,7 +360,9 @@ def _key(
     client: ClientCredentialsClient | None = None,
 ) -> CacheKey:
     """The key the manager builds for a get_token call (client "c" has parameter base=1)."""
-    client = client or ClientCredentialsClient("c", issuer=ISSUER, parameters={"base": "1"})
+    client = client or ClientCredentialsClient(
+        "c", issuer=ISSUER, parameters={"base": "1"}, auth_method="none"
+    )
     manager = TokenManager({"c": client})
     return manager.token_source("c", scope=scope, resource=resource, parameters=parameters).key
 
@@ -341,9 +390,9 @@ def test_request_parameters_merge_with_the_clients() -> None:
 
 
 def test_clients_with_one_name_at_two_servers_never_share_a_key() -> None:
-    here = ClientCredentialsClient("c", issuer=ISSUER)
-    there = ClientCredentialsClient("c", issuer="https://other-idp.example.com")
-    other_id = ClientCredentialsClient("c2", issuer=ISSUER)
+    here = ClientCredentialsClient("c", issuer=ISSUER, auth_method="none")
+    there = ClientCredentialsClient("c", issuer="https://other-idp.example.com", auth_method="none")
+    other_id = ClientCredentialsClient("c2", issuer=ISSUER, auth_method="none")
     keys = {_key(client=c) for c in (here, there, other_id)}
     assert len(keys) == 3
 
@@ -542,13 +591,16 @@ async def test_a_rebuilt_error_keeps_where_it_was_raised() -> None:
 
 @pytest.mark.parametrize("limit", [None, 0, 10])
 def test_connection_limit_takes_none_or_a_count(limit: int | None) -> None:
-    TokenManager({"a": ClientCredentialsClient("a", issuer=ISSUER)}, connection_limit=limit)
+    TokenManager(
+        {"a": ClientCredentialsClient("a", issuer=ISSUER, auth_method="none")},
+        connection_limit=limit,
+    )
 
 
 @pytest.mark.parametrize("limit", [-1, 2.5, "10", True])
 def test_connection_limit_refuses_anything_else(limit: object) -> None:
     with pytest.raises(ConfigurationError, match="connection_limit"):
         TokenManager(
-            {"a": ClientCredentialsClient("a", issuer=ISSUER)},
+            {"a": ClientCredentialsClient("a", issuer=ISSUER, auth_method="none")},
             connection_limit=limit,  # type: ignore[arg-type]
         )

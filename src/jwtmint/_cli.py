@@ -106,7 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--secret-env", metavar="VAR",
         help="read the client secret from this environment variable (never from argv)",
     )  # fmt: skip
-    token.add_argument("--auth-method", help="default: private_key_jwt with a key, else basic")
+    token.add_argument(
+        "--auth-method",
+        help="default: private_key_jwt with --key, client_secret_basic with --secret-env; "
+        "'none' (no credentials) only when asked for",
+    )
     token.add_argument("--alg", help="assertion algorithm (default: the key's, or HS256)")
     token.add_argument("--scope")
     token.add_argument("--resource", action="append", help="RFC 8707 resource; repeatable")

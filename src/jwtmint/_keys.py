@@ -54,6 +54,8 @@ KeySource: TypeAlias = (
 )
 
 _FINGERPRINT_SALT = os.urandom(32)
+#: longer str sources are key text, never a file name (PATH_MAX on Linux)
+_MAX_PATH = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,6 +183,7 @@ def load_key(
         with open(source, "rb") as handle:
             return _from_bytes(handle.read(), pw, kid, algorithm, text=True, secret_ok=False)
     if isinstance(source, str):
+        _refuse_a_file_name(source, "pass pathlib.Path(...) to load the key from the file")
         # without a password, text may be a secret; a password means key material
         return _from_bytes(_utf8(source), pw, kid, algorithm, text=True, secret_ok=pw is None)
     if isinstance(source, bytes | bytearray | memoryview):
@@ -194,6 +197,10 @@ def load_key(
 
 def load_secret(secret: str | bytes, algorithm: str) -> SigningKey:
     """A raw HMAC secret as PyJWT takes it: the bytes themselves, never parsed as a JWK."""
+    if isinstance(secret, str):
+        _refuse_a_file_name(
+            secret, "read it with pathlib.Path(...).read_bytes() if the file holds the secret"
+        )
     data = _utf8(secret) if isinstance(secret, str) else secret
     return _from_secret(data, None, algorithm)
 
@@ -286,6 +293,20 @@ def _from_secret(secret: bytes, kid: str | None, algorithm: str | None) -> Signi
             "RS/ES/EdDSA, or load an oct JWK with jwtmint.load_key"
         )
     return SigningKey(secret, "oct", None, algorithm or "HS256", kid)
+
+
+def _refuse_a_file_name(text: str, advice: str) -> None:
+    """A ``str`` is key text or a secret, never a path: one that names an existing file is
+    a path passed by mistake, and would otherwise sign as an HMAC secret anyone can guess.
+    The name is not repeated (it might, however unlikely, be someone's secret)."""
+    if len(text) > _MAX_PATH or "\n" in text:
+        return  # PEM and the like: text, not a name
+    # isfile() is False for names the OS cannot take (a NUL, too long); ~ as a shell would
+    if os.path.isfile(text) or (text[:1] == "~" and os.path.isfile(os.path.expanduser(text))):
+        raise InvalidKeyError(
+            f"this str names an existing file; {advice} (a str is key text or an HMAC "
+            "secret, never a path)"
+        )
 
 
 def _utf8(text: str) -> bytes:

@@ -92,8 +92,10 @@ class ClientCredentialsClient:
     ``client_secret_jwt`` (an HS256 assertion keyed by the secret),
     ``private_key_jwt`` (an assertion signed with ``private_key``) or
     ``none``. Without one it is inferred: a private key means
-    ``private_key_jwt``, a secret ``client_secret_basic``, neither ``none``
-    (or whatever a ``ClientAssertionService`` provides).
+    ``private_key_jwt``, a secret ``client_secret_basic``; with neither it
+    must be given (``private_key_jwt`` when assertions come from a
+    ``ClientAssertionService`` or ``get_token``'s callers, ``none`` for a
+    client that sends no credentials), never inferred.
 
     The token endpoint is ``token_endpoint``, or found by discovery from
     ``issuer`` (RFC 8414, OpenID Connect Discovery). The assertion audience
@@ -204,7 +206,15 @@ class ClientCredentialsClient:
         if method is None:
             if key is not None:
                 return PRIVATE_KEY_JWT
-            return CLIENT_SECRET_BASIC if secret is not None else NONE
+            if secret is not None:
+                return CLIENT_SECRET_BASIC
+            # sending no credentials at all is a choice, never a default to fall into
+            raise ConfigurationError(
+                f"client {cid!r} has no client_secret and no private_key: give it one; say "
+                "auth_method='private_key_jwt' when its assertions come from a "
+                "ClientAssertionService or get_token(client_assertion=...), or "
+                "auth_method='none' for a public client that sends only its client_id"
+            )
         if method not in AUTH_METHODS:
             raise ConfigurationError(
                 f"client {cid!r}: unknown auth_method {method!r}; use one of "
@@ -258,7 +268,8 @@ class ClientCredentialsClient:
 
     def _load_private_key(self, key: KeySource | None, algorithm: str | None) -> SigningKey | None:
         if key is None:
-            # private_key_jwt without a key: the assertions come from a ClientAssertionService
+            # private_key_jwt without a key: the assertions come from a ClientAssertionService,
+            # or from get_token's callers
             return None
         try:
             loaded = load_key(key)
@@ -317,6 +328,12 @@ class ClientCredentialsClient:
     @property
     def uses_assertion(self) -> bool:
         return self.auth_method in (CLIENT_SECRET_JWT, PRIVATE_KEY_JWT)
+
+    @property
+    def needs_assertions(self) -> bool:
+        """Whether its token requests need an assertion from elsewhere (``private_key_jwt``
+        without a key of its own): a ``ClientAssertionService``, or ``get_token``'s caller."""
+        return self.auth_method == PRIVATE_KEY_JWT and self.private_key is None
 
     def __repr__(self) -> str:
         parts = [f"{self.client_id!r}", f"auth_method={self.auth_method!r}"]

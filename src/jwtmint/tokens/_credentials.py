@@ -78,5 +78,6 @@ async def credentials(
         return [("client_id", client.client_id)], {}
     raise ConfigurationError(
         f"client {name!r} uses {method} without a private_key, and no assertion was passed "
-        "or returned by the ClientAssertionService; give the client a key"
+        "or returned by the ClientAssertionService: pass one to "
+        "get_token(client_assertion=...), or give the client a key"
     )

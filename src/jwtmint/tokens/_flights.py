@@ -7,11 +7,12 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from .._assertion import ClientAssertion
 from ..errors import (
+    ConfigurationError,
     ManagerNotRunningError,
     TokenEndpointError,
     TokenEndpointTimeout,
@@ -51,9 +52,13 @@ class TokenFlights:
     A stored token is renewed ``renewal_buffer`` seconds before it expires (less
     a jitter, so that many instances do not renew together), or at half its life
     when it lives no longer than the buffer; until it expires it is served while
-    the renewal runs in the background, which backs off when it fails. With a
-    shared cache tier, each request runs under the tier's lock, waited for at
-    most ``lock_wait`` seconds, and the tier is read again once it is held.
+    the renewal runs in the background, which backs off when it fails. The
+    clients named in ``callers_authenticate`` can make no assertion of their
+    own: theirs is renewed only when a caller passes one (that caller is
+    served the valid token while the renewal runs with its assertion), and a
+    401 never forces a renewal for them. With a shared cache tier, each
+    request runs under the tier's lock, waited for at most ``lock_wait``
+    seconds, and the tier is read again once it is held.
     """
 
     def __init__(
@@ -65,8 +70,10 @@ class TokenFlights:
         renewal_buffer: float,
         renewal_jitter: float,
         lock_wait: float,
+        callers_authenticate: Collection[str] = (),
     ) -> None:
         self._cache = cache
+        self._callers_authenticate = frozenset(callers_authenticate)
         self._fetch = fetch
         self._clock = clock
         self._renewal_buffer = renewal_buffer
@@ -132,7 +139,7 @@ class TokenFlights:
                 return entry.token
             if now < entry.token.expires_at:
                 # stale-while-revalidate: this caller does not wait for the renewal
-                self._renew_in_background(key, now)
+                self._renew_in_background(key, now, client_assertion)
                 return entry.token
         return await self._join(key, client_assertion, False)
 
@@ -164,11 +171,15 @@ class TokenFlights:
         return entry
 
     async def renew_after_refusal(self, key: CacheKey, refused: Token) -> Token | None:
-        """The token to retry with after a resource refused ``refused`` (a 401), or ``None``.
+        """The token to retry with after a resource refused ``refused`` (a 401), or ``None``:
+        never ``refused`` itself, which the resource would only refuse again.
 
         One other than ``refused`` already cached, or a renewal in flight, is
-        shared: a burst of 401s costs one renewal. ``None`` when the renewal
-        failed (logged: the resource's 401 is the caller's answer).
+        shared: a burst of 401s costs one renewal. ``None`` when no other token
+        is to be had: within :data:`FORCED_RENEWAL_GAP` of the last forced
+        renewal (while the cached token is valid), when the renewal failed
+        (logged), or when the server handed back the refused token; the
+        resource's 401 is then the caller's answer.
         """
         entry = self._cache.peek(key)
         cached = entry.token if entry and self._clock() < entry.token.expires_at else None
@@ -177,17 +188,31 @@ class TokenFlights:
         try:
             in_flight = self._inflight.get(key)
             if in_flight is not None:
-                return await wait_shared(in_flight, self.is_closed)  # a renewal is on its way
-            now = time.monotonic()
-            if cached is not None and now - self._forced.get(key, -1e9) < FORCED_RENEWAL_GAP:
-                # a resource that refuses every token (a wrong audience or scope, not a stale
-                # token) must not drive the authorization server at the API's request rate
-                return cached
-            self._forced[key] = now
-            return await self._join(key, None, True, refused)
-        except TokenRequestError as exc:
+                renewed = await wait_shared(in_flight, self.is_closed)  # on its way
+            else:
+                now = time.monotonic()
+                if cached is not None and now - self._forced.get(key, -1e9) < FORCED_RENEWAL_GAP:
+                    # a resource that refuses every token (a wrong audience or scope, not a
+                    # stale token) must not drive the authorization server at the API's rate;
+                    # with nothing valid cached, the next request would renew anyway
+                    return None
+                if key.client in self._callers_authenticate:
+                    # nothing here can authenticate a renewal (only a get_token caller's
+                    # assertion can): the 401 is the answer, not a ConfigurationError
+                    _log.debug(
+                        "no renewal after a 401 for client %r: it renews only with an "
+                        "assertion passed to get_token",
+                        key.client,
+                    )
+                    return None
+                self._forced[key] = now
+                renewed = await self._join(key, None, True, refused)
+        except (TokenRequestError, ConfigurationError) as exc:
+            # a ConfigurationError too (an assertion service that declined for a client
+            # without a key): the adapters promise the resource's 401, not a raise
             _log.warning("renewing the token for client %r after a 401 failed: %s", key.client, exc)
             return None
+        return renewed if renewed.access_token != refused.access_token else None
 
     # ---- one flight per key ----------------------------------------------------------
 
@@ -259,13 +284,17 @@ class TokenFlights:
 
     # ---- renewal schedule ------------------------------------------------------------
 
-    def _renew_in_background(self, key: CacheKey, now: float) -> None:
+    def _renew_in_background(
+        self, key: CacheKey, now: float, client_assertion: ClientAssertion | None = None
+    ) -> None:
         if key in self._inflight or not self._running:
             return  # not running (a shared cache can hold this manager's tokens): serve only
+        if client_assertion is None and key.client in self._callers_authenticate:
+            return  # a request without a caller's assertion could not authenticate
         backoff = self._backoff.get(key)
         if backoff is not None and now < backoff[1]:
             return
-        self._start(key, None, False, background=True)
+        self._start(key, client_assertion, False, background=True)
 
     def _background_backoff(self, key: CacheKey, failures: int, error: BaseException) -> float:
         """Seconds before the next background try: 1, 2, 4 ... 60 s with jitter, or the

@@ -175,6 +175,9 @@ class TokenManager:
             renewal_jitter=float(renewal_jitter),
             # a cache whose lock bounds its own wait says how long that can be
             lock_wait=max(policy.deadline, float(getattr(self._cache, "max_lock_wait", 0.0))),
+            callers_authenticate=()
+            if assertion_service is not None
+            else [name for name, client in self._clients.items() if client.needs_assertions],
         )
         self._default_keys = {
             name: request_key(name, client) for name, client in self._clients.items()
@@ -339,14 +342,15 @@ class TokenManager:
         Without them: the origins of the client's http(s) ``resource`` values,
         else the origin of the first request it sees; a redirect elsewhere
         never gets the token. On a 401 it renews the token once and retries
-        the request once (unless its body was a stream, which cannot be sent
-        twice). For a DPoP client each request (and retry) carries a fresh
-        proof bound to the method, URL and token; nonces are learned from
-        every response, and a ``use_dpop_nonce`` challenge is met by one
-        retry with a new proof before any renewal.
+        the request once with the new token, never with the refused one
+        (and not when its body was a stream, which cannot be sent twice).
+        For a DPoP client each request (and retry) carries a fresh proof
+        bound to the method, URL and token; nonces are learned from every
+        response, and a ``use_dpop_nonce`` challenge is met by one retry with
+        a new proof before any renewal.
         """
         source = self.token_source(name, scope=scope, resource=resource, parameters=parameters)
-        return token_middleware(source, OriginScope(origins, source.key.resource))
+        return token_middleware(source, self._origin_scope(name, origins, source))
 
     def httpx_auth(
         self,
@@ -364,7 +368,13 @@ class TokenManager:
             from ._httpx import TokenAuth
         except ImportError:  # httpx is optional
             raise ConfigurationError("httpx_auth needs httpx: pip install httpx") from None
-        return TokenAuth(source, OriginScope(origins, source.key.resource))
+        return TokenAuth(source, self._origin_scope(name, origins, source))
+
+    def _origin_scope(
+        self, name: str, origins: Iterable[str] | None, source: TokenSource
+    ) -> OriginScope:
+        insecure = self._clients[name].allow_insecure_http
+        return OriginScope(origins, source.key.resource, allow_http=insecure)
 
 
 def _retry_policy(retries: RetryPolicy | int | None) -> RetryPolicy:

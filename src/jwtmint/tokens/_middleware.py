@@ -9,6 +9,7 @@ from aiohttp import hdrs
 from yarl import URL
 
 from ..errors import ConfigurationError
+from ._client import is_loopback
 from ._dpop import ANSWERABLE, DPOP, NOT_CHALLENGED, ApiProofs, origin_of
 from ._source import TokenSource
 from ._token import Token
@@ -16,8 +17,11 @@ from ._token import Token
 __all__ = ["OriginScope", "check_origins", "origin_of", "token_middleware", "web_origins"]
 
 
-def check_origins(origins: Iterable[str] | None) -> frozenset[str] | None:
-    """``scheme://host[:port]`` strings, normalised, or ConfigurationError."""
+def check_origins(
+    origins: Iterable[str] | None, *, allow_http: bool = False
+) -> frozenset[str] | None:
+    """``scheme://host[:port]`` strings, normalised, or ConfigurationError (also for plain
+    http off loopback, unless ``allow_http``)."""
     if origins is None:
         return None
     if isinstance(origins, str):
@@ -29,14 +33,28 @@ def check_origins(origins: Iterable[str] | None) -> frozenset[str] | None:
             raise ConfigurationError(
                 f"origins are scheme://host[:port] with no path, got {origin!r}"
             )
-        normal.add(origin_of(url))
+        normal.add(_checked(url, allow_http, "origins="))
     return frozenset(normal)
 
 
-def web_origins(resources: Iterable[str]) -> frozenset[str] | None:
-    """The origins of the http(s) URIs among RFC 8707 ``resource`` values, or ``None``."""
+def web_origins(resources: Iterable[str], *, allow_http: bool = False) -> frozenset[str] | None:
+    """The origins of the http(s) URIs among RFC 8707 ``resource`` values, or ``None``;
+    ConfigurationError for plain http off loopback, unless ``allow_http``."""
     urls = [URL(r) for r in resources]
-    return frozenset(origin_of(u) for u in urls if u.scheme in ("http", "https") and u.host) or None
+    found = [u for u in urls if u.scheme in ("http", "https") and u.host]
+    return frozenset(_checked(u, allow_http, "the client's resource") for u in found) or None
+
+
+def _checked(url: URL, allow_http: bool, given_as: str) -> str:
+    """``url``'s origin, if a token may go there: the rule ``check_url`` applies to token
+    endpoints (RFC 6750 §5.3: bearer tokens only over TLS), https or loopback or allowed."""
+    origin = origin_of(url)
+    if url.scheme == "http" and not (allow_http or is_loopback(url.host)):
+        raise ConfigurationError(
+            f"{given_as} {origin!r} would get the token over plain http: use https, or "
+            "allow_insecure_http=True on the client for a trusted network"
+        )
+    return origin
 
 
 class OriginScope:
@@ -46,22 +64,30 @@ class OriginScope:
     ``resource`` values (RFC 8707); else the origin of the first request
     seen. aiohttp runs middlewares again on each redirect hop, so a fixed set
     of origins is what keeps a redirect to another host from receiving the
-    token.
+    token. Plain http origins off loopback raise ConfigurationError (at once,
+    or at the first request), unless ``allow_http`` (the client's
+    ``allow_insecure_http``).
     """
 
-    __slots__ = ("_allowed", "_pinned")
+    __slots__ = ("_allow_http", "_allowed", "_pinned")
 
-    def __init__(self, origins: Iterable[str] | None, resources: Iterable[str]) -> None:
-        self._allowed = check_origins(origins) or web_origins(resources)
+    def __init__(
+        self, origins: Iterable[str] | None, resources: Iterable[str], *, allow_http: bool = False
+    ) -> None:
+        self._allow_http = allow_http
+        self._allowed = check_origins(origins, allow_http=allow_http) or web_origins(
+            resources, allow_http=allow_http
+        )
         self._pinned: str | None = None
 
     def permits(self, url: URL) -> bool:
-        origin = origin_of(url)
         if self._allowed is not None:
-            return origin in self._allowed
+            return origin_of(url) in self._allowed
         if self._pinned is None:
-            self._pinned = origin
-        return origin == self._pinned
+            # checked before it is pinned: a refused first request pins nothing
+            self._pinned = _checked(url, self._allow_http, "the first request's origin")
+            return True
+        return origin_of(url) == self._pinned
 
 
 def _replayable(request: aiohttp.ClientRequest) -> bool:

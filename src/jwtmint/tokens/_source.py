@@ -53,5 +53,6 @@ class TokenSource:
 
     async def renew_after_refusal(self, refused: Token) -> Token | None:
         """The token to retry with after a resource answered 401 to ``refused``, or ``None``
-        when there is none (the renewal failed, and was logged): the 401 stands."""
+        when there is no other (renewed too recently, the renewal failed and was logged, or
+        the server handed ``refused`` back): the 401 stands."""
         return await self._flights.renew_after_refusal(self.key, refused)
