@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import ctypes
+import gc
 import os
 import pickle
 import subprocess
@@ -178,6 +179,49 @@ def test_any_message_signs_and_verifies(message: bytes) -> None:
 
 
 _HYPOTHESIS_STORE: dict[str, PrecomputedEcdsa] = {}
+
+
+@needs_c
+def test_a_signature_from_a_pair_keeps_the_gil_and_a_whole_one_releases_it() -> None:
+    # A watcher thread records the store's counters. The signatures run inside one C call
+    # (list(map(...)): no bytecode boundary, so the interpreter never hands the GIL over
+    # between them) with the GC off (a finalizer would be one). The watcher asks for the
+    # GIL every 0.1 ms (the switch interval), and a thread that releases it while asked
+    # must let the watcher run (CPython's forced switching). So it sees a count between
+    # the first and the last exactly when a signature released the GIL.
+    n = 2000
+    store = _store(n)
+    assert store.fill() == n
+    seen: set[tuple[int, int]] = set()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.add((store.precomputed, store.direct))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    watcher = threading.Thread(target=watch)
+    try:
+        watcher.start()
+        _wait_for(lambda: (0, 0) in seen, "the watcher")
+        gc.disable()
+        try:
+            list(map(store, [b"pair %d" % i for i in range(n)]))
+        finally:
+            gc.enable()
+        assert (store.precomputed, store.direct) == (n, 0)
+        _wait_for(lambda: (n, 0) in seen, "the watcher")
+        assert seen <= {(0, 0), (n, 0)}, "a signature from a pair released the GIL"
+        # the store is empty: whole signatures (~20 us each) release it, and the watcher runs
+        deadline = time.monotonic() + WAIT
+        while not any(0 < direct < store.direct for _, direct in seen):
+            assert time.monotonic() < deadline, "a whole signature kept the GIL"
+            list(map(store, [b"whole %d" % i for i in range(100)]))
+    finally:
+        stop.set()
+        watcher.join(WAIT)
+        sys.setswitchinterval(interval)
 
 
 @needs_c

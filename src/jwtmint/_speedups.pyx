@@ -447,9 +447,11 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
 
     A bounded store of (k^-1, r) pairs held in C. ``fill(n)`` makes pairs with
     the GIL released; a call takes one pair (under the GIL, so each pair signs
-    exactly once however many threads sign) and signs with it: a hash and a
-    few modular operations. With the store empty it signs normally, never
-    waiting. ``on_low(self)`` is called once when the store falls below
+    exactly once however many threads sign) and signs with it, the GIL still
+    held: a hash and a few modular operations, too short to gain from letting
+    other threads run, and a release would let a busy thread keep the GIL for
+    up to a switch interval. With the store empty it signs normally, never
+    waiting, the GIL released as ``_EcdsaSigner`` does. ``on_low(self)`` is called once when the store falls below
     ``low_water``, until the next ``fill``.
 
     A pair is as secret as the key: with one pair and the signature it made,
@@ -606,10 +608,13 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
                 self.pairs[self.count].kinv = NULL
                 self.pairs[self.count].r = NULL
                 have = True
-        with nogil:
-            if have:
-                size = jm_ecdsa_sign_pair(&self.state, &pair, message, length, der, &used)
-            else:
+        if have:
+            # the GIL stays held: a hash and a few modular operations (~1.5 us) gain nothing
+            # from running beside other threads, and once released, the GIL may go to a busy
+            # thread for a whole switch interval (5 ms) before this one gets it back
+            size = jm_ecdsa_sign_pair(&self.state, &pair, message, length, der, &used)
+        else:
+            with nogil:  # a whole signature (~20 us of curve arithmetic): other threads run
                 size = jm_ecdsa_sign(&self.state, message, length, der)
         if used:
             self.n_precomputed += 1
