@@ -303,13 +303,13 @@ def test_the_refill_thread_fills_and_refills_after_a_drain() -> None:
 
 
 @needs_c
-def test_a_wake_with_nothing_queued_leaves_the_thread_running() -> None:
+def test_a_wake_for_a_full_store_leaves_the_thread_running() -> None:
     sign = precomputing_ecdsa_signer(signing_key("ES256"), "ES256", depth=4)
     assert sign is not None
     _wait_for(lambda: sign.available == 4, "the first fill")
-    wake = _precompute._REFILLER._wake
-    wake.set()  # as after a request whose signer the thread already filled
-    _wait_for(lambda: not wake.is_set(), "the thread to take the wake")
+    wakes = _precompute._REFILLER._wakes
+    _precompute._REFILLER.request(sign)  # a wake for a signer that needs nothing
+    _wait_for(wakes.empty, "the thread to take the wake")
     assert _precompute.refiller_running()
     sign.clear()
     sign(b"below low water")

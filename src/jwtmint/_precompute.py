@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import queue
 import threading
 import weakref
 from types import ModuleType
@@ -76,7 +77,16 @@ _JOIN_TIMEOUT = 2.0
 
 
 class _Refiller:
-    """The process's refill thread: fills every store that asked, then sleeps until woken."""
+    """The process's refill thread: fills every store that asked, then sleeps until woken.
+
+    A store asks (``on_low``) in the middle of a signature, on whatever thread
+    signs: perhaps in a signal handler or a ``__del__`` that interrupted that
+    same thread inside ``request``. So ``request`` never waits: the wake is a
+    ``queue.SimpleQueue.put`` (re-entrant, safe from ``__del__`` and signal
+    handlers, as its documentation says), and the thread is started by whoever
+    takes a lock with ``acquire(blocking=False)``: a caller that finds it taken
+    leaves the start to its holder, which will find the queued wake.
+    """
 
     def __init__(self) -> None:
         self._new_process_state()
@@ -84,9 +94,8 @@ class _Refiller:
     def _new_process_state(self) -> None:
         # a forked child has none of the parent's threads, and a lock a parent
         # thread held at the fork would stay held in the child: start afresh
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._pending: dict[int, weakref.ref[PrecomputedEcdsa]] = {}
+        self._wakes: queue.SimpleQueue[weakref.ref[PrecomputedEcdsa] | None] = queue.SimpleQueue()
+        self._starting = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.failures = 0
@@ -97,29 +106,32 @@ class _Refiller:
         return thread is not None and thread.is_alive()
 
     def request(self, signer: PrecomputedEcdsa) -> None:
-        """Queue ``signer`` for a refill (each store's ``on_low``); never waits for it."""
-        with self._lock:
-            if self._stopping:
-                return  # interpreter exit: signers sign directly from now on
-            # by id: a signer already queued is queued once; a dead entry is replaced
-            self._pending[id(signer)] = weakref.ref(signer)
-            if self._thread is None or not self._thread.is_alive():
+        """Queue ``signer`` for a refill (each store's ``on_low``); never blocks."""
+        if self._stopping:
+            return  # stopped: signers sign directly from now on
+        self._wakes.put(weakref.ref(signer))
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            self._start()
+
+    def _start(self) -> None:
+        if not self._starting.acquire(blocking=False):
+            return  # being started, perhaps by the frame this call interrupted
+        try:
+            thread = self._thread
+            if not self._stopping and (thread is None or not thread.is_alive()):
                 thread = threading.Thread(target=self._run, name="jwtmint-precompute", daemon=True)
                 self._thread = thread
                 thread.start()
-        self._wake.set()
+        finally:
+            self._starting.release()
 
     def _run(self) -> None:
         while True:
-            self._wake.wait()
-            self._wake.clear()
-            with self._lock:
-                if self._stopping:
-                    return
-                queued = list(self._pending.values())
-                self._pending.clear()
-            for ref in queued:
-                self._fill(ref)
+            ref = self._wakes.get()
+            if ref is None or self._stopping:
+                return
+            self._fill(ref)
 
     def _fill(self, ref: weakref.ref[PrecomputedEcdsa]) -> None:
         # the signer is held only in this frame: asleep, the thread keeps none alive
@@ -136,10 +148,9 @@ class _Refiller:
                 _log.warning("ECDSA precomputation failed (%s)", type(exc).__name__, exc_info=exc)
 
     def stop(self, timeout: float | None = _JOIN_TIMEOUT) -> None:
-        with self._lock:
-            self._stopping = True
-            thread = self._thread
-        self._wake.set()
+        self._stopping = True
+        thread = self._thread
+        self._wakes.put(None)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
