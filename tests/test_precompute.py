@@ -116,6 +116,40 @@ def test_a_store_never_holds_more_than_its_depth_and_clear_wipes_it() -> None:
 
 
 @needs_c
+def test_a_closed_store_is_wiped_stores_nothing_and_signs_whole() -> None:
+    key = signing_key("ES256")
+    calls: list[object] = []
+    store = _store(8, low_water=4)
+    store.on_low = calls.append
+    assert store.fill() == 8 and not store.closed
+    assert store.close() == 8
+    assert store.closed and store.on_low is None
+    assert repr(store) == "<_EcdsaPrecomputed ES256 closed>"
+    assert (store.available, store.discarded) == (0, 8)
+    assert store.fill() == 0 and store.fill(3) == 0
+    assert (store.available, store.made) == (0, 8)
+    store.on_low = calls.append  # set again: a closed store still never calls it
+    _verify(store(b"after close"), b"after close", key)
+    assert (store.precomputed, store.direct, calls) == (0, 1, [])
+    assert store.close() == 0
+
+
+@needs_c
+def test_closing_a_store_stops_a_fill_under_way_in_another_thread() -> None:
+    store = _store(65536)  # about a second of filling: closed long before the end
+    stored: list[int] = []
+    filler = threading.Thread(target=lambda: stored.append(store.fill()))
+    filler.start()
+    _wait_for(lambda: store.available > 0, "the fill to start")
+    store.close()
+    filler.join(WAIT)
+    # closed part-way, the fill stores nothing more and says so; had it ended first
+    # (a very fast machine), close() wiped what it stored
+    assert stored in ([0], [65536])
+    assert store.available == 0 and store.discarded == store.made
+
+
+@needs_c
 def test_on_low_is_called_once_per_fall_below_low_water() -> None:
     calls: list[object] = []
     store = _store(4, low_water=2)
@@ -359,7 +393,7 @@ def test_mint_many_keeps_the_plain_signer() -> None:
 
 
 @needs_c
-def test_rotate_key_builds_a_new_store_and_wipes_the_old() -> None:
+def test_rotate_key_builds_a_new_store_and_closes_the_old() -> None:
     old_key, new_key = signing_key("ES256"), jwtmint.generate_key("ES256")
     signer = jwtmint.AssertionSigner(old_key, CLIENT_ID, AUDIENCE, precompute=8)
     old = signer._state.precomputed
@@ -368,8 +402,7 @@ def test_rotate_key_builds_a_new_store_and_wipes_the_old() -> None:
     signer.rotate_key(new_key)
     new = signer._state.precomputed
     assert new is not None and new is not old and new.depth == 8
-    assert old.on_low is None
-    _wait_for(lambda: old.available == 0 or old.discarded >= 8, "the old store's wipe")
+    assert old.closed and old.on_low is None and old.available == 0 and old.discarded == 8
     _wait_for(lambda: new.available == 8, "the new store's fill")
     token = signer.mint()
     verify_assertion(token, new_key, "ES256")
@@ -379,6 +412,21 @@ def test_rotate_key_builds_a_new_store_and_wipes_the_old() -> None:
     signer.rotate_key(old_key)
     assert signer._state.precomputed is not None
     verify_assertion(signer.mint(), old_key, "ES256")
+
+
+@needs_c
+def test_a_refill_under_way_stops_when_rotate_key_closes_the_store() -> None:
+    depth = 4096  # the refill thread fills it for ~80 ms: rotated part-way
+    signer = jwtmint.AssertionSigner(signing_key("ES256"), CLIENT_ID, AUDIENCE, precompute=depth)
+    old = signer._state.precomputed
+    assert old is not None
+    _wait_for(lambda: old.available > 0, "the refill to start")
+    signer.rotate_key(jwtmint.generate_key("ES256"))
+    new = signer._state.precomputed
+    assert new is not None
+    # the thread serves the new store once it has left the old one
+    _wait_for(lambda: new.available == depth, "the new store's fill")
+    assert old.closed and old.available == 0 and old.discarded == old.made
 
 
 _FILLED = """

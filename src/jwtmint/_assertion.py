@@ -91,18 +91,6 @@ class _KeyState:
         alg = get_algorithm(algorithm if algorithm is not None else key.algorithm)
         #: the plain signer: mint_many's batches (and their worker processes) sign with it
         self.sign = alg.signer(key, _kernel=kernel)
-        #: mint()'s signer when ECDSA precomputation applies (ES256/ES512 on the C kernel)
-        self.precomputed: PrecomputedEcdsa | None = None
-        depth = signer._precompute
-        if depth != 0:
-            self.precomputed = precomputing_ecdsa_signer(
-                key,
-                alg.name,
-                depth=DEFAULT_PRECOMPUTE if depth is None else depth,
-                # by default a signer that never mints never spends CPU on pairs
-                prefill=depth is not None,
-                _kernel=kernel,
-            )
         self.key = key
         self.algorithm = alg.name
         self.ec_size = alg.ec_size
@@ -122,23 +110,40 @@ class _KeyState:
                     )
                 header[name] = value
         self.header_b64: bytes = kernel.b64url_encode(dumps_claims(header, "headers"))
-        #: mint() in one call: the kernel binds this key's header and signature to the claims
-        self.minter: Callable[[], str] = kernel.minter(
-            self.header_b64,
-            signer._prefix,
-            signer._suffix,
-            signer._lifetime,
-            signer._clock,
-            signer._entropy,
-            self.sign if self.precomputed is None else self.precomputed,
-            self.ec_size,
-        )
+        #: mint()'s signer when ECDSA precomputation applies (ES256/ES512 on the C kernel);
+        #: made once nothing else can fail, so that no store is filled for a refused key
+        self.precomputed: PrecomputedEcdsa | None = None
+        depth = signer._precompute
+        if depth != 0:
+            self.precomputed = precomputing_ecdsa_signer(
+                key,
+                alg.name,
+                depth=DEFAULT_PRECOMPUTE if depth is None else depth,
+                # by default a signer that never mints never spends CPU on pairs
+                prefill=depth is not None,
+                _kernel=kernel,
+            )
+        try:
+            #: mint() in one call: the kernel binds this key's header and signature to the claims
+            self.minter: Callable[[], str] = kernel.minter(
+                self.header_b64,
+                signer._prefix,
+                signer._suffix,
+                signer._lifetime,
+                signer._clock,
+                signer._entropy,
+                self.sign if self.precomputed is None else self.precomputed,
+                self.ec_size,
+            )
+        except BaseException:
+            self.retire()
+            raise
 
     def retire(self) -> None:
-        """Wipe this key's precomputed pairs: it signs no more (a mint under way signs directly)."""
+        """Close this key's store of precomputed pairs: wiped, and never filled again, even by
+        a refill under way (a mint under way signs whole)."""
         if self.precomputed is not None:
-            self.precomputed.on_low = None
-            self.precomputed.clear()
+            self.precomputed.close()
 
 
 class AssertionSigner:

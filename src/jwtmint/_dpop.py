@@ -127,18 +127,23 @@ class _KeyState:
         self.sign, self.ec_size, self.precomputed = _sign_function(
             alg, key, kernel, signer._precompute
         )
-        #: proof() in one call: the kernel binds header, clock, entropy and signature
-        self.prover: Prover = kernel.dpop_prover(
-            self.header_b64,
-            signer._clock,
-            signer._entropy,
-            self.sign,
-            self.ec_size,
-            htm_json,
-            htu_json,
-            signer._ath,
-            nonce_json,
-        )
+        try:
+            #: proof() in one call: the kernel binds header, clock, entropy and signature
+            self.prover: Prover = kernel.dpop_prover(
+                self.header_b64,
+                signer._clock,
+                signer._entropy,
+                self.sign,
+                self.ec_size,
+                htm_json,
+                htu_json,
+                signer._ath,
+                nonce_json,
+            )
+        except BaseException:
+            if self.precomputed is not None:
+                self.precomputed.close()  # abandoned: no refill for a signer never made
+            raise
 
 
 class DPoPSigner:

@@ -25,11 +25,11 @@ What is promised:
   id besides, and the child starts its own refill thread when it needs one.
 
 What is not: pairs wait in ordinary process memory until used, for as long
-as the signer lives (they are wiped when used, on ``clear()``, on key
-rotation and when the signer is freed). Anyone who can read that memory can
-read the private key too. The refill thread spends the CPU the request path
-saves (the total stays about one signature per signature), on another core
-where there is one.
+as the signer lives (they are wiped when used, on ``clear()``, on ``close()``
+(key rotation closes the old key's store) and when the signer is freed).
+Anyone who can read that memory can read the private key too. The refill
+thread spends the CPU the request path saves (the total stays about one
+signature per signature), on another core where there is one.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ class _Refiller:
         try:
             while not self._stopping and signer.available < signer.depth:
                 if signer.fill(_FILL_STEP) == 0:
-                    return  # another thread filled it meanwhile
+                    return  # another thread filled it meanwhile, or it was closed
         except Exception as exc:  # the signer signs directly meanwhile: log, never die
             self.failures += 1
             if self.failures == 1:
@@ -190,8 +190,10 @@ def precomputing_ecdsa_signer(
     holds up to ``depth`` pairs; when fewer than ``low_water`` (default: half
     the depth) remain, the shared refill thread fills it back to ``depth``.
     ``prefill`` asks for that fill now; otherwise the first signature asks.
-    The callable also has ``fill(n)``, ``clear()``, and counters:
-    ``available``, ``precomputed``, ``direct``, ``made``, ``discarded``.
+    The callable also has ``fill(n)``, ``clear()``, ``close()`` (for a store
+    that will not sign again: wiped, and filled never again, by the refill
+    thread included), and counters: ``available``, ``precomputed``,
+    ``direct``, ``made``, ``discarded``.
 
     None when ``algorithm_name`` has no precomputed path (see
     ``PRECOMPUTED_ALGORITHMS``) or the kernel has no OpenSSL (the pure

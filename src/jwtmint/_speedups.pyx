@@ -451,15 +451,16 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
     held: a hash and a few modular operations, too short to gain from letting
     other threads run, and a release would let a busy thread keep the GIL for
     up to a switch interval. With the store empty it signs normally, never
-    waiting, the GIL released as ``_EcdsaSigner`` does. ``on_low(self)`` is called once when the store falls below
-    ``low_water``, until the next ``fill``.
+    waiting, the GIL released as ``_EcdsaSigner`` does. ``on_low(self)`` is
+    called once when the store falls below ``low_water``, until the next
+    ``fill``. ``close()`` wipes the store for good: nothing is stored again.
 
     A pair is as secret as the key: with one pair and the signature it made,
     or two signatures from one pair, anyone computes the private key. So a
-    pair is freed (BN_clear_free) as soon as it signs, on ``clear()``, and
-    with the object; a forked child never signs with its parent's pairs (the
-    store is wiped in the child by jwtmint._forksafe, and every take checks
-    the owning process id). Pairs wait in ordinary memory until used: a
+    pair is freed (BN_clear_free) as soon as it signs, on ``clear()`` and
+    ``close()``, and with the object; a forked child never signs with its
+    parent's pairs (the store is wiped in the child by jwtmint._forksafe, and
+    every take checks the owning process id). Pairs wait in ordinary memory until used: a
     process whose memory can be read loses its key anyway. Not picklable;
     the repr shows the algorithm and counts only. The store is guarded by the GIL.
     """
@@ -467,7 +468,7 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
     cdef jm_ecdsa_pair* pairs
     cdef int capacity, count, low
     cdef long owner_pid
-    cdef bint wake_pending
+    cdef bint wake_pending, shut
     cdef unsigned long long n_precomputed, n_direct, n_made, n_discarded
     #: Called with the signer when the store falls below low_water (the refiller's wake).
     cdef public object on_low
@@ -482,6 +483,8 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
         self.pairs = NULL
 
     def __repr__(self):
+        if self.shut:
+            return f"<_EcdsaPrecomputed ES{self.state.bits} closed>"
         return f"<_EcdsaPrecomputed ES{self.state.bits} {self.count}/{self.capacity} ready>"
 
     def __reduce__(self):
@@ -504,6 +507,23 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
     def clear(self):
         """Wipe every stored pair; returns how many there were."""
         return self._wipe()
+
+    def close(self):
+        """Wipe every stored pair and store no more; returns how many there were.
+
+        For a store that will not sign again (its key rotated out, its signer
+        dropped): ``fill`` stores nothing and returns 0 from now on, even one
+        under way in another thread, so a refill stops, and every later call
+        signs whole. ``on_low`` is dropped and never called again.
+        """
+        self.shut = True
+        self.on_low = None
+        return self._wipe()
+
+    @property
+    def closed(self):
+        """Whether ``close()`` was called: the store holds no pairs and stores none."""
+        return self.shut
 
     def _reset_in_child(self):
         """jwtmint._forksafe calls this in a forked child: drop the parent's pairs."""
@@ -548,8 +568,8 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
         """Make up to ``n`` pairs (all the free room when negative) and store them.
 
         The GIL is released while each batch is made, so signing threads run
-        meanwhile. Returns how many pairs were stored; raises RuntimeError if
-        OpenSSL could make none.
+        meanwhile. Returns how many pairs were stored (0 once ``close()`` was
+        called); raises RuntimeError if OpenSSL could make none.
         """
         cdef jm_ecdsa_pair batch[FILL_BATCH]
         cdef int want, made, i
@@ -557,6 +577,8 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
         cdef long pid = jm_getpid()
         if self.state.key == NULL:
             raise RuntimeError("_EcdsaPrecomputed has no key: use ecdsa_precomputed()")
+        if self.shut:
+            return 0
         if pid != self.owner_pid:
             self._own(pid)
         self.wake_pending = False  # from here on, a take below low water calls on_low again
@@ -569,16 +591,18 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
             with nogil:
                 made = jm_ecdsa_precompute(&self.state, batch, want)
             # the GIL again: only now is the store touched. Another fill may have filled
-            # it meanwhile; what does not fit is wiped, never kept aside
+            # it, or close() closed it, meanwhile; what does not fit is wiped, never kept aside
             self.n_made += made
             for i in range(made):
-                if self.count < self.capacity:
+                if not self.shut and self.count < self.capacity:
                     self.pairs[self.count] = batch[i]
                     self.count += 1
                     stored += 1
                 else:
                     jm_ecdsa_pair_clear(&batch[i])
                     self.n_discarded += 1
+            if self.shut:
+                return 0  # what it stored, close() wiped
             if made < want:
                 if stored == 0:
                     raise RuntimeError("OpenSSL could not precompute an ECDSA signature")
@@ -620,7 +644,8 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
             self.n_precomputed += 1
         else:
             self.n_direct += 1
-        if self.count < self.low and not self.wake_pending and self.on_low is not None:
+        if (self.count < self.low and not self.wake_pending and not self.shut
+                and self.on_low is not None):
             self.wake_pending = True
             try:
                 self.on_low(self)
