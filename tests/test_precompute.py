@@ -158,9 +158,36 @@ def test_on_low_is_called_once_per_fall_below_low_water() -> None:
     for _ in range(4):
         store(b"x")
     assert calls == [store]  # not again while the wake is pending
-    store.fill(1)  # a fill re-arms it
-    store(b"x")
+    for _ in range(3):  # the refill's steps, a take after each: still the same wake
+        store.fill(1)
+        store(b"x")
+    assert calls == [store]
+    store.fill()  # the end of the refill (the store full) re-arms it
+    for _ in range(3):
+        store(b"x")
     assert calls == [store, store]
+
+
+@needs_c
+def test_a_wake_that_raises_a_base_exception_is_asked_again() -> None:
+    calls: list[object] = []
+
+    def interrupted(signer: object) -> None:  # as a SIGINT landing inside the wake
+        calls.append(signer)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    store = _store(4, low_water=2)
+    store.on_low = interrupted
+    store.fill()
+    store(b"x")
+    store(b"x")
+    with pytest.raises(KeyboardInterrupt):
+        store(b"x")  # below low water: the wake raises, and the call with it
+    store(b"x")  # nothing was woken: this take asks again
+    assert calls == [store, store]
+    store(b"x")
+    assert calls == [store, store]  # and then waits for the refill as usual
 
 
 @needs_c

@@ -452,8 +452,9 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
     other threads run, and a release would let a busy thread keep the GIL for
     up to a switch interval. With the store empty it signs normally, never
     waiting, the GIL released as ``_EcdsaSigner`` does. ``on_low(self)`` is
-    called once when the store falls below ``low_water``, until the next
-    ``fill``. ``close()`` wipes the store for good: nothing is stored again.
+    called once when the store falls below ``low_water``, then not again
+    until a ``fill`` leaves the store full or fails (or ``on_low`` raised).
+    ``close()`` wipes the store for good: nothing is stored again.
 
     A pair is as secret as the key: with one pair and the signature it made,
     or two signatures from one pair, anyone computes the private key. So a
@@ -581,7 +582,6 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
             return 0
         if pid != self.owner_pid:
             self._own(pid)
-        self.wake_pending = False  # from here on, a take below low water calls on_low again
         if n < 0:
             n = self.capacity
         while n > 0:
@@ -605,9 +605,14 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
                 return 0  # what it stored, close() wiped
             if made < want:
                 if stored == 0:
+                    self.wake_pending = False  # failed: the next take below low water asks again
                     raise RuntimeError("OpenSSL could not precompute an ECDSA signature")
                 break
             n -= made
+        if self.count >= self.capacity:
+            # the end of a refill: from here on, a take below low water calls on_low again
+            # (not after each step of one, which would call it on every take meanwhile)
+            self.wake_pending = False
         return stored
 
     cdef bytes _sign(self, bytes data):
@@ -618,6 +623,7 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
         cdef bint have = False
         cdef int used = 0
         cdef int size
+        cdef bint woken
         cdef long pid
         if self.state.key == NULL:
             raise RuntimeError("_EcdsaPrecomputed has no key: use ecdsa_precomputed()")
@@ -647,12 +653,19 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
         if (self.count < self.low and not self.wake_pending and not self.shut
                 and self.on_low is not None):
             self.wake_pending = True
+            woken = False
             try:
                 self.on_low(self)
+                woken = True
             except Exception:
                 # the signature is good: a refiller that cannot be woken must not fail it
                 # (it logs its own errors); the next take tries again
-                self.wake_pending = False
+                pass
+            finally:
+                # a KeyboardInterrupt or SystemExit goes on up; nothing was woken, so the
+                # next take must ask again, or the store would never be refilled
+                if not woken:
+                    self.wake_pending = False
         if size <= 0:
             raise RuntimeError("OpenSSL ECDSA signing failed")
         return PyBytes_FromStringAndSize(<char*>der, size)
