@@ -485,6 +485,15 @@ def test_dpop_proof_remembers_signers_for_key_objects_and_text(kernel: ModuleTyp
     assert signer._kernel is kernel
 
 
+def test_dpop_proof_one_offs_make_no_precomputed_pairs(kernel: ModuleType) -> None:
+    key = jwtmint.generate_key("ES256")
+    verify_with_pyjwt(jwtmint.dpop_proof(key, "GET", URL), "ES256")
+    signer = _dpop._one_off_signer(key, None)
+    assert signer.precomputed is None  # a proof per request keeps its own DPoPSigner
+    kept = jwtmint.DPoPSigner(key)
+    assert (kept.precomputed is None) == (kernel is _pure)  # the C kernel keeps pairs
+
+
 # --------------------------------------------------------------------------- htu
 
 

@@ -247,13 +247,15 @@ _KEY_OBJECTS = (SigningKey, *PRIVATE_KEY_TYPES)
 def _one_off_signer(key: KeySource, algorithm: str | None) -> DPoPSigner:
     kernel = _kernels.kernel
     by_value = type(key) is str or type(key) is bytes
+    # precompute=0: pairs made for a key used once would be CPU and memory spent for
+    # nothing, and up to 64 cached signers would each hold a store
     if not by_value and not isinstance(key, _KEY_OBJECTS):
-        return DPoPSigner(key, algorithm=algorithm)
+        return DPoPSigner(key, algorithm=algorithm, precompute=0)
     slot = (key if by_value else id(key), algorithm, kernel)
     entry = _one_off.get(slot)
     if entry is not None and (by_value or entry[0] is key):
         return entry[1]
-    signer = DPoPSigner(key, algorithm=algorithm)
+    signer = DPoPSigner(key, algorithm=algorithm, precompute=0)
     if len(_one_off) >= ONE_OFF_CACHE_SIZE:
         _one_off.clear()
     _one_off[slot] = (key, signer)
@@ -273,8 +275,10 @@ def dpop_proof(
 
     The signer is remembered for a key object (``SigningKey``, a cryptography
     key) by identity and for key text by value, the last 64 of them; a JWK
-    mapping or a path is loaded on every call. Keep a :class:`DPoPSigner` for
-    repeated proofs.
+    mapping or a path is loaded on every call. It signs each proof whole
+    (``precompute=0``): no precomputed ECDSA pairs are made for one-offs.
+    Keep a :class:`DPoPSigner` for repeated proofs (and, for ES256 and ES512,
+    proofs signed from precomputed pairs).
     """
     signer = _one_off_signer(key, algorithm)
     return signer.proof(method, url, access_token=access_token, nonce=nonce)
