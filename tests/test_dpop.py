@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jwtmint
-from jwtmint import _dpop, _entropy, _pure
+from jwtmint import _dpop, _dpop_claims, _entropy, _pure
 from jwtmint._dpop_claims import normalize_htu
 from jwtmint.errors import ConfigurationError
 from tests.conftest import FIXED_NOW, SPEEDUPS, counter_entropy, ed448_key, signing_key
@@ -392,6 +392,12 @@ def test_unknown_or_unfit_algorithms_are_refused(algorithm: str) -> None:
         "https://api.example.com/%zz",
         " https://api.example.com/",
         "https://api.example.com/\n",
+        "https://api.example.com/x?q=a b",
+        "https://api.example.com/x?q=%",
+        "https://api.example.com/x#caf\u00e9",
+        "https://api.example.com/x%?q",
+        "?q=1",
+        "#top",
     ],
 )
 def test_bad_urls_are_refused(kernel: ModuleType, url: str) -> None:
@@ -592,6 +598,19 @@ def test_any_method_and_url(
     assert claims == verify_with_cryptography(token, "EdDSA")
     assert claims["htm"] == method
     assert claims["htu"] == htu == normalize_htu(url)
+
+
+def test_the_htu_cache_keeps_no_query_or_fragment() -> None:
+    # one entry per scheme, host and path: a query that differs per request (and may carry
+    # credentials) neither misses the cache nor stays in it
+    cached = _dpop_claims._htu_target_json
+    cached.cache_clear()
+    for i in range(100):
+        htu = _dpop_claims.htu_json(f"{URL}?page={i}&api_key=SECRET-{i}#frag-{i}")
+        assert htu == b'"%s"' % URL.encode()
+    info = cached.cache_info()
+    assert (info.misses, info.hits, info.currsize) == (1, 99, 1)
+    cached.cache_clear()
 
 
 # --------------------------------------------------------------------------- kernels
