@@ -234,6 +234,14 @@ class DPoPSigner:
         a request to a resource server, adds ``ath``; ``nonce`` is the server's
         latest ``DPoP-Nonce`` (RFC 9449 §8). Every proof has a new ``jti``.
         Bad values raise :class:`InvalidClaimsError`.
+
+        The normalisation is the syntax-based one (RFC 3986 §6.2.2, §6.2.3:
+        scheme and host case, the default port, an empty path): dot segments
+        (``/a/../b``) are not removed and percent-encodings are kept as
+        written (``%7e`` stays ``%7e``, not ``%7E`` or ``~``). The server
+        compares ``htu`` with the URL it received, so pass the URL exactly as
+        your HTTP client sends it (the aiohttp middleware and httpx auth of
+        :mod:`jwtmint.tokens` pass the client's own URL object).
         """
         return self._state.prover(method, url, access_token, nonce)
 

@@ -72,7 +72,9 @@ def normalize_htu(url: str) -> str:
     The target URI without query and fragment, with scheme and host in lower
     case, the default port dropped (443 for https, 80 for http; a port is
     written as its number), and an empty path written "/" (RFC 3986 §6.2.2,
-    §6.2.3). Percent-encodings and the path are kept as given. An absolute
+    §6.2.3). Percent-encodings and the path are kept as given: dot segments
+    are not removed nor the case of a percent-encoding changed, so the URL
+    must be the one the HTTP client sends (the server compares). An absolute
     http(s) URL without userinfo is required; a URL with characters a URI
     cannot hold (spaces, quotes, non-ASCII) must be percent-encoded first.
     """
