@@ -449,7 +449,17 @@ def test_bad_access_tokens_are_refused_without_quoting_them(kernel: ModuleType, 
 
 @pytest.mark.parametrize(
     ("method", "url", "token", "nonce"),
-    [(b"GET", URL, None, None), ("GET", URL.encode(), None, None), ("GET", URL, b"t", None)],
+    [
+        (b"GET", URL, None, None),
+        ("GET", URL.encode(), None, None),
+        ("GET", URL, b"t", None),
+        # unhashable: refused as values, not by the caches (TypeError: unhashable type)
+        (["GET"], URL, None, None),
+        ("GET", [URL], None, None),
+        ("GET", URL, ["t"], None),
+        ("GET", URL, None, ["n"]),
+        ("GET", URL, None, {"n": 1}),
+    ],
 )
 def test_values_of_the_wrong_type_are_refused(
     kernel: ModuleType, method: Any, url: Any, token: Any, nonce: Any

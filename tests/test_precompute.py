@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 import jwtmint
 from jwtmint import _precompute, _pure
 from jwtmint._assertion import DEFAULT_PRECOMPUTE
-from jwtmint._precompute import PrecomputedEcdsa, precomputing_ecdsa_signer
+from jwtmint._precompute import MAX_DEPTH, PrecomputedEcdsa, precomputing_ecdsa_signer
 from jwtmint.errors import ConfigurationError, InvalidKeyError
 from tests.conftest import AUDIENCE, CLIENT_ID, SPEEDUPS, signing_key, verify_assertion
 
@@ -310,9 +310,25 @@ def test_bad_arguments_are_refused() -> None:
         precomputing_ecdsa_signer(signing_key("ES384"), "ES256")
     with pytest.raises(ValueError):
         _store(0)
-    for bad in (-1, True, 2.0, "8"):
+    for bad in (-1, True, 2.0, "8", MAX_DEPTH + 1):
         with pytest.raises(ConfigurationError):
             jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE, precompute=bad)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError):
+            jwtmint.DPoPSigner(key, precompute=bad)  # type: ignore[arg-type]
+
+
+@needs_c
+def test_the_maximum_depth_is_the_kernels_and_is_named() -> None:
+    key = signing_key("ES256")
+    assert _store(MAX_DEPTH).depth == MAX_DEPTH
+    with pytest.raises(ValueError):
+        _store(MAX_DEPTH + 1)
+    with pytest.raises(ConfigurationError, match=str(MAX_DEPTH)):
+        precomputing_ecdsa_signer(key, "ES256", depth=MAX_DEPTH + 1)
+    with pytest.raises(ConfigurationError, match=str(MAX_DEPTH)):
+        jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE, precompute=MAX_DEPTH + 1)
+    with pytest.raises(ConfigurationError, match=str(MAX_DEPTH)):
+        jwtmint.DPoPSigner(key, precompute=MAX_DEPTH + 1)
 
 
 def test_es384_stays_on_cryptography() -> None:

@@ -23,7 +23,7 @@ from ._entropy import default_entropy
 from ._headers import check_header_params
 from ._json import dumps_claims
 from ._keys import KeySource, SigningKey, load_key
-from ._precompute import PrecomputedEcdsa, precomputing_ecdsa_signer
+from ._precompute import MAX_DEPTH, PrecomputedEcdsa, precomputing_ecdsa_signer
 from .errors import ConfigurationError, InvalidClaimsError, InvalidHeaderError
 
 __all__ = [
@@ -162,9 +162,10 @@ class AssertionSigner:
     for :meth:`mint` (:mod:`jwtmint._precompute`), so that an ES256 mint
     costs a hash and a few modular operations instead of a scalar
     multiplication: None (the default) keeps ``DEFAULT_PRECOMPUTE`` pairs,
-    made when the first mint asks for them; a number keeps that many, made at
-    once; 0 disables it. It applies to ES256 and ES512 on the C kernel and is
-    ignored otherwise. :meth:`mint_many` signs its batches without it.
+    made when the first mint asks for them; a number (at most ``MAX_DEPTH``,
+    65536) keeps that many, made at once; 0 disables it. It applies to ES256
+    and ES512 on the C kernel and is ignored otherwise. :meth:`mint_many`
+    signs its batches without it.
     """
 
     __slots__ = (
@@ -216,9 +217,12 @@ class AssertionSigner:
                 f"lifetime must be an int of seconds from 1 to {MAX_LIFETIME}, got {lifetime!r}"
             )
         self._lifetime = lifetime
-        if precompute is not None and (type(precompute) is not int or precompute < 0):
+        if precompute is not None and (
+            type(precompute) is not int or not 0 <= precompute <= MAX_DEPTH
+        ):
             raise ConfigurationError(
-                f"precompute must be None, 0 (off) or a number of pairs, got {precompute!r}"
+                f"precompute must be None, 0 (off) or a number of pairs up to {MAX_DEPTH}, "
+                f"got {precompute!r}"
             )
         self._precompute = precompute
 

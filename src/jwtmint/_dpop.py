@@ -30,7 +30,7 @@ from ._json import dumps_claims
 from ._jwk import jwk_thumbprint, public_members
 from ._keys import KeySource, SigningKey, load_key
 from ._keytypes import PRIVATE_KEY_TYPES
-from ._precompute import DEFAULT_DEPTH, PrecomputedEcdsa, precomputing_ecdsa_signer
+from ._precompute import DEFAULT_DEPTH, MAX_DEPTH, PrecomputedEcdsa, precomputing_ecdsa_signer
 from .errors import ConfigurationError, InvalidKeyError, UnsupportedAlgorithmError
 
 __all__ = ["DPOP_TYP", "PRIVATE_JWK_MEMBERS", "DPoPSigner", "dpop_proof"]
@@ -154,8 +154,9 @@ class DPoPSigner:
     EdDSA (Ed25519, Ed448) are accepted, HMAC keys and algorithms are not.
     ``precompute`` is how many precomputed ECDSA pairs to keep for ES256 and
     ES512 on the C kernel (:mod:`jwtmint._precompute`): None keeps 64, made
-    from the first proof on by a background thread; a number keeps that many,
-    made at once; 0 signs each proof whole on the calling thread.
+    from the first proof on by a background thread; a number (at most
+    ``MAX_DEPTH``, 65536) keeps that many, made at once; 0 signs each proof
+    whole on the calling thread.
     ``clock`` (epoch seconds) and ``entropy`` (16 random bytes per call) exist
     for tests; ``_kernel`` (private) is the kernel module to sign with instead
     of the active one. A signer is safe to share between threads and tasks.
@@ -173,9 +174,12 @@ class DPoPSigner:
         entropy: Entropy | None = None,
         _kernel: ModuleType | None = None,
     ) -> None:
-        if precompute is not None and (type(precompute) is not int or precompute < 0):
+        if precompute is not None and (
+            type(precompute) is not int or not 0 <= precompute <= MAX_DEPTH
+        ):
             raise ConfigurationError(
-                f"precompute must be an int >= 0 (0: off) or None, got {precompute!r}"
+                f"precompute must be None or an int from 0 (off) to {MAX_DEPTH} pairs, "
+                f"got {precompute!r}"
             )
         self._precompute = precompute
         self._kernel = _kernels.kernel if _kernel is None else _kernel

@@ -52,9 +52,15 @@ def _quoted(text: str) -> bytes:
     return b'"' + text.encode("ascii") + b'"'
 
 
-@functools.lru_cache(maxsize=64)
 def htm_json(method: str) -> bytes:
-    """``htm``: the request's method as given, an RFC 9110 §5.6.2 token (``GET``, ``POST``, ...)."""
+    """``htm``: the request's method as given, an RFC 9110 §5.6.2 token (``GET``, ``POST``, ...),
+    remembered for the last 64 methods."""
+    if type(method) is str:  # checked first: the cache would hash (or choke on) anything
+        return _htm_cached(method)
+    return _htm(method)
+
+
+def _htm(method: str) -> bytes:
     if not isinstance(method, str):
         raise InvalidClaimsError(f"method must be a str such as 'GET', got {type(method).__name__}")
     if not _TCHAR.fullmatch(method):
@@ -64,6 +70,9 @@ def htm_json(method: str) -> bytes:
             "and !#$%&'*+-.^_`|~ only, such as 'GET' or 'POST'"
         )
     return _quoted(method)
+
+
+_htm_cached = functools.lru_cache(maxsize=64)(_htm)
 
 
 def normalize_htu(url: str) -> str:
@@ -195,9 +204,15 @@ def htu_json(url: str) -> bytes:
     return _htu_target_json(target)
 
 
-@functools.lru_cache(maxsize=64)
 def nonce_json(nonce: str) -> bytes:
-    """``nonce`` as a JSON string: a server's ``DPoP-Nonce``, 1*NQCHAR (RFC 9449 §8.1)."""
+    """``nonce`` as a JSON string: a server's ``DPoP-Nonce``, 1*NQCHAR (RFC 9449 §8.1),
+    remembered for the last 64 nonces."""
+    if type(nonce) is str:
+        return _nonce_cached(nonce)
+    return _nonce(nonce)
+
+
+def _nonce(nonce: str) -> bytes:
     if not isinstance(nonce, str):
         raise InvalidClaimsError(f"nonce must be a str, got {type(nonce).__name__}")
     if not _NQCHAR.fullmatch(nonce):
@@ -206,6 +221,9 @@ def nonce_json(nonce: str) -> bytes:
             "ASCII except space, '\"' and '\\'); pass the server's DPoP-Nonce value as it came"
         )
     return _quoted(nonce)
+
+
+_nonce_cached = functools.lru_cache(maxsize=64)(_nonce)
 
 
 def ath_digest(access_token: str) -> bytes:
@@ -223,4 +241,11 @@ def ath_digest(access_token: str) -> bytes:
 def ath_cache(size: int = 8) -> Callable[[str], bytes]:
     """:func:`ath_digest` remembering the last ``size`` tokens (a gateway reuses one for many
     requests): each signer has its own, so tokens are held no longer than their signer."""
-    return functools.lru_cache(maxsize=size)(ath_digest)
+    cached = functools.lru_cache(maxsize=size)(ath_digest)
+
+    def ath_of(access_token: str) -> bytes:
+        if type(access_token) is str:
+            return cached(access_token)
+        return ath_digest(access_token)  # refused (or, for a str subclass, made) uncached
+
+    return ath_of

@@ -53,6 +53,7 @@ from .errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_DEPTH",
+    "MAX_DEPTH",
     "PRECOMPUTED_ALGORITHMS",
     "PrecomputedEcdsa",
     "precomputing_ecdsa_signer",
@@ -64,6 +65,8 @@ _log = logging.getLogger("jwtmint")
 
 #: Pairs a signer holds by default: a burst of this many signatures needs no setup.
 DEFAULT_DEPTH = 64
+#: The most pairs a store holds (the compiled kernel's bound): about 10 MB of pairs.
+MAX_DEPTH = 65536
 #: Algorithms with a precomputed path (on the compiled kernel with OpenSSL), chosen by
 #: measurement (tools/precompute_timing.py): on the system OpenSSL 3.0 the extension
 #: links, a P-256 or P-521 pair plus its signature costs what cryptography's sign() does
@@ -202,8 +205,8 @@ def precomputing_ecdsa_signer(
     """
     algorithm = get_algorithm(algorithm_name)
     algorithm.check_key(key)
-    if type(depth) is not int or depth < 1:
-        raise ConfigurationError(f"depth must be a positive int, got {depth!r}")
+    if type(depth) is not int or not 1 <= depth <= MAX_DEPTH:
+        raise ConfigurationError(f"depth must be an int from 1 to {MAX_DEPTH}, got {depth!r}")
     low = (depth + 1) // 2 if low_water is None else low_water
     if type(low) is not int or not 0 <= low <= depth:
         raise ConfigurationError(f"low_water must be an int from 0 to depth, got {low_water!r}")
