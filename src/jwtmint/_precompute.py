@@ -6,7 +6,8 @@ two modular operations is independent of the message, so it can be made
 before the request arrives. :func:`precomputing_ecdsa_signer` returns a signer
 with a bounded store of such pairs (OpenSSL's ``ECDSA_sign_setup``); one
 daemon thread per process, shared by every such signer, refills a store when
-it falls below its low-water mark. On the request path a signature then costs
+it falls below its low-water mark, in turns of 8 pairs per store (one deep
+store does not hold up the others). On the request path a signature then costs
 a hash and a few modular multiplications (``ECDSA_do_sign_ex``), made with the
 GIL held: releasing it for ~1.5 us would gain nothing and could leave the
 caller waiting a whole switch interval for it. With the store empty it is an
@@ -130,25 +131,46 @@ class _Refiller:
             self._starting.release()
 
     def _run(self) -> None:
-        while True:
-            ref = self._wakes.get()
-            if ref is None or self._stopping:
+        # the stores being filled, in turns of _FILL_STEP pairs each: one deep store
+        # cannot hold up the others. Weak references: the thread keeps no signer alive
+        active: dict[int, weakref.ref[PrecomputedEcdsa]] = {}
+        while not self._stopping:
+            if not self._admit(active):
                 return
-            self._fill(ref)
+            for key, ref in list(active.items()):
+                if self._stopping:
+                    return
+                if not self._step(ref):
+                    del active[key]
 
-    def _fill(self, ref: weakref.ref[PrecomputedEcdsa]) -> None:
-        # the signer is held only in this frame: asleep, the thread keeps none alive
-        signer = ref()
-        if signer is None:
-            return
+    def _admit(self, active: dict[int, weakref.ref[PrecomputedEcdsa]]) -> bool:
+        """Add the queued wakes to ``active``, sleeping until one comes if it is empty;
+        False when told to stop."""
         try:
-            while not self._stopping and signer.available < signer.depth:
-                if signer.fill(_FILL_STEP) == 0:
-                    return  # another thread filled it meanwhile, or it was closed
+            ref = self._wakes.get(block=not active)
+            while True:
+                if ref is None:
+                    return False
+                signer = ref()
+                if signer is not None:  # a signer queued twice is served once
+                    active[id(signer)] = ref
+                ref = self._wakes.get_nowait()
+        except queue.Empty:
+            return True
+
+    def _step(self, ref: weakref.ref[PrecomputedEcdsa]) -> bool:
+        """One turn for one store: whether it needs another."""
+        signer = ref()  # held only in this frame
+        if signer is None or signer.closed:
+            return False
+        try:
+            # 0: full (another thread filled it meanwhile) or closed
+            return signer.fill(_FILL_STEP) > 0 and signer.available < signer.depth
         except Exception as exc:  # the signer signs directly meanwhile: log, never die
             self.failures += 1
             if self.failures == 1:
                 _log.warning("ECDSA precomputation failed (%s)", type(exc).__name__, exc_info=exc)
+            return False
 
     def stop(self, timeout: float | None = _JOIN_TIMEOUT) -> None:
         self._stopping = True
@@ -170,9 +192,14 @@ def refiller_running() -> bool:
 
 
 def stop_refiller(timeout: float | None = _JOIN_TIMEOUT) -> None:
-    """Stop this process's refill thread for good (done at interpreter exit).
+    """Stop this process's refill thread, for the rest of this process (done at interpreter
+    exit), joining it for up to ``timeout`` seconds.
 
-    Signers keep working afterwards: they sign directly once their stores run dry.
+    Signers keep working afterwards: they sign directly once their stores run
+    dry. A child forked afterwards is a new process: it starts its own refill
+    thread when one of its signers asks, as any forked child does. So stopping
+    the thread before forking workers is how to fork with no thread running
+    and still have refills in the workers.
     """
     _REFILLER.stop(timeout)
 
