@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jwtmint
-from jwtmint import _dpop, _entropy, _pure
+from jwtmint import _dpop, _dpop_claims, _entropy, _pure
 from jwtmint._dpop_claims import normalize_htu
 from jwtmint.errors import ConfigurationError
 from tests.conftest import FIXED_NOW, SPEEDUPS, counter_entropy, ed448_key, signing_key
@@ -392,6 +392,12 @@ def test_unknown_or_unfit_algorithms_are_refused(algorithm: str) -> None:
         "https://api.example.com/%zz",
         " https://api.example.com/",
         "https://api.example.com/\n",
+        "https://api.example.com/x?q=a b",
+        "https://api.example.com/x?q=%",
+        "https://api.example.com/x#caf\u00e9",
+        "https://api.example.com/x%?q",
+        "?q=1",
+        "#top",
     ],
 )
 def test_bad_urls_are_refused(kernel: ModuleType, url: str) -> None:
@@ -443,7 +449,17 @@ def test_bad_access_tokens_are_refused_without_quoting_them(kernel: ModuleType, 
 
 @pytest.mark.parametrize(
     ("method", "url", "token", "nonce"),
-    [(b"GET", URL, None, None), ("GET", URL.encode(), None, None), ("GET", URL, b"t", None)],
+    [
+        (b"GET", URL, None, None),
+        ("GET", URL.encode(), None, None),
+        ("GET", URL, b"t", None),
+        # unhashable: refused as values, not by the caches (TypeError: unhashable type)
+        (["GET"], URL, None, None),
+        ("GET", [URL], None, None),
+        ("GET", URL, ["t"], None),
+        ("GET", URL, None, ["n"]),
+        ("GET", URL, None, {"n": 1}),
+    ],
 )
 def test_values_of_the_wrong_type_are_refused(
     kernel: ModuleType, method: Any, url: Any, token: Any, nonce: Any
@@ -483,6 +499,15 @@ def test_dpop_proof_remembers_signers_for_key_objects_and_text(kernel: ModuleTyp
     assert _dpop._one_off_signer(jwk, None) is not _dpop._one_off_signer(jwk, None)
     signer = _dpop._one_off_signer(key, None)
     assert signer._kernel is kernel
+
+
+def test_dpop_proof_one_offs_make_no_precomputed_pairs(kernel: ModuleType) -> None:
+    key = jwtmint.generate_key("ES256")
+    verify_with_pyjwt(jwtmint.dpop_proof(key, "GET", URL), "ES256")
+    signer = _dpop._one_off_signer(key, None)
+    assert signer.precomputed is None  # a proof per request keeps its own DPoPSigner
+    kept = jwtmint.DPoPSigner(key)
+    assert (kept.precomputed is None) == (kernel is _pure)  # the C kernel keeps pairs
 
 
 # --------------------------------------------------------------------------- htu
@@ -583,6 +608,19 @@ def test_any_method_and_url(
     assert claims == verify_with_cryptography(token, "EdDSA")
     assert claims["htm"] == method
     assert claims["htu"] == htu == normalize_htu(url)
+
+
+def test_the_htu_cache_keeps_no_query_or_fragment() -> None:
+    # one entry per scheme, host and path: a query that differs per request (and may carry
+    # credentials) neither misses the cache nor stays in it
+    cached = _dpop_claims._htu_target_json
+    cached.cache_clear()
+    for i in range(100):
+        htu = _dpop_claims.htu_json(f"{URL}?page={i}&api_key=SECRET-{i}#frag-{i}")
+        assert htu == b'"%s"' % URL.encode()
+    info = cached.cache_info()
+    assert (info.misses, info.hits, info.currsize) == (1, 99, 1)
+    cached.cache_clear()
 
 
 # --------------------------------------------------------------------------- kernels

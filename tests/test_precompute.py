@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import ctypes
+import gc
 import os
 import pickle
 import subprocess
@@ -31,7 +32,7 @@ from hypothesis import strategies as st
 import jwtmint
 from jwtmint import _precompute, _pure
 from jwtmint._assertion import DEFAULT_PRECOMPUTE
-from jwtmint._precompute import PrecomputedEcdsa, precomputing_ecdsa_signer
+from jwtmint._precompute import MAX_DEPTH, PrecomputedEcdsa, precomputing_ecdsa_signer
 from jwtmint.errors import ConfigurationError, InvalidKeyError
 from tests.conftest import AUDIENCE, CLIENT_ID, SPEEDUPS, signing_key, verify_assertion
 
@@ -115,6 +116,40 @@ def test_a_store_never_holds_more_than_its_depth_and_clear_wipes_it() -> None:
 
 
 @needs_c
+def test_a_closed_store_is_wiped_stores_nothing_and_signs_whole() -> None:
+    key = signing_key("ES256")
+    calls: list[object] = []
+    store = _store(8, low_water=4)
+    store.on_low = calls.append
+    assert store.fill() == 8 and not store.closed
+    assert store.close() == 8
+    assert store.closed and store.on_low is None
+    assert repr(store) == "<_EcdsaPrecomputed ES256 closed>"
+    assert (store.available, store.discarded) == (0, 8)
+    assert store.fill() == 0 and store.fill(3) == 0
+    assert (store.available, store.made) == (0, 8)
+    store.on_low = calls.append  # set again: a closed store still never calls it
+    _verify(store(b"after close"), b"after close", key)
+    assert (store.precomputed, store.direct, calls) == (0, 1, [])
+    assert store.close() == 0
+
+
+@needs_c
+def test_closing_a_store_stops_a_fill_under_way_in_another_thread() -> None:
+    store = _store(65536)  # about a second of filling: closed long before the end
+    stored: list[int] = []
+    filler = threading.Thread(target=lambda: stored.append(store.fill()))
+    filler.start()
+    _wait_for(lambda: store.available > 0, "the fill to start")
+    store.close()
+    filler.join(WAIT)
+    # closed part-way, the fill stores nothing more and says so; had it ended first
+    # (a very fast machine), close() wiped what it stored
+    assert stored in ([0], [65536])
+    assert store.available == 0 and store.discarded == store.made
+
+
+@needs_c
 def test_on_low_is_called_once_per_fall_below_low_water() -> None:
     calls: list[object] = []
     store = _store(4, low_water=2)
@@ -123,9 +158,36 @@ def test_on_low_is_called_once_per_fall_below_low_water() -> None:
     for _ in range(4):
         store(b"x")
     assert calls == [store]  # not again while the wake is pending
-    store.fill(1)  # a fill re-arms it
-    store(b"x")
+    for _ in range(3):  # the refill's steps, a take after each: still the same wake
+        store.fill(1)
+        store(b"x")
+    assert calls == [store]
+    store.fill()  # the end of the refill (the store full) re-arms it
+    for _ in range(3):
+        store(b"x")
     assert calls == [store, store]
+
+
+@needs_c
+def test_a_wake_that_raises_a_base_exception_is_asked_again() -> None:
+    calls: list[object] = []
+
+    def interrupted(signer: object) -> None:  # as a SIGINT landing inside the wake
+        calls.append(signer)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    store = _store(4, low_water=2)
+    store.on_low = interrupted
+    store.fill()
+    store(b"x")
+    store(b"x")
+    with pytest.raises(KeyboardInterrupt):
+        store(b"x")  # below low water: the wake raises, and the call with it
+    store(b"x")  # nothing was woken: this take asks again
+    assert calls == [store, store]
+    store(b"x")
+    assert calls == [store, store]  # and then waits for the refill as usual
 
 
 @needs_c
@@ -181,6 +243,49 @@ _HYPOTHESIS_STORE: dict[str, PrecomputedEcdsa] = {}
 
 
 @needs_c
+def test_a_signature_from_a_pair_keeps_the_gil_and_a_whole_one_releases_it() -> None:
+    # A watcher thread records the store's counters. The signatures run inside one C call
+    # (list(map(...)): no bytecode boundary, so the interpreter never hands the GIL over
+    # between them) with the GC off (a finalizer would be one). The watcher asks for the
+    # GIL every 0.1 ms (the switch interval), and a thread that releases it while asked
+    # must let the watcher run (CPython's forced switching). So it sees a count between
+    # the first and the last exactly when a signature released the GIL.
+    n = 2000
+    store = _store(n)
+    assert store.fill() == n
+    seen: set[tuple[int, int]] = set()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.add((store.precomputed, store.direct))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    watcher = threading.Thread(target=watch)
+    try:
+        watcher.start()
+        _wait_for(lambda: (0, 0) in seen, "the watcher")
+        gc.disable()
+        try:
+            list(map(store, [b"pair %d" % i for i in range(n)]))
+        finally:
+            gc.enable()
+        assert (store.precomputed, store.direct) == (n, 0)
+        _wait_for(lambda: (n, 0) in seen, "the watcher")
+        assert seen <= {(0, 0), (n, 0)}, "a signature from a pair released the GIL"
+        # the store is empty: whole signatures (~20 us each) release it, and the watcher runs
+        deadline = time.monotonic() + WAIT
+        while not any(0 < direct < store.direct for _, direct in seen):
+            assert time.monotonic() < deadline, "a whole signature kept the GIL"
+            list(map(store, [b"whole %d" % i for i in range(100)]))
+    finally:
+        stop.set()
+        watcher.join(WAIT)
+        sys.setswitchinterval(interval)
+
+
+@needs_c
 def test_no_key_material_in_repr_and_no_pickling() -> None:
     store = _store(4)
     store.fill()
@@ -205,9 +310,25 @@ def test_bad_arguments_are_refused() -> None:
         precomputing_ecdsa_signer(signing_key("ES384"), "ES256")
     with pytest.raises(ValueError):
         _store(0)
-    for bad in (-1, True, 2.0, "8"):
+    for bad in (-1, True, 2.0, "8", MAX_DEPTH + 1):
         with pytest.raises(ConfigurationError):
             jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE, precompute=bad)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError):
+            jwtmint.DPoPSigner(key, precompute=bad)  # type: ignore[arg-type]
+
+
+@needs_c
+def test_the_maximum_depth_is_the_kernels_and_is_named() -> None:
+    key = signing_key("ES256")
+    assert _store(MAX_DEPTH).depth == MAX_DEPTH
+    with pytest.raises(ValueError):
+        _store(MAX_DEPTH + 1)
+    with pytest.raises(ConfigurationError, match=str(MAX_DEPTH)):
+        precomputing_ecdsa_signer(key, "ES256", depth=MAX_DEPTH + 1)
+    with pytest.raises(ConfigurationError, match=str(MAX_DEPTH)):
+        jwtmint.AssertionSigner(key, CLIENT_ID, AUDIENCE, precompute=MAX_DEPTH + 1)
+    with pytest.raises(ConfigurationError, match=str(MAX_DEPTH)):
+        jwtmint.DPoPSigner(key, precompute=MAX_DEPTH + 1)
 
 
 def test_es384_stays_on_cryptography() -> None:
@@ -259,13 +380,13 @@ def test_the_refill_thread_fills_and_refills_after_a_drain() -> None:
 
 
 @needs_c
-def test_a_wake_with_nothing_queued_leaves_the_thread_running() -> None:
+def test_a_wake_for_a_full_store_leaves_the_thread_running() -> None:
     sign = precomputing_ecdsa_signer(signing_key("ES256"), "ES256", depth=4)
     assert sign is not None
     _wait_for(lambda: sign.available == 4, "the first fill")
-    wake = _precompute._REFILLER._wake
-    wake.set()  # as after a request whose signer the thread already filled
-    _wait_for(lambda: not wake.is_set(), "the thread to take the wake")
+    wakes = _precompute._REFILLER._wakes
+    _precompute._REFILLER.request(sign)  # a wake for a signer that needs nothing
+    _wait_for(wakes.empty, "the thread to take the wake")
     assert _precompute.refiller_running()
     sign.clear()
     sign(b"below low water")
@@ -315,7 +436,7 @@ def test_mint_many_keeps_the_plain_signer() -> None:
 
 
 @needs_c
-def test_rotate_key_builds_a_new_store_and_wipes_the_old() -> None:
+def test_rotate_key_builds_a_new_store_and_closes_the_old() -> None:
     old_key, new_key = signing_key("ES256"), jwtmint.generate_key("ES256")
     signer = jwtmint.AssertionSigner(old_key, CLIENT_ID, AUDIENCE, precompute=8)
     old = signer._state.precomputed
@@ -324,8 +445,7 @@ def test_rotate_key_builds_a_new_store_and_wipes_the_old() -> None:
     signer.rotate_key(new_key)
     new = signer._state.precomputed
     assert new is not None and new is not old and new.depth == 8
-    assert old.on_low is None
-    _wait_for(lambda: old.available == 0 or old.discarded >= 8, "the old store's wipe")
+    assert old.closed and old.on_low is None and old.available == 0 and old.discarded == 8
     _wait_for(lambda: new.available == 8, "the new store's fill")
     token = signer.mint()
     verify_assertion(token, new_key, "ES256")
@@ -335,6 +455,21 @@ def test_rotate_key_builds_a_new_store_and_wipes_the_old() -> None:
     signer.rotate_key(old_key)
     assert signer._state.precomputed is not None
     verify_assertion(signer.mint(), old_key, "ES256")
+
+
+@needs_c
+def test_a_refill_under_way_stops_when_rotate_key_closes_the_store() -> None:
+    depth = 4096  # the refill thread fills it for ~80 ms: rotated part-way
+    signer = jwtmint.AssertionSigner(signing_key("ES256"), CLIENT_ID, AUDIENCE, precompute=depth)
+    old = signer._state.precomputed
+    assert old is not None
+    _wait_for(lambda: old.available > 0, "the refill to start")
+    signer.rotate_key(jwtmint.generate_key("ES256"))
+    new = signer._state.precomputed
+    assert new is not None
+    # the thread serves the new store once it has left the old one
+    _wait_for(lambda: new.available == depth, "the new store's fill")
+    assert old.closed and old.available == 0 and old.discarded == old.made
 
 
 _FILLED = """

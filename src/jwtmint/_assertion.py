@@ -23,7 +23,7 @@ from ._entropy import default_entropy
 from ._headers import check_header_params
 from ._json import dumps_claims
 from ._keys import KeySource, SigningKey, load_key
-from ._precompute import PrecomputedEcdsa, precomputing_ecdsa_signer
+from ._precompute import MAX_DEPTH, PrecomputedEcdsa, precomputing_ecdsa_signer
 from .errors import ConfigurationError, InvalidClaimsError, InvalidHeaderError
 
 __all__ = [
@@ -91,18 +91,6 @@ class _KeyState:
         alg = get_algorithm(algorithm if algorithm is not None else key.algorithm)
         #: the plain signer: mint_many's batches (and their worker processes) sign with it
         self.sign = alg.signer(key, _kernel=kernel)
-        #: mint()'s signer when ECDSA precomputation applies (ES256/ES512 on the C kernel)
-        self.precomputed: PrecomputedEcdsa | None = None
-        depth = signer._precompute
-        if depth != 0:
-            self.precomputed = precomputing_ecdsa_signer(
-                key,
-                alg.name,
-                depth=DEFAULT_PRECOMPUTE if depth is None else depth,
-                # by default a signer that never mints never spends CPU on pairs
-                prefill=depth is not None,
-                _kernel=kernel,
-            )
         self.key = key
         self.algorithm = alg.name
         self.ec_size = alg.ec_size
@@ -122,23 +110,40 @@ class _KeyState:
                     )
                 header[name] = value
         self.header_b64: bytes = kernel.b64url_encode(dumps_claims(header, "headers"))
-        #: mint() in one call: the kernel binds this key's header and signature to the claims
-        self.minter: Callable[[], str] = kernel.minter(
-            self.header_b64,
-            signer._prefix,
-            signer._suffix,
-            signer._lifetime,
-            signer._clock,
-            signer._entropy,
-            self.sign if self.precomputed is None else self.precomputed,
-            self.ec_size,
-        )
+        #: mint()'s signer when ECDSA precomputation applies (ES256/ES512 on the C kernel);
+        #: made once nothing else can fail, so that no store is filled for a refused key
+        self.precomputed: PrecomputedEcdsa | None = None
+        depth = signer._precompute
+        if depth != 0:
+            self.precomputed = precomputing_ecdsa_signer(
+                key,
+                alg.name,
+                depth=DEFAULT_PRECOMPUTE if depth is None else depth,
+                # by default a signer that never mints never spends CPU on pairs
+                prefill=depth is not None,
+                _kernel=kernel,
+            )
+        try:
+            #: mint() in one call: the kernel binds this key's header and signature to the claims
+            self.minter: Callable[[], str] = kernel.minter(
+                self.header_b64,
+                signer._prefix,
+                signer._suffix,
+                signer._lifetime,
+                signer._clock,
+                signer._entropy,
+                self.sign if self.precomputed is None else self.precomputed,
+                self.ec_size,
+            )
+        except BaseException:
+            self.retire()
+            raise
 
     def retire(self) -> None:
-        """Wipe this key's precomputed pairs: it signs no more (a mint under way signs directly)."""
+        """Close this key's store of precomputed pairs: wiped, and never filled again, even by
+        a refill under way (a mint under way signs whole)."""
         if self.precomputed is not None:
-            self.precomputed.on_low = None
-            self.precomputed.clear()
+            self.precomputed.close()
 
 
 class AssertionSigner:
@@ -157,9 +162,10 @@ class AssertionSigner:
     for :meth:`mint` (:mod:`jwtmint._precompute`), so that an ES256 mint
     costs a hash and a few modular operations instead of a scalar
     multiplication: None (the default) keeps ``DEFAULT_PRECOMPUTE`` pairs,
-    made when the first mint asks for them; a number keeps that many, made at
-    once; 0 disables it. It applies to ES256 and ES512 on the C kernel and is
-    ignored otherwise. :meth:`mint_many` signs its batches without it.
+    made when the first mint asks for them; a number (at most ``MAX_DEPTH``,
+    65536) keeps that many, made at once; 0 disables it. It applies to ES256
+    and ES512 on the C kernel and is ignored otherwise. :meth:`mint_many`
+    signs its batches without it.
     """
 
     __slots__ = (
@@ -211,9 +217,12 @@ class AssertionSigner:
                 f"lifetime must be an int of seconds from 1 to {MAX_LIFETIME}, got {lifetime!r}"
             )
         self._lifetime = lifetime
-        if precompute is not None and (type(precompute) is not int or precompute < 0):
+        if precompute is not None and (
+            type(precompute) is not int or not 0 <= precompute <= MAX_DEPTH
+        ):
             raise ConfigurationError(
-                f"precompute must be None, 0 (off) or a number of pairs, got {precompute!r}"
+                f"precompute must be None, 0 (off) or a number of pairs up to {MAX_DEPTH}, "
+                f"got {precompute!r}"
             )
         self._precompute = precompute
 

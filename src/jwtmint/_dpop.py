@@ -30,7 +30,7 @@ from ._json import dumps_claims
 from ._jwk import jwk_thumbprint, public_members
 from ._keys import KeySource, SigningKey, load_key
 from ._keytypes import PRIVATE_KEY_TYPES
-from ._precompute import DEFAULT_DEPTH, PrecomputedEcdsa, precomputing_ecdsa_signer
+from ._precompute import DEFAULT_DEPTH, MAX_DEPTH, PrecomputedEcdsa, precomputing_ecdsa_signer
 from .errors import ConfigurationError, InvalidKeyError, UnsupportedAlgorithmError
 
 __all__ = ["DPOP_TYP", "PRIVATE_JWK_MEMBERS", "DPoPSigner", "dpop_proof"]
@@ -127,18 +127,23 @@ class _KeyState:
         self.sign, self.ec_size, self.precomputed = _sign_function(
             alg, key, kernel, signer._precompute
         )
-        #: proof() in one call: the kernel binds header, clock, entropy and signature
-        self.prover: Prover = kernel.dpop_prover(
-            self.header_b64,
-            signer._clock,
-            signer._entropy,
-            self.sign,
-            self.ec_size,
-            htm_json,
-            htu_json,
-            signer._ath,
-            nonce_json,
-        )
+        try:
+            #: proof() in one call: the kernel binds header, clock, entropy and signature
+            self.prover: Prover = kernel.dpop_prover(
+                self.header_b64,
+                signer._clock,
+                signer._entropy,
+                self.sign,
+                self.ec_size,
+                htm_json,
+                htu_json,
+                signer._ath,
+                nonce_json,
+            )
+        except BaseException:
+            if self.precomputed is not None:
+                self.precomputed.close()  # abandoned: no refill for a signer never made
+            raise
 
 
 class DPoPSigner:
@@ -149,8 +154,9 @@ class DPoPSigner:
     EdDSA (Ed25519, Ed448) are accepted, HMAC keys and algorithms are not.
     ``precompute`` is how many precomputed ECDSA pairs to keep for ES256 and
     ES512 on the C kernel (:mod:`jwtmint._precompute`): None keeps 64, made
-    from the first proof on by a background thread; a number keeps that many,
-    made at once; 0 signs each proof whole on the calling thread.
+    from the first proof on by a background thread; a number (at most
+    ``MAX_DEPTH``, 65536) keeps that many, made at once; 0 signs each proof
+    whole on the calling thread.
     ``clock`` (epoch seconds) and ``entropy`` (16 random bytes per call) exist
     for tests; ``_kernel`` (private) is the kernel module to sign with instead
     of the active one. A signer is safe to share between threads and tasks.
@@ -168,9 +174,12 @@ class DPoPSigner:
         entropy: Entropy | None = None,
         _kernel: ModuleType | None = None,
     ) -> None:
-        if precompute is not None and (type(precompute) is not int or precompute < 0):
+        if precompute is not None and (
+            type(precompute) is not int or not 0 <= precompute <= MAX_DEPTH
+        ):
             raise ConfigurationError(
-                f"precompute must be an int >= 0 (0: off) or None, got {precompute!r}"
+                f"precompute must be None or an int from 0 (off) to {MAX_DEPTH} pairs, "
+                f"got {precompute!r}"
             )
         self._precompute = precompute
         self._kernel = _kernels.kernel if _kernel is None else _kernel
@@ -229,6 +238,14 @@ class DPoPSigner:
         a request to a resource server, adds ``ath``; ``nonce`` is the server's
         latest ``DPoP-Nonce`` (RFC 9449 §8). Every proof has a new ``jti``.
         Bad values raise :class:`InvalidClaimsError`.
+
+        The normalisation is the syntax-based one (RFC 3986 §6.2.2, §6.2.3:
+        scheme and host case, the default port, an empty path): dot segments
+        (``/a/../b``) are not removed and percent-encodings are kept as
+        written (``%7e`` stays ``%7e``, not ``%7E`` or ``~``). The server
+        compares ``htu`` with the URL it received, so pass the URL exactly as
+        your HTTP client sends it (the aiohttp middleware and httpx auth of
+        :mod:`jwtmint.tokens` pass the client's own URL object).
         """
         return self._state.prover(method, url, access_token, nonce)
 
@@ -242,13 +259,15 @@ _KEY_OBJECTS = (SigningKey, *PRIVATE_KEY_TYPES)
 def _one_off_signer(key: KeySource, algorithm: str | None) -> DPoPSigner:
     kernel = _kernels.kernel
     by_value = type(key) is str or type(key) is bytes
+    # precompute=0: pairs made for a key used once would be CPU and memory spent for
+    # nothing, and up to 64 cached signers would each hold a store
     if not by_value and not isinstance(key, _KEY_OBJECTS):
-        return DPoPSigner(key, algorithm=algorithm)
+        return DPoPSigner(key, algorithm=algorithm, precompute=0)
     slot = (key if by_value else id(key), algorithm, kernel)
     entry = _one_off.get(slot)
     if entry is not None and (by_value or entry[0] is key):
         return entry[1]
-    signer = DPoPSigner(key, algorithm=algorithm)
+    signer = DPoPSigner(key, algorithm=algorithm, precompute=0)
     if len(_one_off) >= ONE_OFF_CACHE_SIZE:
         _one_off.clear()
     _one_off[slot] = (key, signer)
@@ -268,8 +287,10 @@ def dpop_proof(
 
     The signer is remembered for a key object (``SigningKey``, a cryptography
     key) by identity and for key text by value, the last 64 of them; a JWK
-    mapping or a path is loaded on every call. Keep a :class:`DPoPSigner` for
-    repeated proofs.
+    mapping or a path is loaded on every call. It signs each proof whole
+    (``precompute=0``): no precomputed ECDSA pairs are made for one-offs.
+    Keep a :class:`DPoPSigner` for repeated proofs (and, for ES256 and ES512,
+    proofs signed from precomputed pairs).
     """
     signer = _one_off_signer(key, algorithm)
     return signer.proof(method, url, access_token=access_token, nonce=nonce)

@@ -28,7 +28,8 @@ __all__ = [
     "normalize_htu",
 ]
 
-#: URLs whose ``htu`` is remembered: a gateway calls the same few hundred URLs over and over.
+#: URL targets (without query and fragment) whose ``htu`` is remembered: a gateway calls the
+#: same few hundred over and over.
 HTU_CACHE_SIZE = 512
 
 # RFC 9110 §5.6.2: token = 1*tchar
@@ -38,6 +39,8 @@ _NQCHAR = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 # RFC 3986 §2: unreserved, reserved and "%"; anything else must be percent-encoded first
 _URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# a URL cut at its first "?" or "#": the target (group 1), then only URI characters
+_TARGET_AND_REST = re.compile(r"([^?#]*)[?#][A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
 _PERCENT_OR_TEXT = re.compile(r"%[0-9A-Fa-f]{2}|[^%]+")
 # RFC 3986 §3.1
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
@@ -49,9 +52,15 @@ def _quoted(text: str) -> bytes:
     return b'"' + text.encode("ascii") + b'"'
 
 
-@functools.lru_cache(maxsize=64)
 def htm_json(method: str) -> bytes:
-    """``htm``: the request's method as given, an RFC 9110 §5.6.2 token (``GET``, ``POST``, ...)."""
+    """``htm``: the request's method as given, an RFC 9110 §5.6.2 token (``GET``, ``POST``, ...),
+    remembered for the last 64 methods."""
+    if type(method) is str:  # checked first: the cache would hash (or choke on) anything
+        return _htm_cached(method)
+    return _htm(method)
+
+
+def _htm(method: str) -> bytes:
     if not isinstance(method, str):
         raise InvalidClaimsError(f"method must be a str such as 'GET', got {type(method).__name__}")
     if not _TCHAR.fullmatch(method):
@@ -63,29 +72,24 @@ def htm_json(method: str) -> bytes:
     return _quoted(method)
 
 
+_htm_cached = functools.lru_cache(maxsize=64)(_htm)
+
+
 def normalize_htu(url: str) -> str:
     """The ``htu`` of a request to ``url``: RFC 9449 §4.2 and §4.3.
 
     The target URI without query and fragment, with scheme and host in lower
     case, the default port dropped (443 for https, 80 for http; a port is
     written as its number), and an empty path written "/" (RFC 3986 §6.2.2,
-    §6.2.3). Percent-encodings and the path are kept as given. An absolute
+    §6.2.3). Percent-encodings and the path are kept as given: dot segments
+    are not removed nor the case of a percent-encoding changed, so the URL
+    must be the one the HTTP client sends (the server compares). An absolute
     http(s) URL without userinfo is required; a URL with characters a URI
     cannot hold (spaces, quotes, non-ASCII) must be percent-encoded first.
     """
     if not isinstance(url, str):
         raise InvalidClaimsError(f"url must be a str, got {type(url).__name__}")
-    if not _URI_CHARS.fullmatch(url):
-        raise InvalidClaimsError(
-            "the URL is empty or holds characters a URI cannot (RFC 3986 §2: spaces, quotes, "
-            "backslashes, control or non-ASCII characters); percent-encode them, and give an "
-            "internationalised host name as its IDNA A-label (xn--...)"
-        )
-    if _BAD_PERCENT.search(url):
-        raise InvalidClaimsError(
-            "the URL has a '%' that is not followed by two hex digits (RFC 3986 §2.1); "
-            "write a literal '%' as %25"
-        )
+    _check_uri_chars(url)
     target = url.partition("#")[0].partition("?")[0]
     found = _SCHEME.match(target)
     if found is None:
@@ -111,6 +115,21 @@ def normalize_htu(url: str) -> str:
         )
     host, port = _host_port(authority, scheme)
     return f"{scheme}://{host}{port}{slash}{path}" if slash else f"{scheme}://{host}{port}/"
+
+
+def _check_uri_chars(text: str) -> None:
+    """Refuse what a URI cannot hold, in the whole URL or a part of it (RFC 3986 §2)."""
+    if not _URI_CHARS.fullmatch(text):
+        raise InvalidClaimsError(
+            "the URL is empty or holds characters a URI cannot (RFC 3986 §2: spaces, quotes, "
+            "backslashes, control or non-ASCII characters); percent-encode them, and give an "
+            "internationalised host name as its IDNA A-label (xn--...)"
+        )
+    if _BAD_PERCENT.search(text):
+        raise InvalidClaimsError(
+            "the URL has a '%' that is not followed by two hex digits (RFC 3986 §2.1); "
+            "write a literal '%' as %25"
+        )
 
 
 def _host_port(authority: str, scheme: str) -> tuple[str, str]:
@@ -159,14 +178,41 @@ def _lower_keeping_percent(host: str) -> str:
 
 
 @functools.lru_cache(maxsize=HTU_CACHE_SIZE)
+def _htu_target_json(target: str) -> bytes:
+    return _quoted(normalize_htu(target))
+
+
 def htu_json(url: str) -> bytes:
-    """``htu`` as a JSON string: :func:`normalize_htu`, remembered for recent URLs."""
-    return _quoted(normalize_htu(url))
+    """``htu`` as a JSON string: :func:`normalize_htu`, remembered for recent targets.
+
+    The cache (shared by every signer in the process) is keyed by the URL cut
+    before ``#`` and then ``?``: scheme, authority and path. So URLs that
+    differ in their query share one entry, and no query or fragment (which
+    may carry credentials) is kept. The cut-off part is still checked, as
+    :func:`normalize_htu` checks it, on every call.
+    """
+    if type(url) is not str:  # refused (or, for a str subclass, made) without the cache
+        return _quoted(normalize_htu(url))
+    if "?" not in url and "#" not in url:
+        return _htu_target_json(url)
+    # one scan cuts the target off and checks the rest; normalize_htu only to refuse
+    # ("?x", bad characters or '%' after the cut), with its own message
+    found = _TARGET_AND_REST.fullmatch(url)
+    target = found.group(1) if found is not None else ""
+    if not target or ("%" in url and _BAD_PERCENT.search(url, len(target))):
+        return _quoted(normalize_htu(url))
+    return _htu_target_json(target)
 
 
-@functools.lru_cache(maxsize=64)
 def nonce_json(nonce: str) -> bytes:
-    """``nonce`` as a JSON string: a server's ``DPoP-Nonce``, 1*NQCHAR (RFC 9449 §8.1)."""
+    """``nonce`` as a JSON string: a server's ``DPoP-Nonce``, 1*NQCHAR (RFC 9449 §8.1),
+    remembered for the last 64 nonces."""
+    if type(nonce) is str:
+        return _nonce_cached(nonce)
+    return _nonce(nonce)
+
+
+def _nonce(nonce: str) -> bytes:
     if not isinstance(nonce, str):
         raise InvalidClaimsError(f"nonce must be a str, got {type(nonce).__name__}")
     if not _NQCHAR.fullmatch(nonce):
@@ -175,6 +221,9 @@ def nonce_json(nonce: str) -> bytes:
             "ASCII except space, '\"' and '\\'); pass the server's DPoP-Nonce value as it came"
         )
     return _quoted(nonce)
+
+
+_nonce_cached = functools.lru_cache(maxsize=64)(_nonce)
 
 
 def ath_digest(access_token: str) -> bytes:
@@ -192,4 +241,11 @@ def ath_digest(access_token: str) -> bytes:
 def ath_cache(size: int = 8) -> Callable[[str], bytes]:
     """:func:`ath_digest` remembering the last ``size`` tokens (a gateway reuses one for many
     requests): each signer has its own, so tokens are held no longer than their signer."""
-    return functools.lru_cache(maxsize=size)(ath_digest)
+    cached = functools.lru_cache(maxsize=size)(ath_digest)
+
+    def ath_of(access_token: str) -> bytes:
+        if type(access_token) is str:
+            return cached(access_token)
+        return ath_digest(access_token)  # refused (or, for a str subclass, made) uncached
+
+    return ath_of

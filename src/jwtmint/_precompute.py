@@ -6,9 +6,12 @@ two modular operations is independent of the message, so it can be made
 before the request arrives. :func:`precomputing_ecdsa_signer` returns a signer
 with a bounded store of such pairs (OpenSSL's ``ECDSA_sign_setup``); one
 daemon thread per process, shared by every such signer, refills a store when
-it falls below its low-water mark. On the request path a signature then costs
-a hash and a few modular multiplications (``ECDSA_do_sign_ex``); with the
-store empty it is an ordinary signature, never a wait. ES256 and ES512 (see
+it falls below its low-water mark, in turns of 8 pairs per store (one deep
+store does not hold up the others). On the request path a signature then costs
+a hash and a few modular multiplications (``ECDSA_do_sign_ex``), made with the
+GIL held: releasing it for ~1.5 us would gain nothing and could leave the
+caller waiting a whole switch interval for it. With the store empty it is an
+ordinary signature (the GIL released), never a wait. ES256 and ES512 (see
 ``PRECOMPUTED_ALGORITHMS``).
 
 What is promised:
@@ -23,17 +26,18 @@ What is promised:
   id besides, and the child starts its own refill thread when it needs one.
 
 What is not: pairs wait in ordinary process memory until used, for as long
-as the signer lives (they are wiped when used, on ``clear()``, on key
-rotation and when the signer is freed). Anyone who can read that memory can
-read the private key too. The refill thread spends the CPU the request path
-saves (the total stays about one signature per signature), on another core
-where there is one.
+as the signer lives (they are wiped when used, on ``clear()``, on ``close()``
+(key rotation closes the old key's store) and when the signer is freed).
+Anyone who can read that memory can read the private key too. The refill
+thread spends the CPU the request path saves (the total stays about one
+signature per signature), on another core where there is one.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import queue
 import threading
 import weakref
 from types import ModuleType
@@ -50,6 +54,7 @@ from .errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_DEPTH",
+    "MAX_DEPTH",
     "PRECOMPUTED_ALGORITHMS",
     "PrecomputedEcdsa",
     "precomputing_ecdsa_signer",
@@ -61,6 +66,8 @@ _log = logging.getLogger("jwtmint")
 
 #: Pairs a signer holds by default: a burst of this many signatures needs no setup.
 DEFAULT_DEPTH = 64
+#: The most pairs a store holds (the compiled kernel's bound): about 10 MB of pairs.
+MAX_DEPTH = 65536
 #: Algorithms with a precomputed path (on the compiled kernel with OpenSSL), chosen by
 #: measurement (tools/precompute_timing.py): on the system OpenSSL 3.0 the extension
 #: links, a P-256 or P-521 pair plus its signature costs what cryptography's sign() does
@@ -74,7 +81,16 @@ _JOIN_TIMEOUT = 2.0
 
 
 class _Refiller:
-    """The process's refill thread: fills every store that asked, then sleeps until woken."""
+    """The process's refill thread: fills every store that asked, then sleeps until woken.
+
+    A store asks (``on_low``) in the middle of a signature, on whatever thread
+    signs: perhaps in a signal handler or a ``__del__`` that interrupted that
+    same thread inside ``request``. So ``request`` never waits: the wake is a
+    ``queue.SimpleQueue.put`` (re-entrant, safe from ``__del__`` and signal
+    handlers, as its documentation says), and the thread is started by whoever
+    takes a lock with ``acquire(blocking=False)``: a caller that finds it taken
+    leaves the start to its holder, which will find the queued wake.
+    """
 
     def __init__(self) -> None:
         self._new_process_state()
@@ -82,9 +98,8 @@ class _Refiller:
     def _new_process_state(self) -> None:
         # a forked child has none of the parent's threads, and a lock a parent
         # thread held at the fork would stay held in the child: start afresh
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._pending: dict[int, weakref.ref[PrecomputedEcdsa]] = {}
+        self._wakes: queue.SimpleQueue[weakref.ref[PrecomputedEcdsa] | None] = queue.SimpleQueue()
+        self._starting = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.failures = 0
@@ -95,49 +110,72 @@ class _Refiller:
         return thread is not None and thread.is_alive()
 
     def request(self, signer: PrecomputedEcdsa) -> None:
-        """Queue ``signer`` for a refill (each store's ``on_low``); never waits for it."""
-        with self._lock:
-            if self._stopping:
-                return  # interpreter exit: signers sign directly from now on
-            # by id: a signer already queued is queued once; a dead entry is replaced
-            self._pending[id(signer)] = weakref.ref(signer)
-            if self._thread is None or not self._thread.is_alive():
+        """Queue ``signer`` for a refill (each store's ``on_low``); never blocks."""
+        if self._stopping:
+            return  # stopped: signers sign directly from now on
+        self._wakes.put(weakref.ref(signer))
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            self._start()
+
+    def _start(self) -> None:
+        if not self._starting.acquire(blocking=False):
+            return  # being started, perhaps by the frame this call interrupted
+        try:
+            thread = self._thread
+            if not self._stopping and (thread is None or not thread.is_alive()):
                 thread = threading.Thread(target=self._run, name="jwtmint-precompute", daemon=True)
                 self._thread = thread
                 thread.start()
-        self._wake.set()
+        finally:
+            self._starting.release()
 
     def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            with self._lock:
+        # the stores being filled, in turns of _FILL_STEP pairs each: one deep store
+        # cannot hold up the others. Weak references: the thread keeps no signer alive
+        active: dict[int, weakref.ref[PrecomputedEcdsa]] = {}
+        while not self._stopping:
+            if not self._admit(active):
+                return
+            for key, ref in list(active.items()):
                 if self._stopping:
                     return
-                queued = list(self._pending.values())
-                self._pending.clear()
-            for ref in queued:
-                self._fill(ref)
+                if not self._step(ref):
+                    del active[key]
 
-    def _fill(self, ref: weakref.ref[PrecomputedEcdsa]) -> None:
-        # the signer is held only in this frame: asleep, the thread keeps none alive
-        signer = ref()
-        if signer is None:
-            return
+    def _admit(self, active: dict[int, weakref.ref[PrecomputedEcdsa]]) -> bool:
+        """Add the queued wakes to ``active``, sleeping until one comes if it is empty;
+        False when told to stop."""
         try:
-            while not self._stopping and signer.available < signer.depth:
-                if signer.fill(_FILL_STEP) == 0:
-                    return  # another thread filled it meanwhile
+            ref = self._wakes.get(block=not active)
+            while True:
+                if ref is None:
+                    return False
+                signer = ref()
+                if signer is not None:  # a signer queued twice is served once
+                    active[id(signer)] = ref
+                ref = self._wakes.get_nowait()
+        except queue.Empty:
+            return True
+
+    def _step(self, ref: weakref.ref[PrecomputedEcdsa]) -> bool:
+        """One turn for one store: whether it needs another."""
+        signer = ref()  # held only in this frame
+        if signer is None or signer.closed:
+            return False
+        try:
+            # 0: full (another thread filled it meanwhile) or closed
+            return signer.fill(_FILL_STEP) > 0 and signer.available < signer.depth
         except Exception as exc:  # the signer signs directly meanwhile: log, never die
             self.failures += 1
             if self.failures == 1:
                 _log.warning("ECDSA precomputation failed (%s)", type(exc).__name__, exc_info=exc)
+            return False
 
     def stop(self, timeout: float | None = _JOIN_TIMEOUT) -> None:
-        with self._lock:
-            self._stopping = True
-            thread = self._thread
-        self._wake.set()
+        self._stopping = True
+        thread = self._thread
+        self._wakes.put(None)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
@@ -154,9 +192,14 @@ def refiller_running() -> bool:
 
 
 def stop_refiller(timeout: float | None = _JOIN_TIMEOUT) -> None:
-    """Stop this process's refill thread for good (done at interpreter exit).
+    """Stop this process's refill thread, for the rest of this process (done at interpreter
+    exit), joining it for up to ``timeout`` seconds.
 
-    Signers keep working afterwards: they sign directly once their stores run dry.
+    Signers keep working afterwards: they sign directly once their stores run
+    dry. A child forked afterwards is a new process: it starts its own refill
+    thread when one of its signers asks, as any forked child does. So stopping
+    the thread before forking workers is how to fork with no thread running
+    and still have refills in the workers.
     """
     _REFILLER.stop(timeout)
 
@@ -177,8 +220,10 @@ def precomputing_ecdsa_signer(
     holds up to ``depth`` pairs; when fewer than ``low_water`` (default: half
     the depth) remain, the shared refill thread fills it back to ``depth``.
     ``prefill`` asks for that fill now; otherwise the first signature asks.
-    The callable also has ``fill(n)``, ``clear()``, and counters:
-    ``available``, ``precomputed``, ``direct``, ``made``, ``discarded``.
+    The callable also has ``fill(n)``, ``clear()``, ``close()`` (for a store
+    that will not sign again: wiped, and filled never again, by the refill
+    thread included), and counters: ``available``, ``precomputed``,
+    ``direct``, ``made``, ``discarded``.
 
     None when ``algorithm_name`` has no precomputed path (see
     ``PRECOMPUTED_ALGORITHMS``) or the kernel has no OpenSSL (the pure
@@ -187,8 +232,8 @@ def precomputing_ecdsa_signer(
     """
     algorithm = get_algorithm(algorithm_name)
     algorithm.check_key(key)
-    if type(depth) is not int or depth < 1:
-        raise ConfigurationError(f"depth must be a positive int, got {depth!r}")
+    if type(depth) is not int or not 1 <= depth <= MAX_DEPTH:
+        raise ConfigurationError(f"depth must be an int from 1 to {MAX_DEPTH}, got {depth!r}")
     low = (depth + 1) // 2 if low_water is None else low_water
     if type(low) is not int or not 0 <= low <= depth:
         raise ConfigurationError(f"low_water must be an int from 0 to depth, got {low_water!r}")

@@ -447,17 +447,21 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
 
     A bounded store of (k^-1, r) pairs held in C. ``fill(n)`` makes pairs with
     the GIL released; a call takes one pair (under the GIL, so each pair signs
-    exactly once however many threads sign) and signs with it: a hash and a
-    few modular operations. With the store empty it signs normally, never
-    waiting. ``on_low(self)`` is called once when the store falls below
-    ``low_water``, until the next ``fill``.
+    exactly once however many threads sign) and signs with it, the GIL still
+    held: a hash and a few modular operations, too short to gain from letting
+    other threads run, and a release would let a busy thread keep the GIL for
+    up to a switch interval. With the store empty it signs normally, never
+    waiting, the GIL released as ``_EcdsaSigner`` does. ``on_low(self)`` is
+    called once when the store falls below ``low_water``, then not again
+    until a ``fill`` leaves the store full or fails (or ``on_low`` raised).
+    ``close()`` wipes the store for good: nothing is stored again.
 
     A pair is as secret as the key: with one pair and the signature it made,
     or two signatures from one pair, anyone computes the private key. So a
-    pair is freed (BN_clear_free) as soon as it signs, on ``clear()``, and
-    with the object; a forked child never signs with its parent's pairs (the
-    store is wiped in the child by jwtmint._forksafe, and every take checks
-    the owning process id). Pairs wait in ordinary memory until used: a
+    pair is freed (BN_clear_free) as soon as it signs, on ``clear()`` and
+    ``close()``, and with the object; a forked child never signs with its
+    parent's pairs (the store is wiped in the child by jwtmint._forksafe, and
+    every take checks the owning process id). Pairs wait in ordinary memory until used: a
     process whose memory can be read loses its key anyway. Not picklable;
     the repr shows the algorithm and counts only. The store is guarded by the GIL.
     """
@@ -465,7 +469,7 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
     cdef jm_ecdsa_pair* pairs
     cdef int capacity, count, low
     cdef long owner_pid
-    cdef bint wake_pending
+    cdef bint wake_pending, shut
     cdef unsigned long long n_precomputed, n_direct, n_made, n_discarded
     #: Called with the signer when the store falls below low_water (the refiller's wake).
     cdef public object on_low
@@ -480,6 +484,8 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
         self.pairs = NULL
 
     def __repr__(self):
+        if self.shut:
+            return f"<_EcdsaPrecomputed ES{self.state.bits} closed>"
         return f"<_EcdsaPrecomputed ES{self.state.bits} {self.count}/{self.capacity} ready>"
 
     def __reduce__(self):
@@ -502,6 +508,23 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
     def clear(self):
         """Wipe every stored pair; returns how many there were."""
         return self._wipe()
+
+    def close(self):
+        """Wipe every stored pair and store no more; returns how many there were.
+
+        For a store that will not sign again (its key rotated out, its signer
+        dropped): ``fill`` stores nothing and returns 0 from now on, even one
+        under way in another thread, so a refill stops, and every later call
+        signs whole. ``on_low`` is dropped and never called again.
+        """
+        self.shut = True
+        self.on_low = None
+        return self._wipe()
+
+    @property
+    def closed(self):
+        """Whether ``close()`` was called: the store holds no pairs and stores none."""
+        return self.shut
 
     def _reset_in_child(self):
         """jwtmint._forksafe calls this in a forked child: drop the parent's pairs."""
@@ -546,8 +569,8 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
         """Make up to ``n`` pairs (all the free room when negative) and store them.
 
         The GIL is released while each batch is made, so signing threads run
-        meanwhile. Returns how many pairs were stored; raises RuntimeError if
-        OpenSSL could make none.
+        meanwhile. Returns how many pairs were stored (0 once ``close()`` was
+        called); raises RuntimeError if OpenSSL could make none.
         """
         cdef jm_ecdsa_pair batch[FILL_BATCH]
         cdef int want, made, i
@@ -555,9 +578,10 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
         cdef long pid = jm_getpid()
         if self.state.key == NULL:
             raise RuntimeError("_EcdsaPrecomputed has no key: use ecdsa_precomputed()")
+        if self.shut:
+            return 0
         if pid != self.owner_pid:
             self._own(pid)
-        self.wake_pending = False  # from here on, a take below low water calls on_low again
         if n < 0:
             n = self.capacity
         while n > 0:
@@ -567,21 +591,28 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
             with nogil:
                 made = jm_ecdsa_precompute(&self.state, batch, want)
             # the GIL again: only now is the store touched. Another fill may have filled
-            # it meanwhile; what does not fit is wiped, never kept aside
+            # it, or close() closed it, meanwhile; what does not fit is wiped, never kept aside
             self.n_made += made
             for i in range(made):
-                if self.count < self.capacity:
+                if not self.shut and self.count < self.capacity:
                     self.pairs[self.count] = batch[i]
                     self.count += 1
                     stored += 1
                 else:
                     jm_ecdsa_pair_clear(&batch[i])
                     self.n_discarded += 1
+            if self.shut:
+                return 0  # what it stored, close() wiped
             if made < want:
                 if stored == 0:
+                    self.wake_pending = False  # failed: the next take below low water asks again
                     raise RuntimeError("OpenSSL could not precompute an ECDSA signature")
                 break
             n -= made
+        if self.count >= self.capacity:
+            # the end of a refill: from here on, a take below low water calls on_low again
+            # (not after each step of one, which would call it on every take meanwhile)
+            self.wake_pending = False
         return stored
 
     cdef bytes _sign(self, bytes data):
@@ -592,6 +623,7 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
         cdef bint have = False
         cdef int used = 0
         cdef int size
+        cdef bint woken
         cdef long pid
         if self.state.key == NULL:
             raise RuntimeError("_EcdsaPrecomputed has no key: use ecdsa_precomputed()")
@@ -606,23 +638,34 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
                 self.pairs[self.count].kinv = NULL
                 self.pairs[self.count].r = NULL
                 have = True
-        with nogil:
-            if have:
-                size = jm_ecdsa_sign_pair(&self.state, &pair, message, length, der, &used)
-            else:
+        if have:
+            # the GIL stays held: a hash and a few modular operations (~1.5 us) gain nothing
+            # from running beside other threads, and once released, the GIL may go to a busy
+            # thread for a whole switch interval (5 ms) before this one gets it back
+            size = jm_ecdsa_sign_pair(&self.state, &pair, message, length, der, &used)
+        else:
+            with nogil:  # a whole signature (~20 us of curve arithmetic): other threads run
                 size = jm_ecdsa_sign(&self.state, message, length, der)
         if used:
             self.n_precomputed += 1
         else:
             self.n_direct += 1
-        if self.count < self.low and not self.wake_pending and self.on_low is not None:
+        if (self.count < self.low and not self.wake_pending and not self.shut
+                and self.on_low is not None):
             self.wake_pending = True
+            woken = False
             try:
                 self.on_low(self)
+                woken = True
             except Exception:
                 # the signature is good: a refiller that cannot be woken must not fail it
                 # (it logs its own errors); the next take tries again
-                self.wake_pending = False
+                pass
+            finally:
+                # a KeyboardInterrupt or SystemExit goes on up; nothing was woken, so the
+                # next take must ask again, or the store would never be refilled
+                if not woken:
+                    self.wake_pending = False
         if size <= 0:
             raise RuntimeError("OpenSSL ECDSA signing failed")
         return PyBytes_FromStringAndSize(<char*>der, size)
