@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -9,15 +10,21 @@ from collections.abc import Callable, Mapping
 import aiohttp
 from yarl import URL
 
-from .._assertion import ClientAssertion
-from ..errors import ConfigurationError, InvalidClaimsError, TokenEndpointError, TokenRequestError
+from .._assertion import AssertionSigner, ClientAssertion
+from ..errors import (
+    ConfigurationError,
+    InvalidClaimsError,
+    TokenEndpointError,
+    TokenEndpointTimeout,
+    TokenRequestError,
+)
 from ._cache import CacheKey
 from ._client import ClientCredentialsClient
 from ._credentials import ClientAssertionService, TokenRequestParameters, credentials
 from ._dpop import DPOP, USE_DPOP_NONCE, DPoPNonces, authorization_server, origin_of
 from ._exchange import post_token_request, request_form
 from ._resolve import ClientResolver
-from ._retry import Retry, RetryPolicy, Stop, retrying
+from ._retry import Deadline, Retry, RetryPolicy, Stop, out_of_time, retrying
 from ._token import Token
 
 __all__ = ["TokenRequester"]
@@ -61,10 +68,11 @@ class TokenRequester:
         key: CacheKey,
         client_assertion: ClientAssertion | None,
         force_renewal: bool,
+        deadline: Deadline,
     ) -> Token:
         name = key.client
         client = self._clients[name]
-        resolved = await self._resolver.resolve(session, name, client)
+        resolved = await self._resolver.resolve(session, name, client, deadline)
         parameters = TokenRequestParameters(
             key.scope, key.resource, dict(key.parameters), force_renewal
         )
@@ -86,9 +94,10 @@ class TokenRequester:
         async def exchange(
             passed: ClientAssertion | None, timeout: float, challenge: TokenRequestError | None
         ) -> Token:
+            ends = time.monotonic() + timeout
             try:
-                auth_form, headers = await credentials(
-                    name, client, resolved.signer, self._service, parameters, passed
+                auth_form, headers = await self._credentials(
+                    name, client, resolved.signer, parameters, passed, timeout
                 )
             except ConfigurationError:
                 if challenge is not None:
@@ -121,7 +130,7 @@ class TokenRequester:
                 endpoint,
                 form + auth_form,
                 headers,
-                timeout=timeout,
+                timeout=max(0.001, ends - time.monotonic()),
                 client=name,
                 requested_scope=key.scope,
                 now=self._clock(),
@@ -154,4 +163,30 @@ class TokenRequester:
                 last = retry.error
                 raise
 
-        return await retrying(attempt, policy, self._request_timeout)
+        if deadline.left() <= 0:
+            raise out_of_time(deadline, name, "before its first attempt (in discovery)")
+        return await retrying(attempt, policy, self._request_timeout, deadline)
+
+    async def _credentials(
+        self,
+        name: str,
+        client: ClientCredentialsClient,
+        signer: AssertionSigner | None,
+        parameters: TokenRequestParameters,
+        passed: ClientAssertion | None,
+        timeout: float,
+    ) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        """The attempt's authentication; an assertion service has the attempt's time for it."""
+        asked = credentials(name, client, signer, self._service, parameters, passed)
+        if self._service is None:
+            return await asked  # nothing to wait for
+        try:
+            return await asyncio.wait_for(asked, timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise Retry(
+                TokenEndpointTimeout(
+                    f"the ClientAssertionService gave client {name!r} no assertion within "
+                    f"{timeout:.3g} s",
+                    client=name,
+                )
+            ) from None

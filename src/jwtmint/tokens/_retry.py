@@ -1,4 +1,4 @@
-"""Retrying a token endpoint call: the policy, the attempt signals and the one retry runner."""
+"""Retrying a token endpoint call: the policy, its deadline, the attempt signals and the runner."""
 
 from __future__ import annotations
 
@@ -14,9 +14,22 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from .. import errors
-from ..errors import ConfigurationError, TokenEndpointError, TokenRequestError
+from ..errors import (
+    ConfigurationError,
+    TokenEndpointError,
+    TokenEndpointTimeout,
+    TokenRequestError,
+)
 
-__all__ = ["Retry", "RetryPolicy", "Stop", "parse_retry_after", "retrying"]
+__all__ = [
+    "Deadline",
+    "Retry",
+    "RetryPolicy",
+    "Stop",
+    "out_of_time",
+    "parse_retry_after",
+    "retrying",
+]
 
 _log = logging.getLogger("jwtmint.tokens")
 _T = TypeVar("_T")
@@ -33,12 +46,15 @@ _OWN_ERRORS = frozenset(
 class RetryPolicy:
     """Retries of network errors, timeouts, 5xx and 429 answers.
 
-    Up to ``attempts`` HTTP attempts in all, none starting after ``deadline``
-    seconds from the first. Before attempt *n* + 1 the manager waits a random
-    time up to ``min(max_backoff, backoff * 2**(n-1))`` ("full jitter", so
-    that many gateways failing together do not retry together), or the
-    server's ``Retry-After`` when it gives one (RFC 9110 §10.2.3), as long as
-    that fits in the deadline. ``RetryPolicy(attempts=1)`` never retries.
+    Up to ``attempts`` HTTP attempts in all. ``deadline`` bounds the whole
+    token request, from the call that starts it: discovery, the wait for a
+    shared cache's lock, every attempt (its assertion included) and every
+    wait between attempts, each cut to what is left of it. Before attempt
+    *n* + 1 the manager waits a random time up to
+    ``min(max_backoff, backoff * 2**(n-1))`` ("full jitter", so that many
+    gateways failing together do not retry together), or the server's
+    ``Retry-After`` when it gives one (RFC 9110 §10.2.3), as long as that
+    fits in the deadline. ``RetryPolicy(attempts=1)`` never retries.
     """
 
     attempts: int = 4
@@ -80,6 +96,37 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+class Deadline:
+    """The time by which one token request must be over (monotonic), from ``seconds`` now."""
+
+    __slots__ = ("expires", "seconds", "started")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = time.monotonic()
+        self.expires = self.started + seconds
+
+    def left(self) -> float:
+        """Seconds left (negative once it has passed)."""
+        return self.expires - time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def part(self, seconds: float) -> Deadline:
+        """A deadline ``seconds`` from now, or this one's if that comes first."""
+        return Deadline(max(0.0, min(seconds, self.left())))
+
+
+def out_of_time(deadline: Deadline, client: str, waiting: str) -> TokenEndpointTimeout:
+    """The error of a token request whose deadline ran out before its next step."""
+    return TokenEndpointTimeout(
+        f"the token request for client {client!r} ran out of its {deadline.seconds:.3g} s "
+        f"deadline {waiting}; give RetryPolicy(deadline=) more time, or look at that server",
+        client=client,
+    )
+
+
 class Retry(Exception):
     """Raised by an attempt that failed in a way another attempt may mend (``error``, with
     the server's ``retry_after`` when it gave one)."""
@@ -99,36 +146,39 @@ class Stop(Exception):
 
 
 async def retrying(
-    attempt: Callable[[float], Awaitable[_T]], policy: RetryPolicy, request_timeout: float
+    attempt: Callable[[float], Awaitable[_T]],
+    policy: RetryPolicy,
+    request_timeout: float,
+    deadline: Deadline | None = None,
 ) -> _T:
     """``await attempt(timeout)`` until it returns, retrying :class:`Retry` per ``policy``.
 
-    Each attempt gets ``request_timeout`` or what is left of the deadline,
-    whichever is less. The error raised at the end is a new one, built from
-    the last failure with the number of attempts and the time spent: the
+    Each attempt gets ``request_timeout`` or what is left of ``deadline`` (by
+    default ``policy.deadline`` from now), whichever is less; no wait between
+    attempts reaches past it. The error raised at the end is a new one, built
+    from the last failure with the number of attempts and the time spent: the
     caught exceptions are left as they were.
     """
-    started = time.monotonic()
+    if deadline is None:
+        deadline = Deadline(policy.deadline)
     number = 0
     while True:
         number += 1
-        left = policy.deadline - (time.monotonic() - started)
         try:
-            return await attempt(max(0.001, min(request_timeout, left)))
+            return await attempt(max(0.001, min(request_timeout, deadline.left())))
         except Retry as retry:
             error = retry.error
             delay = policy.delay(number, error.retry_after)
-            elapsed = time.monotonic() - started
-            if number >= policy.attempts or elapsed + delay >= policy.deadline:
+            elapsed = deadline.elapsed()
+            if number >= policy.attempts or delay >= deadline.left():
                 raise _gave_up(error, number, elapsed) from None
             _log.info("retrying in %.2f s after %s", delay, describe(error))
             await asyncio.sleep(delay)
         except Stop as stop:
-            elapsed = time.monotonic() - started
             raise _gave_up(
                 stop.error,
                 number - 1,
-                elapsed,
+                deadline.elapsed(),
                 "; nothing could authenticate another attempt (the caller's assertion was "
                 "used, and the assertion service declined)",
             ) from None
