@@ -19,7 +19,7 @@ from ..errors import (
     TokenRequestError,
 )
 from ._cache import CacheKey
-from ._client import ClientCredentialsClient
+from ._client import CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, ClientCredentialsClient
 from ._credentials import ClientAssertionService, TokenRequestParameters, credentials
 from ._dpop import DPOP, USE_DPOP_NONCE, DPoPNonces, authorization_server, origin_of
 from ._exchange import post_token_request, request_form
@@ -78,7 +78,7 @@ class TokenRequester:
         )
         form = request_form(key)
         policy = self._retries
-        if client_assertion is not None and self._service is None and resolved.signer is None:
+        if client_assertion is not None and not self._can_reauthenticate(client, resolved.signer):
             # the caller's assertion is all there is, and a retry would replay its jti
             policy = RetryPolicy(attempts=1, deadline=policy.deadline)
         last: TokenEndpointError | None = None
@@ -166,6 +166,19 @@ class TokenRequester:
         if deadline.left() <= 0:
             raise out_of_time(deadline, name, "before its first attempt (in discovery)")
         return await retrying(attempt, policy, self._request_timeout, deadline)
+
+    def _can_reauthenticate(
+        self, client: ClientCredentialsClient, signer: AssertionSigner | None
+    ) -> bool:
+        """Whether a retry after a caller's assertion has something else to authenticate
+        with, in the order of :func:`credentials`: the service, the client's signer (its
+        key, or its secret for ``client_secret_jwt``), or the secret itself (basic, post).
+        A public client (``none``) given an assertion is not retried without one."""
+        return (
+            self._service is not None
+            or signer is not None
+            or client.auth_method in (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST)
+        )
 
     async def _credentials(
         self,

@@ -1,0 +1,42 @@
+"""What is retried and how long the manager waits: retries a secret can authenticate, 408,
+Retry-After as a floor-kept backoff and as a pause remembered per endpoint, and the bounds
+put on a server's expires_in."""
+
+from __future__ import annotations
+
+import pytest
+
+import jwtmint
+from jwtmint.testing import Fault, TokenEndpoint
+from jwtmint.tokens import ClientCredentialsClient, TokenManager
+
+from .conftest import signing_key
+from .test_token_manager import FAST_RETRIES, SECRET
+
+#: the bounds put on expires_in (see jwtmint.tokens._token)
+MIN_LIFETIME = 5.0
+MAX_LIFETIME = 86_400.0
+
+# ---- a caller's assertion, then the client's secret -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "method", ["client_secret_basic", "client_secret_post", "client_secret_jwt"]
+)
+async def test_after_a_callers_assertion_a_secret_client_retries_with_its_secret(
+    endpoint: TokenEndpoint, method: str
+) -> None:
+    endpoint.register_client("secret", secret=SECRET, auth_method=method)
+    client = ClientCredentialsClient(
+        "secret", issuer=endpoint.issuer, client_secret=SECRET, auth_method=method
+    )
+    passed = jwtmint.AssertionSigner(signing_key("ES256"), "secret", endpoint.issuer)
+    endpoint.fail_next(1, Fault(status=503))
+    async with TokenManager({"c": client}, retries=FAST_RETRIES) as tokens:
+        assert (
+            await tokens.get_token("c", client_assertion=passed.client_assertion())
+        ).access_token
+    first, second = endpoint.requests
+    assert first.jti is not None  # the caller's assertion, once
+    assert (second.auth_method, second.outcome) == (method, "issued")
+    assert second.jti != first.jti
