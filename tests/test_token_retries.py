@@ -40,3 +40,16 @@ async def test_after_a_callers_assertion_a_secret_client_retries_with_its_secret
     assert first.jti is not None  # the caller's assertion, once
     assert (second.auth_method, second.outcome) == (method, "issued")
     assert second.jti != first.jti
+
+
+# ---- 408 --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [None, b""])
+async def test_a_408_is_retried(endpoint: TokenEndpoint, body: bytes | None) -> None:
+    # RFC 9110 §15.5.9: the server timed out waiting for the request; sending it again is fine
+    endpoint.fail_next(1, Fault(status=408, body=body))
+    client = ClientCredentialsClient("es", issuer=endpoint.issuer, private_key=signing_key("ES256"))
+    async with TokenManager({"es": client}, retries=FAST_RETRIES) as tokens:
+        assert (await tokens.get_token("es")).access_token
+    assert [r.outcome for r in endpoint.requests] == ["fault", "issued"]
