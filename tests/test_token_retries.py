@@ -4,11 +4,14 @@ put on a server's expires_in."""
 
 from __future__ import annotations
 
+import itertools
+import random
+
 import pytest
 
 import jwtmint
 from jwtmint.testing import Fault, TokenEndpoint
-from jwtmint.tokens import ClientCredentialsClient, TokenManager
+from jwtmint.tokens import ClientCredentialsClient, RetryPolicy, TokenManager, _retry
 
 from .conftest import signing_key
 from .test_token_manager import FAST_RETRIES, SECRET
@@ -53,3 +56,33 @@ async def test_a_408_is_retried(endpoint: TokenEndpoint, body: bytes | None) -> 
     async with TokenManager({"es": client}, retries=FAST_RETRIES) as tokens:
         assert (await tokens.get_token("es")).access_token
     assert [r.outcome for r in endpoint.requests] == ["fault", "issued"]
+
+
+# ---- Retry-After: the policy's backoff stays the floor ----------------------------------
+
+
+@pytest.mark.parametrize("retry_after", [0.0, 0.05])
+def test_a_retry_after_shorter_than_the_backoff_keeps_the_backoff(retry_after: float) -> None:
+    policy = RetryPolicy(backoff=0.5, max_backoff=4.0)
+    for attempt in (1, 2, 3):
+        random.seed(attempt)
+        own = policy.delay(attempt)
+        random.seed(attempt)
+        assert policy.delay(attempt, retry_after) == max(own, retry_after)
+    assert policy.delay(1, 3.0) == 3.0  # a longer one wins
+
+
+@pytest.mark.parametrize("value", ["0", "Thu, 01 Jan 2004 00:00:00 GMT"])
+async def test_retry_after_zero_or_past_does_not_hammer(
+    endpoint: TokenEndpoint, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint.fail_next(3, Fault(status=503, headers={"Retry-After": value}))
+    client = ClientCredentialsClient("es", issuer=endpoint.issuer, private_key=signing_key("ES256"))
+    policy = RetryPolicy(attempts=4, backoff=0.1, max_backoff=0.1, deadline=5)
+    # the jitter at its top, so that the backoff is exactly 0.1 s
+    monkeypatch.setattr(_retry.random, "uniform", lambda low, high: high)
+    async with TokenManager({"es": client}, retries=policy) as tokens:
+        await tokens.get_token("es")
+    requests = endpoint.requests
+    assert [r.outcome for r in requests] == ["fault"] * 3 + ["issued"]
+    assert all(later.at - earlier.at >= 0.09 for earlier, later in itertools.pairwise(requests))

@@ -409,7 +409,12 @@ def test_retry_after_seconds_and_http_date() -> None:
 def test_backoff_is_full_jitter_below_the_cap(attempt: int) -> None:
     policy = RetryPolicy(backoff=0.5, max_backoff=4.0)
     assert 0.0 <= policy.delay(attempt) <= min(4.0, 0.5 * 2 ** (attempt - 1))
-    assert policy.delay(attempt, retry_after=2.5) == 2.5
+    # a Retry-After is waited when it is the longer: the backoff stays the floor
+    assert (
+        2.5
+        <= policy.delay(attempt, retry_after=2.5)
+        <= max(2.5, min(4.0, 0.5 * 2 ** (attempt - 1)))
+    )
 
 
 @pytest.mark.parametrize("bad", [{"attempts": 0}, {"backoff": -1}, {"deadline": float("inf")}])

@@ -53,8 +53,8 @@ class RetryPolicy:
     *n* + 1 the manager waits a random time up to
     ``min(max_backoff, backoff * 2**(n-1))`` ("full jitter", so that many
     gateways failing together do not retry together), or the server's
-    ``Retry-After`` when it gives one (RFC 9110 §10.2.3), as long as that
-    fits in the deadline. ``RetryPolicy(attempts=1)`` never retries.
+    ``Retry-After`` when it gives a longer one (RFC 9110 §10.2.3), as long as
+    that fits in the deadline. ``RetryPolicy(attempts=1)`` never retries.
     """
 
     attempts: int = 4
@@ -73,11 +73,12 @@ class RetryPolicy:
                 raise ConfigurationError(f"{name} must be finite, got {value!r}")
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        if retry_after is not None:
-            return retry_after
+        """Seconds to wait after failed attempt number ``attempt`` (1-based): the backoff,
+        or the server's ``retry_after`` when that is longer. A shorter one (``0``, a past
+        date) never removes the backoff, or a failing server would be asked again at once."""
         ceiling = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-        return random.uniform(0.0, ceiling)
+        backoff = random.uniform(0.0, ceiling)
+        return backoff if retry_after is None else max(backoff, retry_after)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
