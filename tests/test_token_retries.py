@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 
 import pytest
 
 import jwtmint
+from jwtmint.errors import TokenEndpointError
 from jwtmint.testing import Fault, TokenEndpoint
-from jwtmint.tokens import ClientCredentialsClient, RetryPolicy, TokenManager, _retry
+from jwtmint.tokens import ClientCredentialsClient, RetryPolicy, TokenManager
+from jwtmint.tokens._retry import MAX_PAUSE, MAX_PAUSED, Pauses
 
 from .conftest import signing_key
 from .test_token_manager import FAST_RETRIES, SECRET
@@ -80,9 +83,75 @@ async def test_retry_after_zero_or_past_does_not_hammer(
     client = ClientCredentialsClient("es", issuer=endpoint.issuer, private_key=signing_key("ES256"))
     policy = RetryPolicy(attempts=4, backoff=0.1, max_backoff=0.1, deadline=5)
     # the jitter at its top, so that the backoff is exactly 0.1 s
-    monkeypatch.setattr(_retry.random, "uniform", lambda low, high: high)
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
     async with TokenManager({"es": client}, retries=policy) as tokens:
         await tokens.get_token("es")
     requests = endpoint.requests
     assert [r.outcome for r in requests] == ["fault"] * 3 + ["issued"]
     assert all(later.at - earlier.at >= 0.09 for earlier, later in itertools.pairwise(requests))
+
+
+# ---- Retry-After remembered per token endpoint ------------------------------------------
+
+
+async def test_a_retry_after_is_remembered_until_it_passes(endpoint: TokenEndpoint) -> None:
+    endpoint.set_fault(Fault(status=429, headers={"Retry-After": "86400"}))
+    clients = {
+        "es": ClientCredentialsClient(
+            "es", issuer=endpoint.issuer, private_key=signing_key("ES256")
+        ),
+        "basic": ClientCredentialsClient("basic", issuer=endpoint.issuer, client_secret=SECRET),
+    }
+    async with TokenManager(clients, retries=FAST_RETRIES) as tokens:
+        errors: list[TokenEndpointError] = []
+        for name in ["es"] * 5 + ["basic"]:  # one endpoint: the other client is held back too
+            with pytest.raises(TokenEndpointError) as caught:
+                await tokens.get_token(name, force_renewal=name == "basic")
+            errors.append(caught.value)
+        assert endpoint.request_count() == 1
+        first, *later = errors
+        assert first.attempts == 1 and first.retry_after == 86400
+        for error in later:
+            assert type(error) is TokenEndpointError
+            assert error.status == 429 and error.attempts == 0
+            assert error.retry_after is not None and 86000 < error.retry_after <= 86400
+            assert "retry after" in str(error) and "not sent" in str(error)
+        assert later[-1].client == "basic"
+        assert tokens.stats().attempts == 1
+    async with TokenManager(clients, retries=FAST_RETRIES) as tokens:
+        endpoint.set_fault(None)
+        assert (await tokens.get_token("es")).access_token  # a new manager starts afresh
+
+
+async def test_a_short_retry_after_is_waited_out_by_the_next_request(
+    endpoint: TokenEndpoint,
+) -> None:
+    endpoint.fail_next(1, Fault(status=503, headers={"Retry-After": "1"}))
+    client = ClientCredentialsClient("es", issuer=endpoint.issuer, private_key=signing_key("ES256"))
+    policy = RetryPolicy(attempts=1, deadline=3.0)
+    async with TokenManager({"es": client}, retries=policy) as tokens:
+        with pytest.raises(TokenEndpointError):
+            await tokens.get_token("es")  # one attempt only: the error says to wait 1 s
+        started = time.monotonic()
+        assert (await tokens.get_token("es")).access_token
+        waited = time.monotonic() - started
+    assert waited >= 0.9  # the server's second, not a request sent into it
+    first, second = endpoint.requests
+    assert second.at - first.at >= 0.9
+
+
+def test_the_pauses_are_bounded_in_number_and_length() -> None:
+    pauses = Pauses(time.monotonic)
+    asked = TokenEndpointError("busy", status=429)
+    asked.retry_after = 60.0
+    for n in range(MAX_PAUSED + 50):
+        pauses.note(f"https://idp{n}.example/token", asked)
+    assert len(pauses) == MAX_PAUSED
+    asked.retry_after = 1e12  # an HTTP-date in the year 33,000
+    pauses.note("https://idp0.example/token", asked)
+    assert 0 < pauses.left("https://idp0.example/token") <= MAX_PAUSE
+    asked.retry_after = 1e-6
+    pauses.note("https://gone.example/token", asked)
+    time.sleep(0.001)
+    assert pauses.left("https://gone.example/token") == 0.0  # passed: forgotten
+    assert len(pauses) == MAX_PAUSED - 1  # it took the place of the one ending soonest

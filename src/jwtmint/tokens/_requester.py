@@ -24,7 +24,7 @@ from ._credentials import ClientAssertionService, TokenRequestParameters, creden
 from ._dpop import DPOP, USE_DPOP_NONCE, DPoPNonces, authorization_server, origin_of
 from ._exchange import post_token_request, request_form
 from ._resolve import ClientResolver
-from ._retry import Deadline, Retry, RetryPolicy, Stop, out_of_time, retrying
+from ._retry import Deadline, Pauses, Retry, RetryPolicy, Stop, out_of_time, retrying
 from ._token import Token
 
 __all__ = ["TokenRequester"]
@@ -61,6 +61,8 @@ class TokenRequester:
         self._clock = clock
         #: HTTP attempts sent, retries included
         self.attempts = 0
+        #: token endpoints that asked to be left alone for a while (Retry-After)
+        self.pauses = Pauses(clock)
 
     async def request(
         self,
@@ -161,8 +163,16 @@ class TokenRequester:
                     return await exchange(None, left, refused)
             except Retry as retry:
                 last = retry.error
+                self.pauses.note(endpoint, last)
                 raise
 
+        held = self.pauses.left(endpoint)
+        if held > 0:
+            # the server asked for time (Retry-After): wait it out if it ends in time, and
+            # otherwise fail now rather than ask again before it said to
+            if held >= deadline.left():
+                raise self.pauses.refusal(endpoint, name)
+            await asyncio.sleep(held)
         if deadline.left() <= 0:
             raise out_of_time(deadline, name, "before its first attempt (in discovery)")
         return await retrying(attempt, policy, self._request_timeout, deadline)

@@ -23,6 +23,7 @@ from ..errors import (
 
 __all__ = [
     "Deadline",
+    "Pauses",
     "Retry",
     "RetryPolicy",
     "Stop",
@@ -126,6 +127,74 @@ def out_of_time(deadline: Deadline, client: str, waiting: str) -> TokenEndpointT
         f"deadline {waiting}; give RetryPolicy(deadline=) more time, or look at that server",
         client=client,
     )
+
+
+#: the longest a server's Retry-After holds its token endpoint back: a day, a daily quota's
+#: reset; a longer one (or an HTTP-date years ahead, a server's mistake) is taken as a day
+MAX_PAUSE = 86_400.0
+#: token endpoints held back at once (a manager has one per client at most)
+MAX_PAUSED = 1024
+
+
+class Pauses:
+    """What token endpoints asked with ``Retry-After`` (RFC 9110 §10.2.3), remembered per
+    endpoint until it passes, so that the next requests do not ask again meanwhile.
+
+    One per manager, gone with it, on the manager's ``clock`` (its time of token
+    expiry and background backoff). An entry that has passed is dropped when it is
+    next looked at; beyond :data:`MAX_PAUSED` endpoints, those that end soonest go.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._until: dict[str, tuple[float, TokenEndpointError]] = {}
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def note(self, endpoint: str, error: TokenEndpointError) -> None:
+        """``endpoint`` answered ``error``, whose ``retry_after`` (if any) holds it back."""
+        seconds = error.retry_after
+        if seconds is None or seconds <= 0:
+            return
+        now = self._clock()
+        if endpoint not in self._until and len(self._until) >= MAX_PAUSED:
+            for name in [name for name, (until, _) in self._until.items() if until <= now]:
+                del self._until[name]
+            while len(self._until) >= MAX_PAUSED:
+                del self._until[min(self._until, key=lambda name: self._until[name][0])]
+        self._until[endpoint] = (now + min(seconds, MAX_PAUSE), error)
+
+    def left(self, endpoint: str) -> float:
+        """Seconds ``endpoint`` is still held back (0.0: it is not)."""
+        held = self._until.get(endpoint)
+        if held is None:
+            return 0.0
+        left = held[0] - self._clock()
+        if left <= 0:
+            del self._until[endpoint]
+            return 0.0
+        return left
+
+    def refusal(self, endpoint: str, client: str) -> TokenEndpointError:
+        """The error for a request of ``client`` not sent because ``endpoint`` is held back
+        (:meth:`left` said so): the server's answer again (its status and OAuth error),
+        with the time left."""
+        until, asked = self._until[endpoint]
+        left = max(0.0, until - self._clock())
+        error = TokenEndpointError(
+            f"the token endpoint of client {client!r} answered HTTP {asked.status} with "
+            f"Retry-After: {asked.retry_after:.0f}; the request was not sent: retry after "
+            f"{left:.0f} s",
+            error=asked.error,
+            error_description=asked.error_description,
+            error_uri=asked.error_uri,
+            status=asked.status,
+            client=client,
+            attempts=0,
+        )
+        error.retry_after = left
+        return error
 
 
 class Retry(Exception):
