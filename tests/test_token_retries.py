@@ -7,16 +7,20 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from typing import Any
 
+import orjson
 import pytest
+from aiohttp import web
 
 import jwtmint
 from jwtmint.errors import TokenEndpointError
 from jwtmint.testing import Fault, TokenEndpoint
-from jwtmint.tokens import ClientCredentialsClient, RetryPolicy, TokenManager
+from jwtmint.tokens import ClientCredentialsClient, RetryPolicy, TokenManager, _token
 from jwtmint.tokens._retry import MAX_PAUSE, MAX_PAUSED, Pauses
+from jwtmint.tokens._token import parse_token_response
 
-from .conftest import signing_key
+from .conftest import serving, signing_key
 from .test_token_manager import FAST_RETRIES, SECRET
 
 #: the bounds put on expires_in (see jwtmint.tokens._token)
@@ -155,3 +159,55 @@ def test_the_pauses_are_bounded_in_number_and_length() -> None:
     time.sleep(0.001)
     assert pauses.left("https://gone.example/token") == 0.0  # passed: forgotten
     assert len(pauses) == MAX_PAUSED - 1  # it took the place of the one ending soonest
+
+
+# ---- expires_in bounds ------------------------------------------------------------------
+
+
+def _parse(expires_in: Any) -> float:
+    body = orjson.dumps({"access_token": "AT", "token_type": "Bearer", "expires_in": expires_in})
+    token = parse_token_response(
+        body,
+        status=200,
+        content_type="application/json",
+        now=1000.0,
+        requested_scope=None,
+        default_lifetime=300.0,
+        client="c",
+    )
+    return token.expires_at - 1000.0
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "lifetime"),
+    [
+        (1e-9, MIN_LIFETIME),
+        (0.5, MIN_LIFETIME),
+        (MIN_LIFETIME, MIN_LIFETIME),
+        (3600, 3600),
+        (MAX_LIFETIME, MAX_LIFETIME),
+        (1e12, MAX_LIFETIME),
+        (1e300, MAX_LIFETIME),
+        ("1e12", MAX_LIFETIME),
+    ],
+)
+def test_expires_in_is_bounded(expires_in: Any, lifetime: float) -> None:
+    assert (_token.MIN_LIFETIME, _token.MAX_LIFETIME) == (MIN_LIFETIME, MAX_LIFETIME)
+    assert _parse(expires_in) == lifetime
+
+
+async def test_a_token_that_expires_at_once_is_still_cached_for_a_while() -> None:
+    answered: list[str] = []
+
+    async def token(request: web.Request) -> web.Response:
+        answered.append(request.path)
+        body = {"access_token": f"t{len(answered)}", "token_type": "Bearer", "expires_in": 1e-9}
+        return web.json_response(body)
+
+    async with serving(web.post("/token", token)) as url:
+        client = ClientCredentialsClient("c", token_endpoint=url + "/token", client_secret=SECRET)
+        async with TokenManager({"c": client}) as tokens:
+            first = await tokens.get_token("c")
+            assert first.expires_at > time.time() + MIN_LIFETIME - 1
+            assert await tokens.get_token("c") is first
+    assert len(answered) == 1

@@ -38,7 +38,12 @@ from jwtmint.tokens import (
 from jwtmint.tokens._client import RESERVED_PARAMETERS
 from jwtmint.tokens._discovery import check_metadata, discovery_urls
 from jwtmint.tokens._retry import Retry, Stop, parse_retry_after, retrying
-from jwtmint.tokens._token import parse_error_response, parse_token_response
+from jwtmint.tokens._token import (
+    MAX_LIFETIME,
+    MIN_LIFETIME,
+    parse_error_response,
+    parse_token_response,
+)
 
 from .conftest import signing_key
 
@@ -389,7 +394,8 @@ def test_cache_key_ignores_order_and_nothing_else(
 def test_any_positive_expires_in_round_trips(lifetime: float, as_text: bool) -> None:
     value = repr(lifetime) if as_text else lifetime
     body = orjson.dumps({"access_token": "AT", "token_type": "Bearer", "expires_in": value})
-    assert _parse(body).expires_at == pytest.approx(1000.0 + float(lifetime))
+    bounded = min(MAX_LIFETIME, max(MIN_LIFETIME, float(lifetime)))  # between 5 s and a day
+    assert _parse(body).expires_at == pytest.approx(1000.0 + bounded)
 
 
 # ---- retries ----------------------------------------------------------------------------
