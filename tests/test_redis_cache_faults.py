@@ -182,9 +182,11 @@ async def test_a_cluster_node_that_never_answers_costs_the_bound_not_a_queue() -
         await client.aclose()
 
 
-async def test_a_waiter_goes_on_alone_even_past_the_managers_deadline(
+async def test_a_waiter_goes_on_alone_within_the_managers_deadline(
     redis_server: RedisServer, raw: redis_asyncio.Redis, endpoint: TokenEndpoint
 ) -> None:
+    # the lock would give way after its wait_timeout, past the deadline: the manager waits
+    # half of its deadline, then requests on its own rather than fail
     client = ClientCredentialsClient(
         "basic", token_endpoint=endpoint.token_url, client_secret=TOKEN_CLIENT_SECRET
     )
@@ -195,5 +197,5 @@ async def test_a_waiter_goes_on_alone_even_past_the_managers_deadline(
             await raw.set(lock, "a-stuck-instance", px=30_000)
             started = time.monotonic()
             token = await tokens.get_token("basic")  # no TokenEndpointTimeout
-            assert token.access_token and 0.9 < time.monotonic() - started < 5
-            assert cache.stats().lock_waits_expired == 1
+            assert token.access_token and 0.25 <= time.monotonic() - started < 1.0
+            assert cache.stats().lock_waits == 1 and endpoint.request_count() == 1

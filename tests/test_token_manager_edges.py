@@ -23,6 +23,7 @@ from jwtmint.tokens import (
     TokenManager,
     TokenRequestParameters,
 )
+from jwtmint.tokens._retry import Deadline
 from jwtmint.tokens._tasks import enter_within, enter_within_legacy
 
 from .conftest import serving, signing_key
@@ -349,7 +350,7 @@ async def test_a_strict_client_never_uses_plain_http_another_client_allowed() ->
         async with TokenManager({"a": lax, "b": strict}) as tokens:
             assert tokens._session is not None
             # discovery made for the lax client
-            resolved = await tokens._resolver.resolve(tokens._session, "a", lax)
+            resolved = await tokens._resolver.resolve(tokens._session, "a", lax, Deadline(5.0))
             assert resolved.token_endpoint == "http://idp.example/t"
             with pytest.raises(jwtmint.DiscoveryError, match="plain http"):
                 await tokens.get_token("b")

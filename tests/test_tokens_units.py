@@ -40,7 +40,12 @@ from jwtmint.tokens import (
 from jwtmint.tokens._client import RESERVED_PARAMETERS
 from jwtmint.tokens._discovery import check_metadata, discovery_urls
 from jwtmint.tokens._retry import Retry, Stop, parse_retry_after, retrying
-from jwtmint.tokens._token import parse_error_response, parse_token_response
+from jwtmint.tokens._token import (
+    MAX_LIFETIME,
+    MIN_LIFETIME,
+    parse_error_response,
+    parse_token_response,
+)
 
 from .conftest import signing_key
 
@@ -438,7 +443,8 @@ def test_cache_key_ignores_order_and_nothing_else(
 def test_any_positive_expires_in_round_trips(lifetime: float, as_text: bool) -> None:
     value = repr(lifetime) if as_text else lifetime
     body = orjson.dumps({"access_token": "AT", "token_type": "Bearer", "expires_in": value})
-    assert _parse(body).expires_at == pytest.approx(1000.0 + float(lifetime))
+    bounded = min(MAX_LIFETIME, max(MIN_LIFETIME, float(lifetime)))  # between 5 s and a day
+    assert _parse(body).expires_at == pytest.approx(1000.0 + bounded)
 
 
 # ---- retries ----------------------------------------------------------------------------
@@ -458,7 +464,12 @@ def test_retry_after_seconds_and_http_date() -> None:
 def test_backoff_is_full_jitter_below_the_cap(attempt: int) -> None:
     policy = RetryPolicy(backoff=0.5, max_backoff=4.0)
     assert 0.0 <= policy.delay(attempt) <= min(4.0, 0.5 * 2 ** (attempt - 1))
-    assert policy.delay(attempt, retry_after=2.5) == 2.5
+    # a Retry-After is waited when it is the longer: the backoff stays the floor
+    assert (
+        2.5
+        <= policy.delay(attempt, retry_after=2.5)
+        <= max(2.5, min(4.0, 0.5 * 2 ** (attempt - 1)))
+    )
 
 
 @pytest.mark.parametrize("bad", [{"attempts": 0}, {"backoff": -1}, {"deadline": float("inf")}])

@@ -109,9 +109,12 @@ class TokenCache(Protocol):
     already makes one request per key, so the plain :class:`MemoryTokenCache`
     is not asked at all, and a shared tier's lock makes it one request per
     key across every process that shares it (the manager reads the tier
-    again once it holds the lock). The manager waits for the lock as long as its
-    retry deadline, or longer if the cache has a ``max_lock_wait`` attribute (seconds)
-    saying its lock bounds the wait itself.
+    again once it holds the lock). The manager waits for the lock within the token
+    request's deadline (``RetryPolicy.deadline``), which also covers the request, then
+    fails with ``TokenEndpointTimeout``. A cache whose lock lets a waiter go on without
+    it after a while (``__aenter__`` returns without holding it) says so with a
+    ``max_lock_wait`` attribute (seconds, the longest that can take): the manager then
+    waits at most half of what is left of the deadline, and goes on without it too.
     """
 
     def peek(self, key: CacheKey) -> CacheEntry | None: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from urllib.parse import urlencode
 
 import aiohttp
@@ -21,6 +22,7 @@ from ._token import MAX_RESPONSE_BYTES, Token, parse_error_response, parse_token
 __all__ = [
     "CLIENT_CREDENTIALS",
     "check_token_type",
+    "client_timeout",
     "post_token_request",
     "read_capped",
     "request_form",
@@ -28,9 +30,18 @@ __all__ = [
 
 CLIENT_CREDENTIALS = "client_credentials"
 FORM = "application/x-www-form-urlencoded"
+#: 4xx statuses that say "later": 408, the server gave up waiting for the request (RFC 9110
+#: §15.5.9, sending it again is what it expects); 429, too many requests (RFC 6585 §4)
+RETRYABLE_STATUSES = frozenset({408, 429})
 #: 4xx error codes that say "later", not "never" (RFC 6749 §4.1.2.1 defines them for the
 #: authorization endpoint; servers use them at the token endpoint too)
 RETRYABLE_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+
+
+def client_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """aiohttp's timeout for one exchange of ``seconds``, to the millisecond: by default it
+    rounds a timeout of 5 s or more up to the loop's next whole second (``ceil_threshold``)."""
+    return aiohttp.ClientTimeout(total=seconds, ceil_threshold=math.inf)
 
 
 def request_form(key: CacheKey) -> list[tuple[str, str]]:
@@ -70,7 +81,7 @@ async def post_token_request(
             url,
             data=urlencode(form).encode("ascii"),
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout),
+            timeout=client_timeout(timeout),
             allow_redirects=False,  # credentials must not follow a redirect to another host
             middlewares=(),  # the session may carry our own token middleware: not here
         ) as response:
@@ -113,7 +124,8 @@ async def post_token_request(
         check_token_type(token, dpop=dpop is not None, client=client, status=status)
         return token
     refused = parse_error_response(body, status=status, content_type=content_type, client=client)
-    if status == 429 or status >= 500 or (refused and refused.error in RETRYABLE_ERRORS):
+    later = refused is not None and refused.error in RETRYABLE_ERRORS
+    if status in RETRYABLE_STATUSES or status >= 500 or later:
         error = _endpoint_error(refused, client, status, url)
         error.retry_after = parse_retry_after(retry_after, now)
         raise Retry(error)

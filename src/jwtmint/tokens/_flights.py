@@ -15,11 +15,10 @@ from ..errors import (
     ConfigurationError,
     ManagerNotRunningError,
     TokenEndpointError,
-    TokenEndpointTimeout,
     TokenRequestError,
 )
 from ._cache import CacheEntry, CacheKey, MemoryTokenCache, TokenCache
-from ._retry import describe
+from ._retry import Deadline, describe, out_of_time
 from ._tasks import enter_within, wait_shared
 from ._token import Token
 
@@ -27,11 +26,14 @@ __all__ = ["Fetch", "TokenFlights"]
 
 _log = logging.getLogger("jwtmint.tokens")
 
-#: requests the token for a key (client assertion, force_renewal): the manager's requester
-Fetch = Callable[[CacheKey, ClientAssertion | None, bool], Awaitable[Token]]
+#: requests the token for a key (client assertion, force_renewal, the flight's deadline): the
+#: manager's requester
+Fetch = Callable[[CacheKey, ClientAssertion | None, bool, Deadline], Awaitable[Token]]
 
 #: background renewal backs off up to this many seconds between failed tries
 BACKGROUND_MAX_BACKOFF = 60.0
+#: the share of what is left of a flight's deadline that a lock which gives way is waited for
+LOCK_SHARE = 0.5
 #: a 401 from a resource forces a renewal at most this often per key (seconds)
 FORCED_RENEWAL_GAP = 5.0
 
@@ -56,9 +58,10 @@ class TokenFlights:
     clients named in ``callers_authenticate`` can make no assertion of their
     own: theirs is renewed only when a caller passes one (that caller is
     served the valid token while the renewal runs with its assertion), and a
-    401 never forces a renewal for them. With a shared cache tier, each
-    request runs under the tier's lock, waited for at most ``lock_wait``
-    seconds, and the tier is read again once it is held.
+    401 never forces a renewal for them. Each flight has ``deadline`` seconds,
+    all it waits for included. With a shared cache tier, each request runs
+    under the tier's lock, waited for within that deadline, and the tier is
+    read again once it is held.
     """
 
     def __init__(
@@ -69,7 +72,7 @@ class TokenFlights:
         clock: Callable[[], float],
         renewal_buffer: float,
         renewal_jitter: float,
-        lock_wait: float,
+        deadline: float,
         callers_authenticate: Collection[str] = (),
     ) -> None:
         self._cache = cache
@@ -78,10 +81,13 @@ class TokenFlights:
         self._clock = clock
         self._renewal_buffer = renewal_buffer
         self._renewal_jitter = renewal_jitter
-        self._lock_wait = lock_wait
+        self._deadline = deadline
         # the plain memory cache's get() is its peek() and its lock a no-op: nothing more
         # to ask on a miss (a subclass may add a tier, so the exact type)
         self._shared_tier = type(cache) is not MemoryTokenCache
+        # a tier whose lock lets waiters go on without it (RedisTokenCache) is not worth
+        # failing for: it gets part of the deadline, and then the request goes on alone
+        self._lock_gives_way = getattr(cache, "max_lock_wait", None) is not None
         self._inflight: dict[CacheKey, asyncio.Task[Token]] = {}
         self._reads: dict[CacheKey, asyncio.Future[CacheEntry | None]] = {}
         self._forced: dict[CacheKey, float] = {}
@@ -333,20 +339,32 @@ class TokenFlights:
         """Request and store the token for ``key``; with a shared tier, under its lock, and
         only if the tier holds no fresh token (for a forced renewal: none other than the
         ``replaced`` one, which another instance may have renewed meanwhile)."""
+        deadline = Deadline(self._deadline)
         if not self._shared_tier:
             # one process: single-flight is the lock (the memory cache's own lock is a no-op)
-            return await self._store(key, await self._fetch(key, client_assertion, force_renewal))
+            token = await self._fetch(key, client_assertion, force_renewal, deadline)
+            return await self._store(key, token)
         lock = self._cache.lock(key)
+        held = True
+        wait = deadline.left() * (LOCK_SHARE if self._lock_gives_way else 1.0)
         try:
             # bounded (a shared tier's lock may be held by a process that died), and entered
             # in this task, which also exits it: locks that know their holder need that
-            await enter_within(lock, self._lock_wait)
+            await enter_within(lock, wait)
         except (TimeoutError, asyncio.TimeoutError):
-            raise TokenEndpointTimeout(
-                f"waited {self._lock_wait:.0f} s for the token cache's lock on client "
-                f"{key.client!r}; another instance holds it",
-                client=key.client,
-            ) from None
+            if not self._lock_gives_way:
+                raise out_of_time(
+                    deadline,
+                    key.client,
+                    "waiting for the token cache's lock (another instance holds it)",
+                ) from None
+            _log.warning(
+                "waited %.2f s of the deadline for another instance's token request for "
+                "client %r; requesting directly",
+                wait,
+                key.client,
+            )
+            held = False
         try:
             entry = await self._cache.get(key)
             if (
@@ -357,12 +375,14 @@ class TokenFlights:
                 token = entry.token  # another process fetched it while this one waited
             else:
                 token = await self._store(
-                    key, await self._fetch(key, client_assertion, force_renewal)
+                    key, await self._fetch(key, client_assertion, force_renewal, deadline)
                 )
         except BaseException as exc:
-            await lock.__aexit__(type(exc), exc, exc.__traceback__)
+            if held:
+                await lock.__aexit__(type(exc), exc, exc.__traceback__)
             raise
-        await lock.__aexit__(None, None, None)
+        if held:
+            await lock.__aexit__(None, None, None)
         return token
 
     async def _store(self, key: CacheKey, token: Token) -> Token:

@@ -22,7 +22,7 @@ from ._flights import TokenFlights
 from ._middleware import OriginScope, token_middleware
 from ._requester import TokenRequester
 from ._resolve import ClientResolver
-from ._retry import RetryPolicy
+from ._retry import Deadline, RetryPolicy
 from ._source import TokenSource
 from ._token import Token
 
@@ -173,8 +173,7 @@ class TokenManager:
             clock=self._clock,
             renewal_buffer=float(renewal_buffer),
             renewal_jitter=float(renewal_jitter),
-            # a cache whose lock bounds its own wait says how long that can be
-            lock_wait=max(policy.deadline, float(getattr(self._cache, "max_lock_wait", 0.0))),
+            deadline=policy.deadline,
             callers_authenticate=()
             if assertion_service is not None
             else [name for name, client in self._clients.items() if client.needs_assertions],
@@ -303,12 +302,18 @@ class TokenManager:
         return request_key(name, client, scope, resource, parameters)
 
     async def _request(
-        self, key: CacheKey, client_assertion: ClientAssertion | None, force_renewal: bool
+        self,
+        key: CacheKey,
+        client_assertion: ClientAssertion | None,
+        force_renewal: bool,
+        deadline: Deadline,
     ) -> Token:
         session = self._session
         if session is None:  # closed while the flight was being set up
             raise ManagerNotRunningError("this TokenManager is closed; make a new one")
-        return await self._requester.request(session, key, client_assertion, force_renewal)
+        return await self._requester.request(
+            session, key, client_assertion, force_renewal, deadline
+        )
 
     # ---- attaching tokens to API calls -----------------------------------------------
 

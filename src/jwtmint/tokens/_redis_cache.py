@@ -134,8 +134,8 @@ class RedisTokenCache:
         self._channel = f"{self._prefix}invalidate"
         self._lock_timeout = float(lock_timeout)
         self._wait_timeout = float(wait_timeout)
-        #: how long entering lock() can take at most (its wait, and a late take or two):
-        #: the manager gives it that long, so that a waiter goes on alone rather than fail
+        #: its lock lets a waiter go on without it (after ``wait_timeout``, and a late take
+        #: or two): the manager, bound by its deadline, may go on without it sooner
         self.max_lock_wait = self._wait_timeout + 3 * float(operation_timeout)
         self._clock = clock if clock is not None else time.time
         self._instance = secrets.token_hex(8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -9,15 +10,21 @@ from collections.abc import Callable, Mapping
 import aiohttp
 from yarl import URL
 
-from .._assertion import ClientAssertion
-from ..errors import ConfigurationError, InvalidClaimsError, TokenEndpointError, TokenRequestError
+from .._assertion import AssertionSigner, ClientAssertion
+from ..errors import (
+    ConfigurationError,
+    InvalidClaimsError,
+    TokenEndpointError,
+    TokenEndpointTimeout,
+    TokenRequestError,
+)
 from ._cache import CacheKey
-from ._client import ClientCredentialsClient
+from ._client import CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, ClientCredentialsClient
 from ._credentials import ClientAssertionService, TokenRequestParameters, credentials
 from ._dpop import DPOP, USE_DPOP_NONCE, DPoPNonces, authorization_server, origin_of
 from ._exchange import post_token_request, request_form
 from ._resolve import ClientResolver
-from ._retry import Retry, RetryPolicy, Stop, retrying
+from ._retry import Deadline, Pauses, Retry, RetryPolicy, Stop, out_of_time, retrying
 from ._token import Token
 
 __all__ = ["TokenRequester"]
@@ -54,6 +61,8 @@ class TokenRequester:
         self._clock = clock
         #: HTTP attempts sent, retries included
         self.attempts = 0
+        #: token endpoints that asked to be left alone for a while (Retry-After)
+        self.pauses = Pauses(clock)
 
     async def request(
         self,
@@ -61,16 +70,17 @@ class TokenRequester:
         key: CacheKey,
         client_assertion: ClientAssertion | None,
         force_renewal: bool,
+        deadline: Deadline,
     ) -> Token:
         name = key.client
         client = self._clients[name]
-        resolved = await self._resolver.resolve(session, name, client)
+        resolved = await self._resolver.resolve(session, name, client, deadline)
         parameters = TokenRequestParameters(
             key.scope, key.resource, dict(key.parameters), force_renewal
         )
         form = request_form(key)
         policy = self._retries
-        if client_assertion is not None and self._service is None and resolved.signer is None:
+        if client_assertion is not None and not self._can_reauthenticate(client, resolved.signer):
             # the caller's assertion is all there is, and a retry would replay its jti
             policy = RetryPolicy(attempts=1, deadline=policy.deadline)
         last: TokenEndpointError | None = None
@@ -86,9 +96,10 @@ class TokenRequester:
         async def exchange(
             passed: ClientAssertion | None, timeout: float, challenge: TokenRequestError | None
         ) -> Token:
+            ends = time.monotonic() + timeout
             try:
-                auth_form, headers = await credentials(
-                    name, client, resolved.signer, self._service, parameters, passed
+                auth_form, headers = await self._credentials(
+                    name, client, resolved.signer, parameters, passed, timeout
                 )
             except ConfigurationError:
                 if challenge is not None:
@@ -121,7 +132,7 @@ class TokenRequester:
                 endpoint,
                 form + auth_form,
                 headers,
-                timeout=timeout,
+                timeout=max(0.001, ends - time.monotonic()),
                 client=name,
                 requested_scope=key.scope,
                 now=self._clock(),
@@ -152,6 +163,53 @@ class TokenRequester:
                     return await exchange(None, left, refused)
             except Retry as retry:
                 last = retry.error
+                self.pauses.note(endpoint, last)
                 raise
 
-        return await retrying(attempt, policy, self._request_timeout)
+        held = self.pauses.left(endpoint)
+        if held > 0:
+            # the server asked for time (Retry-After): wait it out if it ends in time, and
+            # otherwise fail now rather than ask again before it said to
+            if held >= deadline.left():
+                raise self.pauses.refusal(endpoint, name)
+            await asyncio.sleep(held)
+        if deadline.left() <= 0:
+            raise out_of_time(deadline, name, "before its first attempt (in discovery)")
+        return await retrying(attempt, policy, self._request_timeout, deadline)
+
+    def _can_reauthenticate(
+        self, client: ClientCredentialsClient, signer: AssertionSigner | None
+    ) -> bool:
+        """Whether a retry after a caller's assertion has something else to authenticate
+        with, in the order of :func:`credentials`: the service, the client's signer (its
+        key, or its secret for ``client_secret_jwt``), or the secret itself (basic, post).
+        A public client (``none``) given an assertion is not retried without one."""
+        return (
+            self._service is not None
+            or signer is not None
+            or client.auth_method in (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST)
+        )
+
+    async def _credentials(
+        self,
+        name: str,
+        client: ClientCredentialsClient,
+        signer: AssertionSigner | None,
+        parameters: TokenRequestParameters,
+        passed: ClientAssertion | None,
+        timeout: float,
+    ) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        """The attempt's authentication; an assertion service has the attempt's time for it."""
+        asked = credentials(name, client, signer, self._service, parameters, passed)
+        if self._service is None:
+            return await asked  # nothing to wait for
+        try:
+            return await asyncio.wait_for(asked, timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise Retry(
+                TokenEndpointTimeout(
+                    f"the ClientAssertionService gave client {name!r} no assertion within "
+                    f"{timeout:.3g} s",
+                    client=name,
+                )
+            ) from None

@@ -17,8 +17,8 @@ from .._keys import SigningKey, load_secret
 from ..errors import ConfigurationError, DiscoveryError, InvalidKeyError
 from ._client import CLIENT_SECRET_JWT, PRIVATE_KEY_JWT, ClientCredentialsClient, check_url
 from ._discovery import check_metadata, discovery_urls
-from ._exchange import read_capped
-from ._retry import Retry, RetryPolicy, retrying
+from ._exchange import client_timeout, read_capped
+from ._retry import Deadline, Retry, RetryPolicy, out_of_time, retrying
 from ._tasks import failed, wait_shared
 
 __all__ = ["ClientResolver", "ResolvedClient"]
@@ -27,31 +27,47 @@ _log = logging.getLogger("jwtmint.tokens")
 
 Clock = Callable[[], float]
 
-#: a client made without the metadata it wanted asks for it again after this many seconds
+#: metadata that a client wanted but could not get is asked for again, in the background,
+#: this many seconds apart until the server answers
 METADATA_RETRY_AFTER = 300.0
+#: a shared task ends by its own deadline, with its own error; a waiter gives it this much
+#: longer for that error to arrive (the bound is for a waiter whose deadline comes first)
+SHARED_GRACE = 0.05
+#: the share of a token request's deadline that metadata it can do without may take
+OPTIONAL_SHARE = 0.5
 
 
 class ResolvedClient:
     """A client made ready to request: its endpoint, and the signer for its assertions.
 
-    ``until`` (monotonic) is set when it was made without the metadata it wanted,
-    so that discovery is tried again later rather than never.
+    ``awaiting`` is set when it was made without the metadata it wanted: the
+    background task fetching that metadata, whose result remakes the signer.
     """
 
-    __slots__ = ("signer", "token_endpoint", "until")
+    __slots__ = ("awaiting", "signer", "token_endpoint")
 
     def __init__(
-        self, token_endpoint: str, signer: AssertionSigner | None, until: float | None = None
+        self,
+        token_endpoint: str,
+        signer: AssertionSigner | None,
+        awaiting: asyncio.Task[dict[str, Any]] | None = None,
     ) -> None:
         self.token_endpoint = token_endpoint
         self.signer = signer
-        self.until = until
+        self.awaiting = awaiting
 
 
 class ClientResolver:
     """Resolves named clients once each (concurrent callers share one resolution) and
     fetches each issuer's metadata once (RFC 8414, OpenID Connect Discovery 1.0);
-    ``closed`` says whether the manager closed (its waiters then learn why)."""
+    ``closed`` says whether the manager closed (its waiters then learn why).
+
+    Every wait is bounded by the deadline of the token request that waits. Metadata a
+    client can do without (its endpoint is known: the metadata would only choose the
+    signing algorithm) gets part of that deadline; when it fails the client signs with
+    its key's algorithm, and the metadata is fetched again in the background, never by
+    a later token request, until the server answers.
+    """
 
     def __init__(
         self,
@@ -67,24 +83,40 @@ class ClientResolver:
         self._resolved: dict[str, ResolvedClient] = {}
         self._resolving: dict[str, asyncio.Task[ResolvedClient]] = {}
         self._metadata: dict[tuple[str, bool], asyncio.Task[dict[str, Any]]] = {}
+        #: per issuer, the background fetch of metadata that clients wanted and lack
+        self._later: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self._is_closed = closed
 
     def pending(self) -> list[asyncio.Task[Any]]:
         """The tasks under way (the manager cancels them when it closes)."""
-        return [*self._resolving.values(), *self._metadata.values()]
+        return [*self._resolving.values(), *self._metadata.values(), *self._later.values()]
 
     async def resolve(
-        self, session: aiohttp.ClientSession, name: str, client: ClientCredentialsClient
+        self,
+        session: aiohttp.ClientSession,
+        name: str,
+        client: ClientCredentialsClient,
+        deadline: Deadline,
     ) -> ResolvedClient:
         resolved = self._resolved.get(name)
-        if resolved is not None and (resolved.until is None or time.monotonic() < resolved.until):
+        if resolved is not None:
+            awaiting = resolved.awaiting
+            if awaiting is None or not awaiting.done() or failed(awaiting):
+                return resolved
+            # the metadata came in the background: remake the signer with it (no I/O)
+            endpoint = resolved.token_endpoint
+            signer = assertion_signer(client, endpoint, awaiting.result(), self._clock)
+            resolved = self._resolved[name] = ResolvedClient(endpoint, signer)
             return resolved
         task = self._resolving.get(name)
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._build(session, client))
+            task = asyncio.get_running_loop().create_task(self._build(session, client, deadline))
             self._resolving[name] = task
             task.add_done_callback(functools.partial(self._resolution_done, name))
-        return await wait_shared(task, self._is_closed)
+        try:
+            return await wait_shared(task, self._is_closed, deadline.left() + SHARED_GRACE)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise out_of_time(deadline, name, "waiting for its discovery") from None
 
     def _resolution_done(self, name: str, task: asyncio.Task[ResolvedClient]) -> None:
         self._resolving.pop(name, None)
@@ -92,13 +124,13 @@ class ClientResolver:
             self._resolved[name] = task.result()
 
     async def _build(
-        self, session: aiohttp.ClientSession, client: ClientCredentialsClient
+        self, session: aiohttp.ClientSession, client: ClientCredentialsClient, deadline: Deadline
     ) -> ResolvedClient:
         metadata: dict[str, Any] | None = None
         endpoint = client.token_endpoint
-        until: float | None = None
+        awaiting: asyncio.Task[dict[str, Any]] | None = None
         if client.issuer is not None and endpoint is None:
-            metadata = await self._discover(session, client.issuer, optional=False)
+            metadata = await self._discover(session, client.issuer, deadline, optional=False)
             endpoint = metadata["token_endpoint"]
             try:
                 # checked per client: clients sharing an issuer may differ on plain http
@@ -109,19 +141,56 @@ class ClientResolver:
                 raise DiscoveryError(f"issuer {client.issuer!r}: {exc}") from None
         elif client.issuer is not None and client.uses_assertion and not client.signing_algorithm:
             # the endpoint is known; the metadata would only say which algorithms the server
-            # takes: one short try, and without it the key's own algorithm (asked again later)
-            try:
-                metadata = await self._discover(session, client.issuer, optional=True)
-            except DiscoveryError as exc:
-                _log.debug("no metadata for %r (%s); signing with the key's algorithm", client, exc)
-                until = time.monotonic() + METADATA_RETRY_AFTER
+            # takes: one short try, and without it the key's own algorithm
+            later = self._later.get(client.issuer)
+            if later is not None and not later.done():
+                awaiting = later  # asked in the background already: not on this request's path
+            elif later is not None and not failed(later):
+                metadata = later.result()
+            else:
+                share = deadline.part(min(self._request_timeout, deadline.left() * OPTIONAL_SHARE))
+                try:
+                    metadata = await self._discover(session, client.issuer, share, optional=True)
+                except DiscoveryError as exc:
+                    _log.debug(
+                        "no metadata for %r (%s); signing with the key's algorithm", client, exc
+                    )
+                    awaiting = self._fetch_later(session, client.issuer)
         assert endpoint is not None
         return ResolvedClient(
-            endpoint, assertion_signer(client, endpoint, metadata, self._clock), until
+            endpoint, assertion_signer(client, endpoint, metadata, self._clock), awaiting
         )
 
+    def _fetch_later(
+        self, session: aiohttp.ClientSession, issuer: str
+    ) -> asyncio.Task[dict[str, Any]]:
+        """The background fetch of ``issuer``'s metadata (one per issuer)."""
+        task = self._later.get(issuer)
+        if task is None or (task.done() and failed(task)):
+            task = asyncio.get_running_loop().create_task(self._fetch_until_found(session, issuer))
+            self._later[issuer] = task
+        return task
+
+    async def _fetch_until_found(
+        self, session: aiohttp.ClientSession, issuer: str
+    ) -> dict[str, Any]:
+        while True:
+            # read at each turn: tests shorten it
+            await asyncio.sleep(METADATA_RETRY_AFTER)
+            try:
+                return await self._fetch_metadata(
+                    session, issuer, RetryPolicy(attempts=1), Deadline(self._request_timeout)
+                )
+            except DiscoveryError as exc:
+                _log.debug("still no metadata for issuer %r (%s)", issuer, exc)
+
     async def _discover(
-        self, session: aiohttp.ClientSession, issuer: str, *, optional: bool
+        self,
+        session: aiohttp.ClientSession,
+        issuer: str,
+        deadline: Deadline,
+        *,
+        optional: bool,
     ) -> dict[str, Any]:
         # keyed by how hard to try too: a client that needs the endpoint must not join, and
         # inherit the failure of, a single try made for a client that only wanted the algorithms
@@ -135,24 +204,42 @@ class ClientResolver:
         if task is None or (task.done() and failed(task)):
             policy = RetryPolicy(attempts=1) if slot[1] else self._retries
             task = asyncio.get_running_loop().create_task(
-                self._fetch_metadata(session, issuer, policy)
+                self._fetch_metadata(session, issuer, policy, deadline)
             )
             self._metadata[slot] = task
-        return await wait_shared(task, self._is_closed)
+        try:
+            return await wait_shared(task, self._is_closed, deadline.left() + SHARED_GRACE)
+        except (TimeoutError, asyncio.TimeoutError):
+            # another token request's lookup, still under way (it has its own deadline)
+            raise DiscoveryError(
+                f"no authorization server metadata for issuer {issuer!r} within "
+                f"{deadline.seconds:.3g} s"
+            ) from None
 
     async def _fetch_metadata(
-        self, session: aiohttp.ClientSession, issuer: str, policy: RetryPolicy
+        self,
+        session: aiohttp.ClientSession,
+        issuer: str,
+        policy: RetryPolicy,
+        deadline: Deadline,
     ) -> dict[str, Any]:
-        """RFC 8414 / OpenID Connect Discovery metadata; each well-known URL in turn."""
+        """RFC 8414 / OpenID Connect Discovery metadata; each well-known URL in turn, both
+        within the attempt's time."""
 
         async def attempt(timeout: float) -> dict[str, Any]:
             problems: list[str] = []
             transient = False
+            ends = time.monotonic() + timeout
             for url in discovery_urls(issuer):
+                left = ends - time.monotonic()
+                if left <= 0:
+                    problems.append(f"{url}: not asked, no time left")
+                    transient = True
+                    continue
                 try:
                     async with session.get(
                         url,
-                        timeout=aiohttp.ClientTimeout(total=timeout),
+                        timeout=client_timeout(left),
                         allow_redirects=False,
                         middlewares=(),
                     ) as response:
@@ -178,7 +265,7 @@ class ClientResolver:
                 raise Retry(error)
             raise error
 
-        return await retrying(attempt, policy, self._request_timeout)
+        return await retrying(attempt, policy, self._request_timeout, deadline)
 
 
 def assertion_signer(

@@ -1,4 +1,4 @@
-"""Retrying a token endpoint call: the policy, the attempt signals and the one retry runner."""
+"""Retrying a token endpoint call: the policy, its deadline, the attempt signals and the runner."""
 
 from __future__ import annotations
 
@@ -14,9 +14,23 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from .. import errors
-from ..errors import ConfigurationError, TokenEndpointError, TokenRequestError
+from ..errors import (
+    ConfigurationError,
+    TokenEndpointError,
+    TokenEndpointTimeout,
+    TokenRequestError,
+)
 
-__all__ = ["Retry", "RetryPolicy", "Stop", "parse_retry_after", "retrying"]
+__all__ = [
+    "Deadline",
+    "Pauses",
+    "Retry",
+    "RetryPolicy",
+    "Stop",
+    "out_of_time",
+    "parse_retry_after",
+    "retrying",
+]
 
 _log = logging.getLogger("jwtmint.tokens")
 _T = TypeVar("_T")
@@ -33,11 +47,14 @@ _OWN_ERRORS = frozenset(
 class RetryPolicy:
     """Retries of network errors, timeouts, 5xx and 429 answers.
 
-    Up to ``attempts`` HTTP attempts in all, none starting after ``deadline``
-    seconds from the first. Before attempt *n* + 1 the manager waits a random
-    time up to ``min(max_backoff, backoff * 2**(n-1))`` ("full jitter", so
-    that many gateways failing together do not retry together), or the
-    server's ``Retry-After`` when it gives one (RFC 9110 §10.2.3), as long as
+    Up to ``attempts`` HTTP attempts in all. ``deadline`` bounds the whole
+    token request, from the call that starts it: discovery, the wait for a
+    shared cache's lock, every attempt (its assertion included) and every
+    wait between attempts, each cut to what is left of it. Before attempt
+    *n* + 1 the manager waits a random time up to
+    ``min(max_backoff, backoff * 2**(n-1))`` ("full jitter", so that many
+    gateways failing together do not retry together), or the server's
+    ``Retry-After`` when it gives a longer one (RFC 9110 §10.2.3), as long as
     that fits in the deadline. ``RetryPolicy(attempts=1)`` never retries.
     """
 
@@ -57,11 +74,12 @@ class RetryPolicy:
                 raise ConfigurationError(f"{name} must be finite, got {value!r}")
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        if retry_after is not None:
-            return retry_after
+        """Seconds to wait after failed attempt number ``attempt`` (1-based): the backoff,
+        or the server's ``retry_after`` when that is longer. A shorter one (``0``, a past
+        date) never removes the backoff, or a failing server would be asked again at once."""
         ceiling = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-        return random.uniform(0.0, ceiling)
+        backoff = random.uniform(0.0, ceiling)
+        return backoff if retry_after is None else max(backoff, retry_after)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -78,6 +96,105 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if when.tzinfo is None:  # an HTTP-date is always GMT
         return None
     return max(0.0, when.timestamp() - now)
+
+
+class Deadline:
+    """The time by which one token request must be over (monotonic), from ``seconds`` now."""
+
+    __slots__ = ("expires", "seconds", "started")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = time.monotonic()
+        self.expires = self.started + seconds
+
+    def left(self) -> float:
+        """Seconds left (negative once it has passed)."""
+        return self.expires - time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def part(self, seconds: float) -> Deadline:
+        """A deadline ``seconds`` from now, or this one's if that comes first."""
+        return Deadline(max(0.0, min(seconds, self.left())))
+
+
+def out_of_time(deadline: Deadline, client: str, waiting: str) -> TokenEndpointTimeout:
+    """The error of a token request whose deadline ran out before its next step."""
+    return TokenEndpointTimeout(
+        f"the token request for client {client!r} ran out of its {deadline.seconds:.3g} s "
+        f"deadline {waiting}; give RetryPolicy(deadline=) more time, or look at that server",
+        client=client,
+    )
+
+
+#: the longest a server's Retry-After holds its token endpoint back: a day, a daily quota's
+#: reset; a longer one (or an HTTP-date years ahead, a server's mistake) is taken as a day
+MAX_PAUSE = 86_400.0
+#: token endpoints held back at once (a manager has one per client at most)
+MAX_PAUSED = 1024
+
+
+class Pauses:
+    """What token endpoints asked with ``Retry-After`` (RFC 9110 §10.2.3), remembered per
+    endpoint until it passes, so that the next requests do not ask again meanwhile.
+
+    One per manager, gone with it, on the manager's ``clock`` (its time of token
+    expiry and background backoff). An entry that has passed is dropped when it is
+    next looked at; beyond :data:`MAX_PAUSED` endpoints, those that end soonest go.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._until: dict[str, tuple[float, TokenEndpointError]] = {}
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def note(self, endpoint: str, error: TokenEndpointError) -> None:
+        """``endpoint`` answered ``error``, whose ``retry_after`` (if any) holds it back."""
+        seconds = error.retry_after
+        if seconds is None or seconds <= 0:
+            return
+        now = self._clock()
+        if endpoint not in self._until and len(self._until) >= MAX_PAUSED:
+            for name in [name for name, (until, _) in self._until.items() if until <= now]:
+                del self._until[name]
+            while len(self._until) >= MAX_PAUSED:
+                del self._until[min(self._until, key=lambda name: self._until[name][0])]
+        self._until[endpoint] = (now + min(seconds, MAX_PAUSE), error)
+
+    def left(self, endpoint: str) -> float:
+        """Seconds ``endpoint`` is still held back (0.0: it is not)."""
+        held = self._until.get(endpoint)
+        if held is None:
+            return 0.0
+        left = held[0] - self._clock()
+        if left <= 0:
+            del self._until[endpoint]
+            return 0.0
+        return left
+
+    def refusal(self, endpoint: str, client: str) -> TokenEndpointError:
+        """The error for a request of ``client`` not sent because ``endpoint`` is held back
+        (:meth:`left` said so): the server's answer again (its status and OAuth error),
+        with the time left."""
+        until, asked = self._until[endpoint]
+        left = max(0.0, until - self._clock())
+        error = TokenEndpointError(
+            f"the token endpoint of client {client!r} answered HTTP {asked.status} with "
+            f"Retry-After: {asked.retry_after:.0f}; the request was not sent: retry after "
+            f"{left:.0f} s",
+            error=asked.error,
+            error_description=asked.error_description,
+            error_uri=asked.error_uri,
+            status=asked.status,
+            client=client,
+            attempts=0,
+        )
+        error.retry_after = left
+        return error
 
 
 class Retry(Exception):
@@ -99,36 +216,39 @@ class Stop(Exception):
 
 
 async def retrying(
-    attempt: Callable[[float], Awaitable[_T]], policy: RetryPolicy, request_timeout: float
+    attempt: Callable[[float], Awaitable[_T]],
+    policy: RetryPolicy,
+    request_timeout: float,
+    deadline: Deadline | None = None,
 ) -> _T:
     """``await attempt(timeout)`` until it returns, retrying :class:`Retry` per ``policy``.
 
-    Each attempt gets ``request_timeout`` or what is left of the deadline,
-    whichever is less. The error raised at the end is a new one, built from
-    the last failure with the number of attempts and the time spent: the
+    Each attempt gets ``request_timeout`` or what is left of ``deadline`` (by
+    default ``policy.deadline`` from now), whichever is less; no wait between
+    attempts reaches past it. The error raised at the end is a new one, built
+    from the last failure with the number of attempts and the time spent: the
     caught exceptions are left as they were.
     """
-    started = time.monotonic()
+    if deadline is None:
+        deadline = Deadline(policy.deadline)
     number = 0
     while True:
         number += 1
-        left = policy.deadline - (time.monotonic() - started)
         try:
-            return await attempt(max(0.001, min(request_timeout, left)))
+            return await attempt(max(0.001, min(request_timeout, deadline.left())))
         except Retry as retry:
             error = retry.error
             delay = policy.delay(number, error.retry_after)
-            elapsed = time.monotonic() - started
-            if number >= policy.attempts or elapsed + delay >= policy.deadline:
+            elapsed = deadline.elapsed()
+            if number >= policy.attempts or delay >= deadline.left():
                 raise _gave_up(error, number, elapsed) from None
             _log.info("retrying in %.2f s after %s", delay, describe(error))
             await asyncio.sleep(delay)
         except Stop as stop:
-            elapsed = time.monotonic() - started
             raise _gave_up(
                 stop.error,
                 number - 1,
-                elapsed,
+                deadline.elapsed(),
                 "; nothing could authenticate another attempt (the caller's assertion was "
                 "used, and the assertion service declined)",
             ) from None

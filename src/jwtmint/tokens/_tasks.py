@@ -27,14 +27,19 @@ def _cancelling() -> int:
     return int(cancelling()) if cancelling is not None else 0
 
 
-async def wait_shared(task: asyncio.Task[_T], closed: Callable[[], bool]) -> _T:
+async def wait_shared(
+    task: asyncio.Task[_T], closed: Callable[[], bool], timeout: float | None = None
+) -> _T:
     """Await a task other callers share; shield it, since one impatient caller's
     cancellation must not cancel the request everyone else waits for.
 
     A caller that was not cancelled itself but finds the task cancelled because
-    its owner closed (``closed()``) gets :class:`ManagerNotRunningError`.
+    its owner closed (``closed()``) gets :class:`ManagerNotRunningError`. With
+    ``timeout`` (seconds), TimeoutError once it has passed: the task goes on.
     """
     try:
+        if timeout is not None:
+            return await asyncio.wait_for(asyncio.shield(task), max(0.0, timeout))
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         if task.cancelled() and closed() and not _cancelling():

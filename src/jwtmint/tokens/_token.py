@@ -17,6 +17,15 @@ __all__ = ["Token", "header_safe", "parse_error_response", "parse_token_response
 
 #: Token responses are a few hundred bytes; anything this large is not one.
 MAX_RESPONSE_BYTES = 1 << 20
+#: the bounds put on a server's ``expires_in`` (seconds). Below the floor a token would be
+#: expired, or nearly, when the caller gets it, and every call would request another; 5 s is
+#: less than any real server issues, and a token is renewed at half that at the earliest.
+MIN_LIFETIME = 5.0
+#: Above the ceiling a token would never be renewed (and a shared tier's expiry could
+#: overflow). A day is the longest common default (Auth0's); a longer-lived token is renewed
+#: once a day, which costs nothing, and a lifetime sent in milliseconds by mistake is not kept
+#: for weeks.
+MAX_LIFETIME = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +34,10 @@ class Token:
 
     ``expires_at`` is epoch seconds: the server's own notion of expiry is
     wall-clock time, and a shared cache needs a value that means the same in
-    every process. ``raw`` is the whole response. The token itself never
-    shows in ``repr``: a short fingerprint does.
+    every process. The server's ``expires_in`` is taken between
+    :data:`MIN_LIFETIME` (5 s) and :data:`MAX_LIFETIME` (a day). ``raw`` is
+    the whole response. The token itself never shows in ``repr``: a short
+    fingerprint does.
     """
 
     access_token: str = field(repr=False)
@@ -142,7 +153,7 @@ def _lifetime(value: object, default: float, client: str, status: int) -> float:
         raise _invalid(client, status, "has an expires_in that is not a number")
     if not math.isfinite(value) or value <= 0:
         raise _invalid(client, status, f"has expires_in={value!r}; it must be positive")
-    return float(value)
+    return min(MAX_LIFETIME, max(MIN_LIFETIME, float(value)))
 
 
 def _invalid(client: str, status: int, what: str) -> InvalidTokenResponseError:
