@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from .._display import shown, shown_url
 from ..errors import (
     InvalidTokenResponseError,
     TokenEndpointError,
@@ -85,14 +86,17 @@ async def post_token_request(
     except (TimeoutError, asyncio.TimeoutError):  # one class from 3.11; two on 3.10
         raise Retry(
             TokenEndpointTimeout(
-                f"token endpoint {url} did not answer client {client!r} within {timeout:.3g} s",
+                f"token endpoint {shown_url(url)} did not answer client {client!r} within "
+                f"{timeout:.3g} s",
                 client=client,
             )
         ) from None
     except aiohttp.ClientError as exc:
         raise Retry(
             TokenEndpointError(
-                f"token request for client {client!r} to {url} failed: {type(exc).__name__}: {exc}",
+                # aiohttp's message can quote the server's bytes (a malformed status line)
+                f"token request for client {client!r} to {shown_url(url)} failed: "
+                f"{type(exc).__name__}: {shown(str(exc), 300)}",
                 client=client,
             )
         ) from None
@@ -120,8 +124,8 @@ async def post_token_request(
     if refused is not None:
         raise refused
     raise TokenRequestError(
-        f"token endpoint {url} answered HTTP {status} to client {client!r} without an OAuth "
-        "error (RFC 6749 §5.2); check the token endpoint URL"
+        f"token endpoint {shown_url(url)} answered HTTP {status} to client {client!r} without "
+        "an OAuth error (RFC 6749 §5.2); check the token endpoint URL"
         + (" (redirects are not followed: configure the final URL)" if status < 400 else ""),
         status=status,
         client=client,
@@ -147,7 +151,7 @@ def check_token_type(token: Token, *, dpop: bool, client: str, status: int) -> N
     )
     raise InvalidTokenResponseError(
         f"the token endpoint issued client {client!r} a token of type "
-        f"{token.token_type[:40]!r}, not {usable}{hint}",
+        f"{shown(token.token_type, 40, quote=True)}, not {usable}{hint}",
         status=status,
         client=client,
     )
@@ -174,7 +178,7 @@ def _endpoint_error(
 ) -> TokenEndpointError:
     if refused is None:
         return TokenEndpointError(
-            f"token endpoint {url} answered HTTP {status} to client {client!r}",
+            f"token endpoint {shown_url(url)} answered HTTP {status} to client {client!r}",
             status=status,
             client=client,
         )

@@ -10,6 +10,7 @@ import aiohttp
 from yarl import URL
 
 from .._assertion import ClientAssertion
+from .._display import shown_url
 from ..errors import ConfigurationError, InvalidClaimsError, TokenEndpointError, TokenRequestError
 from ._cache import CacheKey
 from ._client import ClientCredentialsClient
@@ -115,7 +116,7 @@ class TokenRequester:
                         f"client {name!r}: its token endpoint cannot be a DPoP proof's htu: {exc}"
                     ) from None
             self.attempts += 1
-            _log.debug("token request for client %r to %s", name, endpoint)
+            _log.debug("token request for client %r to %s", name, shown_url(endpoint))
             return await post_token_request(
                 session,
                 endpoint,
