@@ -150,10 +150,11 @@ async def serving(*routes: web.RouteDef) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def raw_serving(answer: bytes) -> AsyncIterator[str]:
+async def raw_serving(answer: bytes, received: list[bytes] | None = None) -> AsyncIterator[str]:
     """A loopback TCP server that reads each HTTP request (head and Content-Length body) and
     answers ``answer`` byte for byte, then closes: for answers aiohttp's web server would
-    never send (a malformed status line, control characters in headers). Yields its base URL."""
+    never send (a malformed status line, control characters in headers). Each request goes
+    into ``received``. Yields its base URL."""
 
     async def answer_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -163,7 +164,9 @@ async def raw_serving(answer: bytes) -> AsyncIterator[str]:
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"content-length":
                     length = int(value)
-            await reader.readexactly(length)
+            body = await reader.readexactly(length)
+            if received is not None:
+                received.append(head + body)
             writer.write(answer)
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):

@@ -24,6 +24,9 @@ material, secrets or tokens. What a server or a URL supplies (``error``,
 own words about a malformed answer) shows in messages and jwtmint's log lines
 escaped to printable ASCII (``\\r``, ``\\n``, ``\\x1b``) and cut short, and a
 URL never with its ``user:password@``. Attributes keep the values as received.
+No exception jwtmint raises after an HTTP failure holds the underlying aiohttp
+exception, not even as a suppressed ``__context__``: aiohttp's ``request_info``
+keeps the request's headers, ``Authorization`` and ``DPoP`` included.
 """
 
 from __future__ import annotations

@@ -66,6 +66,7 @@ async def post_token_request(
     is accepted.
     """
     headers["Content-Type"] = FORM
+    failure: TokenEndpointError | None = None
     try:
         async with session.post(
             url,
@@ -84,22 +85,24 @@ async def post_token_request(
             if dpop is not None:
                 dpop[0].learn_from(dpop[1], response.headers)
     except (TimeoutError, asyncio.TimeoutError):  # one class from 3.11; two on 3.10
-        raise Retry(
-            TokenEndpointTimeout(
-                f"token endpoint {shown_url(url)} did not answer client {client!r} within "
-                f"{timeout:.3g} s",
-                client=client,
-            )
-        ) from None
+        failure = TokenEndpointTimeout(
+            f"token endpoint {shown_url(url)} did not answer client {client!r} within "
+            f"{timeout:.3g} s",
+            client=client,
+        )
     except aiohttp.ClientError as exc:
-        raise Retry(
-            TokenEndpointError(
-                # aiohttp's message can quote the server's bytes (a malformed status line)
-                f"token request for client {client!r} to {shown_url(url)} failed: "
-                f"{type(exc).__name__}: {shown(str(exc), 300)}",
-                client=client,
-            )
-        ) from None
+        failure = TokenEndpointError(
+            # aiohttp's message can quote the server's bytes (a malformed status line)
+            f"token request for client {client!r} to {shown_url(url)} failed: "
+            f"{type(exc).__name__}: {shown(str(exc), 300)}",
+            client=client,
+        )
+    if failure is not None:
+        # raised here, after the except blocks, so that no __context__ (suppressed or not)
+        # holds aiohttp's exception: its request_info keeps the request's headers, the
+        # Authorization (a client secret in Basic) and DPoP headers included
+        raise Retry(failure)
+    assert body is not None  # read in full: an oversized body raised Retry above
     if 200 <= status < 300:
         try:
             token = parse_token_response(
