@@ -3,6 +3,7 @@ a loopback token endpoint and throwaway loopback servers."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -146,6 +147,39 @@ async def serving(*routes: web.RouteDef) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def raw_serving(answer: bytes, received: list[bytes] | None = None) -> AsyncIterator[str]:
+    """A loopback TCP server that reads each HTTP request (head and Content-Length body) and
+    answers ``answer`` byte for byte, then closes: for answers aiohttp's web server would
+    never send (a malformed status line, control characters in headers). Each request goes
+    into ``received``. Yields its base URL."""
+
+    async def answer_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            body = await reader.readexactly(length)
+            if received is not None:
+                received.append(head + body)
+            writer.write(answer)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer_one, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def require_redis_server() -> None:

@@ -22,6 +22,10 @@ def b64url_decode(text: str | bytes) -> bytes:
         if not text.isascii():
             raise ValueError("not base64url: non-ASCII characters")
         text = text.encode("ascii")
+    elif not isinstance(text, bytes | bytearray | memoryview):
+        # bytes(n) of an int would allocate n zero bytes: a JWK member {"d": 10**11} asked
+        # for 100 GB before this check
+        raise TypeError(f"base64url text must be str or bytes, not {type(text).__name__}")
     data = bytes(text).rstrip(b"=")
     if not _B64URL.fullmatch(data) or len(data) % 4 == 1:
         raise ValueError("not base64url (RFC 4648 §5)")

@@ -25,6 +25,9 @@ from .errors import InvalidKeyError
 
 __all__ = ["jwk_from_json", "jwk_thumbprint", "key_from_jwk", "public_members", "read_jwk"]
 
+#: OpenSSL's OPENSSL_RSA_MAX_MODULUS_BITS: larger RSA keys cannot sign
+MAX_RSA_BITS = 16384
+
 #: RFC 7638 §3.2: the members a thumbprint hashes, already in sorted order.
 _THUMBPRINT_MEMBERS = {
     "RSA": ("e", "kty", "n"),
@@ -124,6 +127,13 @@ def key_from_jwk(jwk: Mapping[str, Any]) -> PrivateKey | bytes:
 def _rsa_from_jwk(jwk: Mapping[str, Any]) -> rsa.RSAPrivateKey:
     """RFC 7518 §6.3.2; without the CRT members (§6.3.2.2-6), the primes are recovered."""
     n, e, d = (uint_from_b64url(jwk[name]) for name in ("n", "e", "d"))
+    if n.bit_length() > MAX_RSA_BITS:
+        # before the prime recovery below, whose time grows with the cube of the size (a
+        # 32768-bit n takes about a minute): OpenSSL refuses such moduli for signing anyway
+        raise InvalidKeyError(
+            f"the JWK's RSA modulus has {n.bit_length()} bits; at most {MAX_RSA_BITS} are "
+            "supported (OpenSSL's limit for RSA operations)"
+        )
     if all(name in jwk for name in ("p", "q", "dp", "dq", "qi")):
         p, q, dp, dq, qi = (uint_from_b64url(jwk[name]) for name in ("p", "q", "dp", "dq", "qi"))
     else:

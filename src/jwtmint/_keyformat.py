@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 __all__ = [
@@ -152,7 +152,9 @@ def _sniff_der(data: bytes) -> KeyFormat:
     try:
         # the loader parses again, validated; telling the kind apart needs no RSA checks
         serialization.load_der_private_key(data, None, unsafe_skip_rsa_key_validation=True)
-    except TypeError:  # encrypted: still a private key
+    except (TypeError, InternalError):
+        # encrypted, or a private-key structure whose contents OpenSSL refuses (an X448 OID
+        # around a 32-byte key): still a private key, which the parser then refuses by name
         return KeyFormat.DER_PRIVATE
     except (ValueError, UnsupportedAlgorithm):
         pass
@@ -161,7 +163,7 @@ def _sniff_der(data: bytes) -> KeyFormat:
     for loader in (serialization.load_der_public_key, x509.load_der_x509_certificate):
         try:
             loader(data)
-        except (TypeError, ValueError, UnsupportedAlgorithm):
+        except (TypeError, ValueError, UnsupportedAlgorithm, InternalError):
             continue
         return KeyFormat.DER_PUBLIC
     return KeyFormat.DER_UNKNOWN

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -159,4 +159,11 @@ def _parse_private(loader: _Loader, password: bytes | None) -> PrivateKey:
         ) from exc
     except UnsupportedAlgorithm as exc:
         raise InvalidKeyError(f"unsupported key type: {exc}") from exc
+    except InternalError:
+        # OpenSSL refusing a well-formed structure's contents (an X448 OID around a 32-byte
+        # key) comes out of cryptography as an "internal error" blaming other libraries
+        raise InvalidKeyError(
+            "could not parse the private key: OpenSSL refused its contents (a key that does "
+            "not fit its own algorithm identifier)"
+        ) from None
     return _signing_key(key)

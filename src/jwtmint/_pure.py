@@ -12,6 +12,7 @@ import binascii
 import functools
 import hashlib
 import math
+import operator
 from collections.abc import Callable
 from typing import Protocol
 
@@ -68,6 +69,11 @@ def _read_der_int(der: bytes, pos: int, size: int) -> tuple[bytes, int]:
 
 def der_to_raw(der: bytes, size: int) -> bytes:
     """ECDSA-Sig-Value (DER SEQUENCE of r, s) to fixed-width R||S (RFC 7518 §3.4)."""
+    # the C twin's checks, so that both refuse the same inputs with the same class: exactly
+    # bytes (not a subclass, bytearray or memoryview), and a size that is an integer
+    if type(der) is not bytes:
+        raise TypeError(f"der must be bytes, not {type(der).__name__}")
+    size = operator.index(size)
     if not 0 < size <= 66:
         raise ValueError("ECDSA component size must be between 1 and 66 bytes")
     n = len(der)

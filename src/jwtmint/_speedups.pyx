@@ -8,6 +8,7 @@ allocation for the signing input, one for the final ``str``.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.number cimport PyNumber_Index
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 from libc.math cimport floor as c_floor
@@ -178,11 +179,17 @@ cdef int _der_to_raw(const unsigned char* der, Py_ssize_t n, int size, unsigned 
     return 0
 
 
-def der_to_raw(bytes der not None, int size):
+def der_to_raw(bytes der not None, size):
     """ECDSA-Sig-Value (DER SEQUENCE of r, s) to fixed-width R||S (RFC 7518 §3.4)."""
     cdef unsigned char raw[2 * MAX_EC_SIZE]
-    _der_to_raw(<const unsigned char*>PyBytes_AS_STRING(der), PyBytes_GET_SIZE(der), size, raw)
-    return PyBytes_FromStringAndSize(<char*>raw, 2 * size)
+    # size comes in as an object: a C int parameter would raise OverflowError for a huge
+    # one (the contract, and the twin, say ValueError) and take a float (the twin refuses)
+    size = PyNumber_Index(size)
+    if not 0 < size <= MAX_EC_SIZE:
+        raise ValueError("ECDSA component size must be between 1 and 66 bytes")
+    cdef int width = size
+    _der_to_raw(<const unsigned char*>PyBytes_AS_STRING(der), PyBytes_GET_SIZE(der), width, raw)
+    return PyBytes_FromStringAndSize(<char*>raw, 2 * width)
 
 
 def assertion_signing_input(bytes header_b64 not None, bytes prefix not None, bytes jti not None,

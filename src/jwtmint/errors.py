@@ -19,7 +19,14 @@
             └── DiscoveryError
 
 Messages say what went wrong and what to do about it; they never carry key
-material, secrets or tokens.
+material, secrets or tokens. What a server or a URL supplies (``error``,
+``error_description``, URLs, issuers, content types, token types, aiohttp's
+own words about a malformed answer) shows in messages and jwtmint's log lines
+escaped to printable ASCII (``\\r``, ``\\n``, ``\\x1b``) and cut short, and a
+URL never with its ``user:password@``. Attributes keep the values as received.
+No exception jwtmint raises after an HTTP failure holds the underlying aiohttp
+exception, not even as a suppressed ``__context__``: aiohttp's ``request_info``
+keeps the request's headers, ``Authorization`` and ``DPoP`` included.
 """
 
 from __future__ import annotations
@@ -105,6 +112,13 @@ class TokenRequestError(JwtMintError):
 
     Branch on :attr:`error` (``invalid_client``, ``invalid_scope``, ...), not
     on :attr:`status`: servers answer ``invalid_client`` with 400 or 401.
+
+    :attr:`error`, :attr:`error_description` and :attr:`error_uri` are the
+    server's values exactly as received (up to the 1 MiB response cap; RFC 6749
+    §5.2 asks for printable ASCII, a hostile or broken server may send CR, LF,
+    ANSI escapes or megabytes): escape them before you log or display them
+    yourself. The message, ``str(error)``, already shows them escaped and
+    bounded.
     """
 
     def __init__(

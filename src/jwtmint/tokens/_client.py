@@ -9,6 +9,7 @@ from typing import Final
 from urllib.parse import quote_plus, urlsplit
 
 from .._algorithms import get_algorithm
+from .._display import shown_url
 from .._dpop import DPoPSigner
 from .._keys import KeySource, SigningKey, load_key, load_secret
 from ..errors import ConfigurationError, InvalidKeyError, UnsupportedAlgorithmError
@@ -69,16 +70,17 @@ def check_url(name: str, url: object, *, allow_http: bool = False) -> str:
     except ValueError:  # "https://[::1/t", a port out of range: raised outside the except
         valid = False
     if not valid or parts.scheme not in ("https", "http") or not parts.netloc:
-        raise ConfigurationError(f"{name} must be an absolute https URL, got {url!r}")
+        # shown without its userinfo: the credentials check below has not run yet
+        raise ConfigurationError(f"{name} must be an absolute https URL, got {shown_url(url)}")
     if parts.username is not None or parts.password is not None:
         # a password in the URL would reach messages and logs; say so without repeating it
         raise ConfigurationError(f"{name} must not carry credentials in the URL")
     if parts.fragment:
-        raise ConfigurationError(f"{name} must not have a fragment, got {url!r}")
+        raise ConfigurationError(f"{name} must not have a fragment, got {shown_url(url)}")
     if parts.scheme == "http" and not (allow_http or is_loopback(parts.hostname)):
         # RFC 6749 §2.3.1 and RFC 8414 §2: client credentials travel only over TLS
         raise ConfigurationError(
-            f"{name} {url!r} is plain http: use https, or allow_insecure_http=True for a "
+            f"{name} {shown_url(url)} is plain http: use https, or allow_insecure_http=True for a "
             "trusted network"
         )
     return url
@@ -371,7 +373,8 @@ def normal_resources(resource: str | Sequence[str] | None) -> tuple[str, ...]:
         # RFC 8707 §2: an absolute URI without a fragment
         if not isinstance(value, str) or ":" not in value or "#" in value:
             raise ConfigurationError(
-                f"resource must be absolute URIs without a fragment (RFC 8707), got {value!r}"
+                "resource must be absolute URIs without a fragment (RFC 8707), got "
+                + shown_url(value)
             )
     return values
 

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
+from .._display import shown, shown_url
+
 __all__ = ["check_metadata", "discovery_urls"]
 
 OPENID_CONFIGURATION = "/.well-known/openid-configuration"
@@ -32,14 +34,15 @@ def check_metadata(issuer: str, url: str, body: bytes) -> dict[str, Any] | str:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return f"{url} did not return JSON"
+        return f"{shown_url(url)} did not return JSON"
     if not isinstance(data, dict):
-        return f"{url} did not return a JSON object"
+        return f"{shown_url(url)} did not return a JSON object"
     # RFC 8414 §3.3: the issuer in the metadata must be identical to the one asked about,
     # or an attacker's metadata could redirect the client's credentials
     if data.get("issuer") != issuer:
         return (
-            f"{url} names issuer {data.get('issuer')!r}, not {issuer!r} (RFC 8414 §3.3); "
+            f"{shown_url(url)} names issuer {shown(data.get('issuer'), quote=True)}, not "
+            f"{shown_url(issuer)} (RFC 8414 §3.3); "
             "configure the issuer exactly as the server spells it"
         )
     endpoint = data.get("token_endpoint")
@@ -48,5 +51,5 @@ def check_metadata(issuer: str, url: str, body: bytes) -> dict[str, Any] | str:
     except ValueError:  # "https://[::1/t"
         usable = False
     if not usable:
-        return f"{url} has no usable token_endpoint"
+        return f"{shown_url(url)} has no usable token_endpoint"
     return data

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from .._display import shown, shown_url
 from ..errors import (
     InvalidTokenResponseError,
     TokenEndpointError,
@@ -76,6 +77,7 @@ async def post_token_request(
     is accepted.
     """
     headers["Content-Type"] = FORM
+    failure: TokenEndpointError | None = None
     try:
         async with session.post(
             url,
@@ -94,19 +96,24 @@ async def post_token_request(
             if dpop is not None:
                 dpop[0].learn_from(dpop[1], response.headers)
     except (TimeoutError, asyncio.TimeoutError):  # one class from 3.11; two on 3.10
-        raise Retry(
-            TokenEndpointTimeout(
-                f"token endpoint {url} did not answer client {client!r} within {timeout:.3g} s",
-                client=client,
-            )
-        ) from None
+        failure = TokenEndpointTimeout(
+            f"token endpoint {shown_url(url)} did not answer client {client!r} within "
+            f"{timeout:.3g} s",
+            client=client,
+        )
     except aiohttp.ClientError as exc:
-        raise Retry(
-            TokenEndpointError(
-                f"token request for client {client!r} to {url} failed: {type(exc).__name__}: {exc}",
-                client=client,
-            )
-        ) from None
+        failure = TokenEndpointError(
+            # aiohttp's message can quote the server's bytes (a malformed status line)
+            f"token request for client {client!r} to {shown_url(url)} failed: "
+            f"{type(exc).__name__}: {shown(str(exc), 300)}",
+            client=client,
+        )
+    if failure is not None:
+        # raised here, after the except blocks, so that no __context__ (suppressed or not)
+        # holds aiohttp's exception: its request_info keeps the request's headers, the
+        # Authorization (a client secret in Basic) and DPoP headers included
+        raise Retry(failure)
+    assert body is not None  # read in full: an oversized body raised Retry above
     if 200 <= status < 300:
         try:
             token = parse_token_response(
@@ -132,8 +139,8 @@ async def post_token_request(
     if refused is not None:
         raise refused
     raise TokenRequestError(
-        f"token endpoint {url} answered HTTP {status} to client {client!r} without an OAuth "
-        "error (RFC 6749 §5.2); check the token endpoint URL"
+        f"token endpoint {shown_url(url)} answered HTTP {status} to client {client!r} without "
+        "an OAuth error (RFC 6749 §5.2); check the token endpoint URL"
         + (" (redirects are not followed: configure the final URL)" if status < 400 else ""),
         status=status,
         client=client,
@@ -159,7 +166,7 @@ def check_token_type(token: Token, *, dpop: bool, client: str, status: int) -> N
     )
     raise InvalidTokenResponseError(
         f"the token endpoint issued client {client!r} a token of type "
-        f"{token.token_type[:40]!r}, not {usable}{hint}",
+        f"{shown(token.token_type, 40, quote=True)}, not {usable}{hint}",
         status=status,
         client=client,
     )
@@ -186,7 +193,7 @@ def _endpoint_error(
 ) -> TokenEndpointError:
     if refused is None:
         return TokenEndpointError(
-            f"token endpoint {url} answered HTTP {status} to client {client!r}",
+            f"token endpoint {shown_url(url)} answered HTTP {status} to client {client!r}",
             status=status,
             client=client,
         )

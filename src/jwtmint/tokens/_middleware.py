@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import hdrs
 from yarl import URL
 
+from .._display import shown_url
 from ..errors import ConfigurationError
 from ._client import is_loopback
 from ._dpop import ANSWERABLE, DPOP, NOT_CHALLENGED, ApiProofs, origin_of
@@ -31,7 +32,7 @@ def check_origins(
         url = URL(origin)
         if not url.absolute or url.scheme not in ("http", "https") or url.path not in ("", "/"):
             raise ConfigurationError(
-                f"origins are scheme://host[:port] with no path, got {origin!r}"
+                f"origins are scheme://host[:port] with no path, got {shown_url(origin)}"
             )
         normal.add(_checked(url, allow_http, "origins="))
     return frozenset(normal)

@@ -11,6 +11,7 @@ import aiohttp
 from yarl import URL
 
 from .._assertion import AssertionSigner, ClientAssertion
+from .._display import shown_url
 from ..errors import (
     ConfigurationError,
     InvalidClaimsError,
@@ -126,7 +127,7 @@ class TokenRequester:
                         f"client {name!r}: its token endpoint cannot be a DPoP proof's htu: {exc}"
                     ) from None
             self.attempts += 1
-            _log.debug("token request for client %r to %s", name, endpoint)
+            _log.debug("token request for client %r to %s", name, shown_url(endpoint))
             return await post_token_request(
                 session,
                 endpoint,

@@ -13,6 +13,7 @@ import aiohttp
 
 from .._algorithms import get_algorithm
 from .._assertion import AssertionSigner
+from .._display import shown, shown_url
 from .._keys import SigningKey, load_secret
 from ..errors import ConfigurationError, DiscoveryError, InvalidKeyError
 from ._client import CLIENT_SECRET_JWT, PRIVATE_KEY_JWT, ClientCredentialsClient, check_url
@@ -138,7 +139,7 @@ class ClientResolver:
                     "the discovered token_endpoint", endpoint, allow_http=client.allow_insecure_http
                 )
             except ConfigurationError as exc:
-                raise DiscoveryError(f"issuer {client.issuer!r}: {exc}") from None
+                raise DiscoveryError(f"issuer {shown_url(client.issuer)}: {exc}") from None
         elif client.issuer is not None and client.uses_assertion and not client.signing_algorithm:
             # the endpoint is known; the metadata would only say which algorithms the server
             # takes: one short try, and without it the key's own algorithm
@@ -245,11 +246,11 @@ class ClientResolver:
                     ) as response:
                         status, body = response.status, await read_capped(response)
                 except (TimeoutError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
-                    problems.append(f"{url}: {type(exc).__name__}")
+                    problems.append(f"{shown_url(url)}: {type(exc).__name__}")
                     transient = True
                     continue  # the other well-known URL may answer
                 if status != 200 or body is None:
-                    problems.append(f"{url} answered HTTP {status}")
+                    problems.append(f"{shown_url(url)} answered HTTP {status}")
                     transient = transient or status >= 500 or status == 429
                     continue
                 checked = check_metadata(issuer, url, body)
@@ -257,7 +258,7 @@ class ClientResolver:
                     raise DiscoveryError(checked)
                 return checked
             error = DiscoveryError(
-                f"no authorization server metadata for issuer {issuer!r} ("
+                f"no authorization server metadata for issuer {shown_url(issuer)} ("
                 + "; ".join(problems)
                 + "); check the issuer, or configure token_endpoint="
             )
@@ -319,6 +320,7 @@ def _server_choice(
             continue
         return algorithm.name
     raise ConfigurationError(
-        f"the server lists token_endpoint_auth_signing_alg_values_supported={listed!r}, "
+        "the server lists token_endpoint_auth_signing_alg_values_supported="
+        f"{shown(listed)}, "
         f"and the client's key can sign none of them; set signing_algorithm= or change the key"
     )

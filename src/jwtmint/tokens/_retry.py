@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from .. import errors
+from .._display import shown
 from ..errors import (
     ConfigurationError,
     TokenEndpointError,
@@ -262,10 +263,11 @@ async def retrying(
 
 
 def describe(error: BaseException) -> str:
-    """A short, secret-free description of an error for log lines."""
+    """A short, secret-free description of an error for log lines: the server's ``error``
+    code escaped and bounded (jwtmint's own messages are already)."""
     if isinstance(error, TokenRequestError) and error.error:
-        return f"{type(error).__name__}: {error.error}"
-    return f"{type(error).__name__}: {error}"
+        return f"{type(error).__name__}: {shown(error.error, 100)}"
+    return f"{type(error).__name__}: {shown(str(error), 500)}"
 
 
 def rebuilt(error: _E, *, attempts: int, note: str = "") -> _E:

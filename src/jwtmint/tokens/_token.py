@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from .._display import shown
 from ..errors import InvalidTokenResponseError, TokenRequestError
 
 __all__ = ["Token", "header_safe", "parse_error_response", "parse_token_response"]
@@ -72,9 +73,11 @@ class Token:
         return hashlib.sha256(self.access_token.encode()).hexdigest()[:12]
 
     def __repr__(self) -> str:
+        # the type and scope are the server's: escaped and bounded, like every server value
+        scope = None if self.scope is None else shown(self.scope, quote=True)
         return (
-            f"Token(token_type={self.token_type!r}, expires_at={self.expires_at!r}, "
-            f"scope={self.scope!r}, fingerprint={self.fingerprint!r})"
+            f"Token(token_type={shown(self.token_type, 40, quote=True)}, "
+            f"expires_at={self.expires_at!r}, scope={scope}, fingerprint={self.fingerprint!r})"
         )
 
     __str__ = __repr__
@@ -94,7 +97,7 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
 
 
 def _describe_body(body: bytes, content_type: str | None) -> str:
-    kind = content_type or "no content type"
+    kind = shown(content_type, 100) if content_type else "no content type"
     return f"{len(body)} bytes of {kind}"
 
 
@@ -176,9 +179,11 @@ def parse_error_response(
     uri = data.get("error_uri")
     description = description if isinstance(description, str) else None
     uri = uri if isinstance(uri, str) else None
-    message = f"token endpoint refused client {client!r}: {error}"
+    # the server's words are shown escaped and cut short: RFC 6749 §5.2 allows printable
+    # ASCII only, and a CR, LF or ANSI escape in a message would reach logs and terminals
+    message = f"token endpoint refused client {client!r}: {shown(error, 100)}"
     if description:
-        message += f" ({description})"
+        message += f" ({shown(description, 300)})"
     message += f" [HTTP {status}]"
     hint = _HINTS.get(error)
     if hint:
