@@ -6,7 +6,7 @@ STAMP := $(VENV)/.jwtmint-installed
 # the peers of `jwtmint bench` (the bench extra): only `make bench` needs them
 BENCH_STAMP := $(VENV)/.jwtmint-bench-installed
 
-.PHONY: demo test lint typecheck unit bench annotate instructions clean
+.PHONY: demo test lint typecheck unit bench soak annotate instructions clean
 
 $(STAMP): pyproject.toml setup.py constraints.txt src/jwtmint/_speedups.pyx src/jwtmint/_openssl.h
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ unit: $(STAMP) $(if $(shell command -v npm),$(OIDC_STAMP))
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m pytest
 
 test: lint typecheck unit
+
+# the load test of the suite, bigger: 1,000 clients, 50,000 calls a round, 6 rounds
+soak: $(STAMP)
+	JWTMINT_SOAK=1 $(BIN)/python -m pytest tests/test_load.py -p no:cacheprovider -q
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,bench]'
