@@ -42,9 +42,9 @@ unit: $(STAMP) $(if $(shell command -v npm),$(OIDC_STAMP))
 
 test: lint typecheck unit
 
-# the load test of the suite, bigger: 1,000 clients, 50,000 calls a round, 6 rounds
+# the load test of the suite, bigger: 1,000 clients, 20,000 calls a round, 5 rounds
 soak: $(STAMP)
-	JWTMINT_SOAK=1 $(BIN)/python -m pytest tests/test_load.py -p no:cacheprovider -q
+	JWTMINT_SOAK=1 $(BIN)/python -m pytest tests/test_load.py -p no:cacheprovider -q -s
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,bench]'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import warnings
@@ -227,3 +228,11 @@ def test_der_keys_ending_in_whitespace_bytes_are_still_refused_as_secrets(last_b
         pytest.skip(f"no key ending in {last_byte:#04x} in 2000 tries")
     with pytest.raises(InvalidKeyError, match="algorithm-confusion"):
         load_key(der, algorithm="HS256")
+
+
+@pytest.mark.parametrize("text", ["~\x00\x00+", "~nouser\x00/k.pem", "~" + "x" * 300])
+def test_a_tilde_name_the_user_database_refuses_is_a_secret_not_an_error(text: str) -> None:
+    # found by the fuzz run: expanduser("~\x00...") raised ValueError (embedded null byte)
+    with contextlib.suppress(jwtmint.InvalidKeyError):  # a short secret may be refused
+        jwtmint.load_key(text)
+    assert jwtmint.load_secret(text * 40, "HS256").kty == "oct"
