@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import gc
+import itertools
 import os
 import random
 import tracemalloc
@@ -32,20 +33,26 @@ CALLS = 20_000 if SOAK else 4_000
 ROUNDS = 5 if SOAK else 3
 CONCURRENCY = 200
 SCOPES = [None, "read", "write", "read write"]
-#: growth of traced memory allowed between the first measured round and the last
-MAX_GROWTH = 64 * 1024
+#: growth of memory blocks held by jwtmint allowed per round: a leak of one block per five
+#: calls fails it. What does grow is bounded by the keys, not the calls: it follows the
+#: number of keys force-renewed for the first time (a coupon collector over 4,000 keys:
+#: 668, 542, 427, 351 blocks in the soak's rounds), and stops once every key has been
+MAX_GROWTH_PER_ROUND = CALLS // 5
 
 
 def _secret(i: int) -> str:
     return f"client-{i:04d}-secret-long-enough"
 
 
-def _held_by_jwtmint() -> int:
-    """Bytes allocated by jwtmint's token manager code and still held."""
+def _held_by_jwtmint() -> tuple[int, int]:
+    """Memory blocks allocated by jwtmint's token manager code and still held, and their
+    bytes. Blocks are what a leak grows; bytes also move when a dict's table is resized
+    (the cache's, as entries are replaced), by a step that later rounds do not repeat."""
     snapshot = tracemalloc.take_snapshot().filter_traces(
         [tracemalloc.Filter(True, "*/jwtmint/tokens/*")]
     )
-    return sum(stat.size for stat in snapshot.statistics("filename"))
+    stats = snapshot.statistics("filename")
+    return sum(stat.count for stat in stats), sum(stat.size for stat in stats)
 
 
 async def _round(
@@ -81,7 +88,13 @@ async def _round(
         counts["tokens"] += 1
 
     await asyncio.gather(*(call() for _ in range(CALLS)))
-    assert max(in_flight.values(), default=0) == 0
+    # a flight whose callers were all cancelled still finishes (it fills the cache for the
+    # next caller): let those land before the round is measured
+    for _ in range(1000):
+        if not any(in_flight.values()):
+            break
+        await asyncio.sleep(0.01)
+    assert not any(in_flight.values()), "a token request that never ended"
     return dict(counts)
 
 
@@ -142,12 +155,14 @@ async def test_many_clients_scopes_failures_and_cancellations(
         f"\nload: {CLIENTS} clients x {len(SCOPES)} scopes, {ROUNDS} rounds of {CALLS} calls; "
         f"{dict(totals)}; token requests {stats.requests}, attempts {stats.attempts}, "
         f"joined {stats.coalesced}; endpoint saw {ep.request_count()}; "
-        f"jwtmint's traced memory per round {sizes} bytes"
+        f"memory held by jwtmint's token code per round (blocks, bytes): {sizes}"
     )
     assert max(peak.values()) == 1, "two requests for one cache key at once"
     assert totals["tokens"] > 0.8 * CALLS * ROUNDS
     assert stats.in_flight == 0
     # what jwtmint's token code holds is flat from round to round (the endpoint in this
     # process keeps a record of every request: it is not counted)
-    assert sizes[-1] - sizes[0] < MAX_GROWTH, sizes
+    blocks = [count for count, _ in sizes]
+    growth = [later - earlier for earlier, later in itertools.pairwise(blocks)]
+    assert max(growth) < MAX_GROWTH_PER_ROUND, sizes
     assert ep.request_count() >= stats.requests  # every request reached the endpoint
