@@ -140,6 +140,16 @@ static size_t jm_hmac_sign(const jm_hmac *h, const unsigned char *data, size_t l
     }
 }
 
+/* SHA-256, -384 or -512 (by the JWS algorithm's size) of data into digest; its length. */
+static int jm_digest(int bits, const unsigned char *data, size_t len, unsigned char *digest)
+{
+    if (bits == 256)
+        return SHA256(data, len, digest), 32;
+    if (bits == 384)
+        return SHA384(data, len, digest), 48;
+    return SHA512(data, len, digest), 64;
+}
+
 /* ECDSA (RFC 7518 §3.4) with an EC_KEY loaded once from SEC1 DER: one hash and one
  * ECDSA_do_sign per signature, no EVP context, and the caller may drop the GIL. */
 typedef struct {
@@ -175,15 +185,9 @@ static void jm_ecdsa_free(jm_ecdsa *e)
 static int jm_ecdsa_sign(const jm_ecdsa *e, const unsigned char *data, size_t len, unsigned char *out)
 {
     unsigned char digest[64];
-    int digest_len, n;
+    int digest_len = jm_digest(e->bits, data, len, digest), n;
     ECDSA_SIG *sig;
     unsigned char *p = out;
-    if (e->bits == 256)
-        SHA256(data, len, digest), digest_len = 32;
-    else if (e->bits == 384)
-        SHA384(data, len, digest), digest_len = 48;
-    else
-        SHA512(data, len, digest), digest_len = 64;
     sig = ECDSA_do_sign(digest, digest_len, e->key);
     if (sig == NULL)
         return -1;
@@ -241,15 +245,9 @@ static int jm_ecdsa_sign_pair(const jm_ecdsa *e, jm_ecdsa_pair *pair, const unsi
                               size_t len, unsigned char *out, int *used)
 {
     unsigned char digest[64];
-    int digest_len, n;
+    int digest_len = jm_digest(e->bits, data, len, digest), n;
     ECDSA_SIG *sig;
     unsigned char *p = out;
-    if (e->bits == 256)
-        SHA256(data, len, digest), digest_len = 32;
-    else if (e->bits == 384)
-        SHA384(data, len, digest), digest_len = 48;
-    else
-        SHA512(data, len, digest), digest_len = 64;
     ERR_set_mark();
     sig = ECDSA_do_sign_ex(digest, digest_len, pair->kinv, pair->r, e->key);
     jm_ecdsa_pair_clear(pair);
