@@ -16,7 +16,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from jwtmint._display import redact_userinfo, shown_url
-from jwtmint.errors import ConfigurationError, JwtMintError
+from jwtmint.errors import ConfigurationError, JwtMintError, TokenRequestError
 from jwtmint.testing import Fault, TokenEndpoint
 from jwtmint.tokens import ClientCredentialsClient, RetryPolicy, TokenManager
 from jwtmint.tokens._middleware import check_origins
@@ -241,3 +241,38 @@ def test_the_graph_walk_finds_what_is_hidden_in_a_suppressed_context() -> None:
     assert error.__suppress_context__
     with pytest.raises(AssertionError, match="shows a secret"):
         assert_nothing_reachable(error, {SECRET})
+
+
+@pytest.mark.parametrize("method", ["client_secret_post", "client_secret_basic"])
+async def test_no_frame_local_of_the_raised_error_holds_the_secret(method: str) -> None:
+    # tools that capture locals (Sentry's default, capture_locals=True) walk __traceback__
+    # and every chained exception's frames: the exchange's form and headers must not be there
+    import base64
+    import traceback
+
+    from jwtmint.testing import TokenEndpoint
+    from jwtmint.tokens import ClientCredentialsClient, TokenManager
+
+    secret = "tb-locals-secret-0123456789abcdef"
+    async with TokenEndpoint() as ep:
+        ep.register_client("c", secret="another secret entirely, long enough")
+        client = ClientCredentialsClient(
+            "c", token_endpoint=ep.token_url, client_secret=secret, auth_method=method
+        )
+        async with TokenManager({"c": client}, retries=0) as tokens:
+            with pytest.raises(TokenRequestError) as caught:
+                await tokens.get_token("c")
+    shown: list[str] = []
+    pending = [traceback.TracebackException.from_exception(caught.value, capture_locals=True)]
+    while pending:  # the error and every exception chained to it
+        summary = pending.pop()
+        for frame in summary.stack:
+            if "/tests/" not in frame.filename:  # this test's own frame holds the secret
+                shown.extend(f"{name}={value}" for name, value in (frame.locals or {}).items())
+        pending.extend(e for e in (summary.__cause__, summary.__context__) if e is not None)
+    text = "\n".join(shown)
+    assert "post_token_request" not in "".join(  # the exchange's frames are gone
+        f.name for f in traceback.TracebackException.from_exception(caught.value).stack
+    )
+    basic = base64.b64encode(f"c:{secret}".encode()).decode()
+    assert secret not in text and basic not in text

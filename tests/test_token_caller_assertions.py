@@ -155,3 +155,24 @@ async def test_a_401_with_a_declining_assertion_service_is_returned_too(
                 assert response.status == 401
     assert "after a 401 failed" in caplog.text and "client_assertion" in caplog.text
     assert ep.request_count() == 1
+
+
+@pytest.mark.parametrize("force_renewal", [False, True])
+async def test_a_callers_assertion_never_joins_a_flight_that_cannot_authenticate(
+    ep: TokenEndpoint, clock: FakeClock, tokens: TokenManager, force_renewal: bool
+) -> None:
+    # a review found: a call without an assertion started a flight doomed to fail, and a
+    # concurrent call with one joined it and got its ConfigurationError
+    signer = caller(ep, clock)
+    first = await tokens.get_token("es", client_assertion=signer.client_assertion())
+    clock.now += LIFETIME + 1
+    without, with_one = await asyncio.gather(
+        tokens.get_token("es", force_renewal=force_renewal),
+        tokens.get_token(
+            "es", force_renewal=force_renewal, client_assertion=signer.client_assertion()
+        ),
+        return_exceptions=True,
+    )
+    assert isinstance(without, ConfigurationError)
+    assert not isinstance(with_one, BaseException), with_one
+    assert with_one.access_token != first.access_token

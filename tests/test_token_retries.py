@@ -4,6 +4,7 @@ put on a server's expires_in."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 import time
@@ -125,6 +126,28 @@ async def test_a_retry_after_is_remembered_until_it_passes(endpoint: TokenEndpoi
     async with TokenManager(clients, retries=FAST_RETRIES) as tokens:
         endpoint.set_fault(None)
         assert (await tokens.get_token("es")).access_token  # a new manager starts afresh
+
+
+async def test_a_token_from_the_endpoint_lifts_its_pause(endpoint: TokenEndpoint) -> None:
+    # a review found: one 503 with Retry-After 3600 (a draining node behind a load balancer)
+    # held every later request back for an hour, even after the endpoint issued tokens again
+    endpoint.register_client("basic", secret=SECRET)
+    client = ClientCredentialsClient("basic", issuer=endpoint.issuer, client_secret=SECRET)
+    async with TokenManager({"basic": client}, retries=FAST_RETRIES) as tokens:
+        await tokens.get_token("basic")  # discovery done
+        # the first request is refused at once; the second, sent meanwhile, is answered after
+        # the pause was noted (latency applies to tokens, not faults)
+        endpoint.fail_next(1, Fault(status=503, headers={"Retry-After": "3600"}))
+        endpoint.latency = 0.4
+        paused, served = await asyncio.gather(
+            tokens.get_token("basic", scope="a"),
+            tokens.get_token("basic", scope="b"),
+            return_exceptions=True,
+        )
+        assert isinstance(paused, TokenEndpointError) and not isinstance(served, BaseException)
+        endpoint.latency = 0.0
+        assert (await tokens.get_token("basic", scope="c")).access_token  # sent, not refused
+    assert endpoint.request_count() == 4
 
 
 async def test_a_short_retry_after_is_waited_out_by_the_next_request(

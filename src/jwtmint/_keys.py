@@ -301,21 +301,13 @@ def _refuse_a_file_name(text: str, advice: str) -> None:
     The name is not repeated (it might, however unlikely, be someone's secret)."""
     if len(text) > _MAX_PATH or "\n" in text:
         return  # PEM and the like: text, not a name
-    # isfile() is False for names the OS cannot take (a NUL, too long); ~ as a shell would
-    if os.path.isfile(text) or (text[:1] == "~" and os.path.isfile(_home(text))):
+    # isfile() is False for names the OS cannot take (a NUL, too long); ~/ as a shell would.
+    # Not ~user: that asks the user database (LDAP, SSSD: the network) about a secret's text
+    if os.path.isfile(text) or (text[:2] == "~/" and os.path.isfile(os.path.expanduser(text))):
         raise InvalidKeyError(
             f"this str names an existing file; {advice} (a str is key text or an HMAC "
             "secret, never a path)"
         )
-
-
-def _home(text: str) -> str:
-    """``~`` or ``~user`` expanded, or the text as it is where that fails: the user database
-    refuses a name with a NUL byte with ValueError, and the text is a secret then anyway."""
-    try:
-        return os.path.expanduser(text)
-    except (ValueError, OSError):
-        return text
 
 
 def _utf8(text: str) -> bytes:

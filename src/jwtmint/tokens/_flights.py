@@ -231,6 +231,13 @@ class TokenFlights:
     ) -> Token:
         task = self._inflight.get(key)
         if task is None:
+            if client_assertion is None and key.client in self._callers_authenticate:
+                # no flight that cannot authenticate: a caller with an assertion would join
+                # it, and get its error instead of a token
+                raise ConfigurationError(
+                    f"client {key.client!r} can only be authenticated by its callers, and its "
+                    "token has expired: pass an assertion to get_token(client_assertion=...)"
+                )
             task = self._start(
                 key, client_assertion, force_renewal, background=False, replaced=replaced
             )

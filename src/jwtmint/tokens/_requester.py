@@ -176,7 +176,9 @@ class TokenRequester:
             await asyncio.sleep(held)
         if deadline.left() <= 0:
             raise out_of_time(deadline, name, "before its first attempt (in discovery)")
-        return await retrying(attempt, policy, self._request_timeout, deadline)
+        token = await retrying(attempt, policy, self._request_timeout, deadline)
+        self.pauses.answered(endpoint)
+        return token
 
     def _can_reauthenticate(
         self, client: ClientCredentialsClient, signer: AssertionSigner | None

@@ -17,6 +17,7 @@ from .. import errors
 from .._display import shown
 from ..errors import (
     ConfigurationError,
+    JwtMintError,
     TokenEndpointError,
     TokenEndpointTimeout,
     TokenRequestError,
@@ -166,6 +167,11 @@ class Pauses:
                 del self._until[min(self._until, key=lambda name: self._until[name][0])]
         self._until[endpoint] = (now + min(seconds, MAX_PAUSE), error)
 
+    def answered(self, endpoint: str) -> None:
+        """``endpoint`` issued a token: it is not holding anyone back any more (a pause
+        one node behind a load balancer asked for must not outlast the service's return)."""
+        self._until.pop(endpoint, None)
+
     def left(self, endpoint: str) -> float:
         """Seconds ``endpoint`` is still held back (0.0: it is not)."""
         held = self._until.get(endpoint)
@@ -184,9 +190,9 @@ class Pauses:
         until, asked = self._until[endpoint]
         left = max(0.0, until - self._clock())
         error = TokenEndpointError(
-            f"the token endpoint of client {client!r} answered HTTP {asked.status} with "
-            f"Retry-After: {asked.retry_after:.0f}; the request was not sent: retry after "
-            f"{left:.0f} s",
+            f"the token endpoint of client {client!r} answered an earlier request (of client "
+            f"{asked.client!r}) HTTP {asked.status} with Retry-After: "
+            f"{asked.retry_after:.0f}; this request was not sent: retry after {left:.0f} s",
             error=asked.error,
             error_description=asked.error_description,
             error_uri=asked.error_uri,
@@ -242,10 +248,12 @@ async def retrying(
             delay = policy.delay(number, error.retry_after)
             elapsed = deadline.elapsed()
             if number >= policy.attempts or delay >= deadline.left():
+                retry.__traceback__ = None  # the exchange's frames: see rebuilt()
                 raise _gave_up(error, number, elapsed) from None
             _log.info("retrying in %.2f s after %s", delay, describe(error))
             await asyncio.sleep(delay)
         except Stop as stop:
+            stop.__traceback__ = None  # the exchange's frames: see rebuilt()
             raise _gave_up(
                 stop.error,
                 number - 1,
@@ -267,18 +275,27 @@ def describe(error: BaseException) -> str:
     code escaped and bounded (jwtmint's own messages are already)."""
     if isinstance(error, TokenRequestError) and error.error:
         return f"{type(error).__name__}: {shown(error.error, 100)}"
+    if isinstance(error, JwtMintError):  # its message is escaped already: not twice
+        return f"{type(error).__name__}: {str(error)[:500]}"
     return f"{type(error).__name__}: {shown(str(error), 500)}"
 
 
 def rebuilt(error: _E, *, attempts: int, note: str = "") -> _E:
-    """A copy of ``error`` (same class, attributes and traceback) that says how many
-    attempts it took; ``error`` must be one of :mod:`jwtmint.errors`' own classes, whose
-    constructors take the message first."""
+    """A copy of ``error`` (same class and attributes) that says how many attempts it took;
+    ``error`` must be one of :mod:`jwtmint.errors`' own classes, whose constructors take the
+    message first.
+
+    Neither the copy nor ``error`` keeps a traceback: the frames of the exchange hold the
+    request's form and headers (a client secret, an Authorization header, the aiohttp
+    response with its request_info), which tools that capture locals (Sentry's default,
+    ``traceback.TracebackException(capture_locals=True)``) would show. The copy's traceback
+    starts where the retry runner raises it.
+    """
     copied = copy.copy(error)
     copied.args = (f"{error.args[0]}{note}", *error.args[1:])
     copied.attempts = attempts
-    # where it was raised (the exchange, the parser) stays in the traceback
-    return copied.with_traceback(error.__traceback__)
+    error.__traceback__ = None  # reachable as the copy's suppressed __context__
+    return copied.with_traceback(None)
 
 
 def _gave_up(
