@@ -135,16 +135,21 @@ async def test_a_server_that_challenges_forever_gets_one_retry_per_attempt() -> 
     assert len(ep.requests) == 2
 
 
+def _keyless(ep: TokenEndpoint, dpop_algorithm: str) -> ClientCredentialsClient:
+    """Client "ext": private_key_jwt with no key of its own (assertions come from outside)."""
+    return ClientCredentialsClient(
+        "ext",
+        issuer=ep.issuer,
+        auth_method="private_key_jwt",
+        dpop_key=jwtmint.generate_key(dpop_algorithm),
+    )
+
+
 async def test_a_caller_assertion_is_never_sent_twice_for_a_nonce() -> None:
     key = signing_key("ES256")
     async with TokenEndpoint(dpop_nonce=True) as ep:
         ep.register_client("ext", public_key=key)
-        client = ClientCredentialsClient(
-            "ext",
-            issuer=ep.issuer,
-            auth_method="private_key_jwt",
-            dpop_key=jwtmint.generate_key("EdDSA"),
-        )
+        client = _keyless(ep, "EdDSA")
         assertion = jwtmint.AssertionSigner(key, "ext", ep.issuer).client_assertion()
         async with TokenManager({"ext": client}) as tokens:
             with pytest.raises(TokenRequestError, match="is sent once") as caught:
@@ -489,12 +494,7 @@ async def test_an_assertion_service_that_repeats_itself_is_not_resent() -> None:
     key = signing_key("ES256")
     async with TokenEndpoint(dpop_nonce=True) as ep:
         ep.register_client("ext", public_key=key)
-        client = ClientCredentialsClient(
-            "ext",
-            issuer=ep.issuer,
-            auth_method="private_key_jwt",
-            dpop_key=jwtmint.generate_key("ES256"),
-        )
+        client = _keyless(ep, "ES256")
         service = _SameAssertion(jwtmint.AssertionSigner(key, "ext", ep.issuer).client_assertion())
         async with TokenManager({"ext": client}, assertion_service=service, retries=0) as tokens:
             with pytest.raises(TokenRequestError) as caught:
