@@ -23,7 +23,7 @@ from ._entropy import default_entropy
 from ._headers import check_header_params
 from ._json import dumps_claims
 from ._keys import KeySource, SigningKey, load_key
-from ._precompute import MAX_DEPTH, PrecomputedEcdsa, precomputing_ecdsa_signer
+from ._precompute import PrecomputedEcdsa, check_precompute, signer_store
 from .errors import ConfigurationError, InvalidClaimsError, InvalidHeaderError
 
 __all__ = [
@@ -112,17 +112,9 @@ class _KeyState:
         self.header_b64: bytes = kernel.b64url_encode(dumps_claims(header, "headers"))
         #: mint()'s signer when ECDSA precomputation applies (ES256/ES512 on the C kernel);
         #: made once nothing else can fail, so that no store is filled for a refused key
-        self.precomputed: PrecomputedEcdsa | None = None
-        depth = signer._precompute
-        if depth != 0:
-            self.precomputed = precomputing_ecdsa_signer(
-                key,
-                alg.name,
-                depth=DEFAULT_PRECOMPUTE if depth is None else depth,
-                # by default a signer that never mints never spends CPU on pairs
-                prefill=depth is not None,
-                _kernel=kernel,
-            )
+        self.precomputed: PrecomputedEcdsa | None = signer_store(
+            key, alg.name, signer._precompute, DEFAULT_PRECOMPUTE, _kernel=kernel
+        )
         try:
             #: mint() in one call: the kernel binds this key's header and signature to the claims
             self.minter: Callable[[], str] = kernel.minter(
@@ -217,14 +209,7 @@ class AssertionSigner:
                 f"lifetime must be an int of seconds from 1 to {MAX_LIFETIME}, got {lifetime!r}"
             )
         self._lifetime = lifetime
-        if precompute is not None and (
-            type(precompute) is not int or not 0 <= precompute <= MAX_DEPTH
-        ):
-            raise ConfigurationError(
-                f"precompute must be None, 0 (off) or a number of pairs up to {MAX_DEPTH}, "
-                f"got {precompute!r}"
-            )
-        self._precompute = precompute
+        self._precompute = check_precompute(precompute)
 
         extra = dict(extra_claims or {})
         clash = REGISTERED_CLAIMS.intersection(extra)

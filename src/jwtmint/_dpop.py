@@ -30,8 +30,8 @@ from ._json import dumps_claims
 from ._jwk import jwk_thumbprint, public_members
 from ._keys import KeySource, SigningKey, load_key
 from ._keytypes import PRIVATE_KEY_TYPES
-from ._precompute import DEFAULT_DEPTH, MAX_DEPTH, PrecomputedEcdsa, precomputing_ecdsa_signer
-from .errors import ConfigurationError, InvalidKeyError, UnsupportedAlgorithmError
+from ._precompute import DEFAULT_DEPTH, PrecomputedEcdsa, check_precompute, signer_store
+from .errors import InvalidKeyError, UnsupportedAlgorithmError
 
 __all__ = ["DPOP_TYP", "PRIVATE_JWK_MEMBERS", "DPoPSigner", "dpop_proof"]
 
@@ -60,18 +60,11 @@ def _sign_function(
     """How a DPoP signer signs: ``sign(data)``, the R||S width to convert its output from
     DER (0: the output is the JWS signature as it is, as for RSA and EdDSA), and the store
     of precomputed ECDSA pairs it signs from, if any (:mod:`jwtmint._precompute`)."""
-    if precompute != 0:
-        # a gateway signs a proof per request: pairs made by the refill thread take the
-        # expensive half of each ECDSA signature off the request path
-        precomputed = precomputing_ecdsa_signer(
-            key,
-            alg.name,
-            depth=DEFAULT_DEPTH if precompute is None else precompute,
-            prefill=precompute is not None,  # by default, from the first proof on
-            _kernel=kernel,
-        )
-        if precomputed is not None:
-            return precomputed, alg.ec_size, precomputed
+    # a gateway signs a proof per request: pairs made by the refill thread take the
+    # expensive half of each ECDSA signature off the request path
+    precomputed = signer_store(key, alg.name, precompute, DEFAULT_DEPTH, _kernel=kernel)
+    if precomputed is not None:
+        return precomputed, alg.ec_size, precomputed
     return alg.signer(key, _kernel=kernel), alg.ec_size, None
 
 
@@ -174,14 +167,7 @@ class DPoPSigner:
         entropy: Entropy | None = None,
         _kernel: ModuleType | None = None,
     ) -> None:
-        if precompute is not None and (
-            type(precompute) is not int or not 0 <= precompute <= MAX_DEPTH
-        ):
-            raise ConfigurationError(
-                f"precompute must be None or an int from 0 (off) to {MAX_DEPTH} pairs, "
-                f"got {precompute!r}"
-            )
-        self._precompute = precompute
+        self._precompute = check_precompute(precompute)
         self._kernel = _kernels.kernel if _kernel is None else _kernel
         self._clock: Clock = clock if clock is not None else time.time
         self._entropy: Entropy = entropy if entropy is not None else default_entropy

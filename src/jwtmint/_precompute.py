@@ -57,8 +57,10 @@ __all__ = [
     "MAX_DEPTH",
     "PRECOMPUTED_ALGORITHMS",
     "PrecomputedEcdsa",
+    "check_precompute",
     "precomputing_ecdsa_signer",
     "refiller_running",
+    "signer_store",
     "stop_refiller",
 ]
 
@@ -256,3 +258,36 @@ def precomputing_ecdsa_signer(
     if prefill:
         _REFILLER.request(signer)
     return signer
+
+
+def check_precompute(precompute: object) -> int | None:
+    """A signer's ``precompute=``: None (the signer's default depth, made from its first
+    signature on), 0 (off) or a depth made at once; else ConfigurationError."""
+    if precompute is not None and (type(precompute) is not int or not 0 <= precompute <= MAX_DEPTH):
+        raise ConfigurationError(
+            f"precompute must be None, 0 (off) or a number of pairs up to {MAX_DEPTH}, "
+            f"got {precompute!r}"
+        )
+    return precompute
+
+
+def signer_store(
+    key: SigningKey,
+    algorithm_name: str,
+    precompute: int | None,
+    default_depth: int,
+    *,
+    _kernel: ModuleType | None = None,
+) -> PrecomputedEcdsa | None:
+    """The store a signer's (checked) ``precompute=`` asks for, or None: none for 0; for
+    None ``default_depth`` pairs, made only once the signer first signs (a signer that never
+    signs spends no CPU on pairs); for a number that many, made at once."""
+    if precompute == 0:
+        return None
+    return precomputing_ecdsa_signer(
+        key,
+        algorithm_name,
+        depth=default_depth if precompute is None else precompute,
+        prefill=precompute is not None,
+        _kernel=_kernel,
+    )
