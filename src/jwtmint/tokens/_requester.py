@@ -88,9 +88,11 @@ class TokenRequester:
         dpop = client.dpop
         nonces = self._nonces
         endpoint = resolved.token_endpoint
-        # the URL as aiohttp sends it (yarl's encoding): htu must be what the server sees
-        htu = str(URL(endpoint)) if dpop is not None else endpoint
-        server = authorization_server(origin_of(URL(endpoint))) if dpop is not None else ""
+        htu, server = endpoint, ""
+        if dpop is not None:
+            # the URL as aiohttp sends it (yarl's encoding): htu must be what the server sees
+            posted = URL(endpoint)
+            htu, server = str(posted), authorization_server(origin_of(posted))
         #: what the last exchange sent: the nonce in its proof, its client assertion
         sent: dict[str, str | None] = {}
 
