@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .report import format_us
+from .report import format_percent, format_us, machine_line
 
 __all__ = ["format_dpop_report"]
-
-
-def _percent(fraction: float | None) -> str:
-    return "" if fraction is None else f"{fraction * 100:.0f}%"
 
 
 def format_dpop_report(results: dict[str, Any]) -> str:
@@ -24,8 +20,7 @@ def format_dpop_report(results: dict[str, Any]) -> str:
         f"({env['openssl']}) | C kernel's libcrypto: {env['kernel_openssl']}",
         f"  jwtmint kernel: {env['implementation']} (C extension {env['c_kernel']}), "
         f"Ed25519 via {env['ed25519_backend']}",
-        f"  CPU: {env['cpu']}, {env['cpu_count']} logical ({env['cpu_usable']} usable) | "
-        f"{env['platform']}",
+        machine_line(env),
         f"  checked: {results['proofs_checked']} outputs, before and after timing, by "
         f"{results['checked_by']}",
         f"  call: proof('GET', {settings['url']!r}, access_token=..., nonce=...)",
@@ -48,7 +43,7 @@ def format_dpop_report(results: dict[str, Any]) -> str:
             steady = cell["steady"]
             lines.append(
                 f"  {cell['label']:<36}{format_us(cell['median_us']):>9}"
-                f"{_percent(cell['iqr_fraction']):>6}{cell['over_floor']:>7.2f}x"
+                f"{format_percent(cell['iqr_fraction']):>6}{cell['over_floor']:>7.2f}x"
                 f"{format_us(steady['p50_us']):>9}{format_us(steady['p99_us']):>9}"
                 f"{format_us(steady['cpu_us_per_call']):>9}{cell['cpu_over_floor']:>7.2f}x"
             )

@@ -15,11 +15,13 @@ from .settings import BASIC, PRIVATE_KEY_JWT
 from .token_peers import AUTHLIB, FLOOR, JWTMINT
 
 __all__ = [
+    "format_percent",
     "format_pyjwt_report",
     "format_redis_report",
     "format_report",
     "format_tokens_report",
     "format_us",
+    "machine_line",
 ]
 
 LABELS = {
@@ -40,8 +42,16 @@ def _ratio(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}x"
 
 
-def _percent(fraction: float | None) -> str:
+def format_percent(fraction: float | None) -> str:
     return "—" if fraction is None else f"{fraction * 100:.0f}%"
+
+
+def machine_line(env: dict[str, Any]) -> str:
+    """The CPU and platform line every report prints beside its figures."""
+    return (
+        f"  CPU: {env['cpu']}, {env['cpu_count']} logical ({env['cpu_usable']} usable) | "
+        f"{env['platform']}"
+    )
 
 
 def format_report(results: dict[str, Any]) -> str:
@@ -53,8 +63,7 @@ def format_report(results: dict[str, Any]) -> str:
         f"  {env['python']} | cryptography {env['cryptography']} ({env['openssl']}) | "
         f"jwtmint kernel: {env['implementation']} (C extension {env['c_kernel']}), "
         f"Ed25519 via {env['ed25519_backend']}",
-        f"  CPU: {env['cpu']}, {env['cpu_count']} logical ({env['cpu_usable']} usable) | "
-        f"{env['platform']}",
+        machine_line(env),
     ]
     present = [f"{p['label']} {p['version']}" for p in peers.values() if p["status"] == "ok"]
     lines.append("  versions: " + ", ".join(present))
@@ -85,7 +94,7 @@ def format_report(results: dict[str, Any]) -> str:
             label = f"  {cell['label']:<36}"
             if status == "timed":
                 lines.append(
-                    f"{label}{format_us(cell['median_us']):>10}{_percent(cell['iqr_fraction']):>7}"
+                    f"{label}{format_us(cell['median_us']):>10}{format_percent(cell['iqr_fraction']):>7}"
                     f"{_ratio(cell['vs_floor']):>10}{_ratio(cell['vs_pyjwt']):>10}"
                 )
             elif status == "n/a":
@@ -144,8 +153,7 @@ def format_tokens_report(results: dict[str, Any]) -> str:
         f"{env['httpx']} (anyio {env['anyio']}) | uvloop {env['uvloop'] or 'not installed'}",
         f"  jwtmint kernel: {env['implementation']} (C extension {env['c_kernel']}) | "
         f"cryptography {env['cryptography']} ({env['openssl']})",
-        f"  CPU: {env['cpu']}, {env['cpu_count']} logical ({env['cpu_usable']} usable) | "
-        f"{env['platform']}",
+        machine_line(env),
         f"  token endpoint: jwtmint.testing.TokenEndpoint in a child process on "
         f"{results['server']['event_loop']}, 127.0.0.1, "
         f"{results['server']['clients_registered']} clients registered",
@@ -247,8 +255,7 @@ def _redis_header(results: dict[str, Any]) -> list[str]:
         "redis.asyncio GET, checked and timed in one run",
         f"  {env['python']} | redis-server {env['redis_server']} | redis-py {env['redis']}, "
         f"{hiredis} | aiohttp {env['aiohttp']} | uvloop {env['uvloop'] or 'not installed'}",
-        f"  CPU: {env['cpu']}, {env['cpu_count']} logical ({env['cpu_usable']} usable) | "
-        f"{env['platform']}",
+        machine_line(env),
         f"  {results['server']['redis']}; token endpoint: jwtmint.testing.TokenEndpoint in a "
         f"child process on {results['server']['event_loop']}",
     ]
@@ -349,8 +356,7 @@ def format_pyjwt_report(results: dict[str, Any]) -> str:
         f"({env['openssl']}) | PyNaCl {env['pynacl'] or 'not installed'}",
         f"  jwtmint kernel: {env['implementation']} (C extension {env['c_kernel']}), "
         f"Ed25519 via {env['ed25519_backend']}",
-        f"  CPU: {env['cpu']}, {env['cpu_count']} logical ({env['cpu_usable']} usable) | "
-        f"{env['platform']}",
+        machine_line(env),
         f"  checked: {results['tokens_checked']} tokens verified with {results['checked_by']}, "
         "before and after timing;",
         "    HS256, RS256, EdDSA: unpatched, patched and jwtmint.encode tokens the same bytes; "
@@ -370,7 +376,7 @@ def format_pyjwt_report(results: dict[str, Any]) -> str:
         for cell in result["floors"].values():
             lines.append(
                 f"  {cell['label']:<38}{format_us(cell['median_us']):>10}"
-                f"{_percent(cell['iqr_fraction']):>7}"
+                f"{format_percent(cell['iqr_fraction']):>7}"
             )
         for form, figures in result["forms"].items():
             lines.append(f"  {FORM_LABELS.get(form, form)}")
@@ -379,7 +385,7 @@ def format_pyjwt_report(results: dict[str, Any]) -> str:
             for cell in figures["contenders"].values():
                 lines.append(
                     f"    {cell['label']:<36}{format_us(cell['median_us']):>10}"
-                    f"{_percent(cell['iqr_fraction']):>7}"
+                    f"{format_percent(cell['iqr_fraction']):>7}"
                     f"{_ratio(unpatched / cell['median_us']):>10}"
                     f"{_ratio(cell['median_us'] / jwtmint):>12}"
                 )
@@ -423,8 +429,8 @@ def _ceiling_lines(name: str, figures: dict[str, Any], met: bool) -> list[str]:
     crypto = by_floor.get("floor", ceiling)
     return [
         f"    {name:<16}achieved {format_us(ceiling['achieved_us'])} of possible "
-        f"{format_us(ceiling['possible_us'])} µs = {_percent(ceiling['fraction'])} "
-        f"({_percent(crypto['fraction'])})  {_met(met)}",
+        f"{format_us(ceiling['possible_us'])} µs = {format_percent(ceiling['fraction'])} "
+        f"({format_percent(crypto['fraction'])})  {_met(met)}",
         f"    {'':<16}speed-up {_ratio(figures['ratios']['speedup'])} of at most "
         f"{_ratio(ceiling['max_speedup'])} ({_ratio(crypto['max_speedup'])}); floor used: "
         f"{ceiling['floor']}, {format_us(ceiling['floor_us'])} µs",
