@@ -202,7 +202,7 @@ class TokenFlights:
                     # stale token) must not drive the authorization server at the API's rate;
                     # with nothing valid cached, the next request would renew anyway
                     return None
-                if key.client in self._callers_authenticate:
+                if self._unauthenticated(key, None):
                     # nothing here can authenticate a renewal (only a get_token caller's
                     # assertion can): the 401 is the answer, not a ConfigurationError
                     _log.debug(
@@ -222,6 +222,11 @@ class TokenFlights:
 
     # ---- one flight per key ----------------------------------------------------------
 
+    def _unauthenticated(self, key: CacheKey, client_assertion: ClientAssertion | None) -> bool:
+        """Whether a request for ``key`` could not authenticate: its client renews only with
+        a caller's assertion (``callers_authenticate``), and there is none."""
+        return client_assertion is None and key.client in self._callers_authenticate
+
     async def _join(
         self,
         key: CacheKey,
@@ -231,7 +236,7 @@ class TokenFlights:
     ) -> Token:
         task = self._inflight.get(key)
         if task is None:
-            if client_assertion is None and key.client in self._callers_authenticate:
+            if self._unauthenticated(key, client_assertion):
                 # no flight that cannot authenticate: a caller with an assertion would join
                 # it, and get its error instead of a token
                 raise ConfigurationError(
@@ -302,7 +307,7 @@ class TokenFlights:
     ) -> None:
         if key in self._inflight or not self._running:
             return  # not running (a shared cache can hold this manager's tokens): serve only
-        if client_assertion is None and key.client in self._callers_authenticate:
+        if self._unauthenticated(key, client_assertion):
             return  # a request without a caller's assertion could not authenticate
         backoff = self._backoff.get(key)
         if backoff is not None and now < backoff[1]:
