@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 
 from yarl import URL
 
@@ -174,6 +174,20 @@ class ApiProofs:
     @staticmethod
     def binds(token: Token) -> bool:
         return token.token_type.lower() == "dpop"
+
+    def authorize(
+        self, headers: MutableMapping[str, str], method: str, url: str, origin: str, token: Token
+    ) -> tuple[bool, str | None]:
+        """Set a request's ``Authorization`` for ``token`` and, when it is DPoP-bound, a fresh
+        proof for ``url`` (exactly as the HTTP client sends it); a Bearer token (the server
+        chose not to bind it) goes without one, and no earlier proof is left behind. Whether
+        a proof was set, and the nonce it carries."""
+        headers["Authorization"] = token.authorization
+        if not self.binds(token):
+            headers.pop(DPOP, None)
+            return False, None
+        headers[DPOP], nonce = self.proof(method, url, origin, token)
+        return True, nonce
 
     def proof(self, method: str, url: str, origin: str, token: Token) -> tuple[str, str | None]:
         """A fresh proof (new ``jti``) for one request to ``url`` (exactly as it is sent) at

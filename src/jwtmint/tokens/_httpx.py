@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, Generator
 import httpx
 from yarl import URL
 
-from ._dpop import ANSWERABLE, DPOP, NOT_CHALLENGED, ApiProofs, origin_of
+from ._dpop import ANSWERABLE, NOT_CHALLENGED, ApiProofs, origin_of
 from ._middleware import OriginScope
 from ._source import TokenSource
 from ._token import Token
@@ -89,13 +89,8 @@ class TokenAuth(httpx.Auth):
 
 def _authorize(request: httpx.Request, token: Token, proofs: ApiProofs, origin: str) -> str | None:
     """Set the token (and, for a DPoP-bound one, a fresh proof); the nonce it carries."""
-    request.headers["Authorization"] = token.authorization
-    if not proofs.binds(token):
-        request.headers.pop(DPOP, None)
-        return None
-    proof, nonce = proofs.proof(request.method, _sent_url(request.url), origin, token)
-    request.headers[DPOP] = proof
-    return nonce
+    url = _sent_url(request.url)
+    return proofs.authorize(request.headers, request.method, url, origin, token)[1]
 
 
 def _sent_url(url: httpx.URL) -> str:

@@ -11,7 +11,7 @@ from yarl import URL
 from .._display import shown_url
 from ..errors import ConfigurationError
 from ._client import is_loopback
-from ._dpop import ANSWERABLE, DPOP, NOT_CHALLENGED, ApiProofs, origin_of
+from ._dpop import ANSWERABLE, NOT_CHALLENGED, ApiProofs, origin_of
 from ._source import TokenSource
 from ._token import Token
 
@@ -146,13 +146,10 @@ async def _send_with_proofs(
     origin = origin_of(url)
 
     async def send(token: Token) -> tuple[aiohttp.ClientResponse, int]:
-        request.headers[hdrs.AUTHORIZATION] = token.authorization
-        if not proofs.binds(token):  # issued as Bearer: the server chose not to bind it
-            request.headers.pop(DPOP, None)
-            return await handler(request), NOT_CHALLENGED
-        proof, sent = proofs.proof(request.method, str(url), origin, token)
-        request.headers[DPOP] = proof
+        bound, sent = proofs.authorize(request.headers, request.method, str(url), origin, token)
         response = await handler(request)
+        if not bound:
+            return response, NOT_CHALLENGED
         return response, proofs.challenged(origin, response.status, response.headers, sent)
 
     response, challenged = await send(token)
