@@ -41,7 +41,7 @@ from .command import run_command
 from .dpop_report import format_dpop_report
 from .environment import environment
 from .settings import DPOP, DPoPSettings
-from .timing import gc_paused, rotated, summarize
+from .timing import gc_paused, rotated, run_batch, summarize
 from .token_endpoint import MeasurementError
 
 __all__ = ["ALGORITHMS", "TARGETS", "main", "run"]
@@ -155,13 +155,6 @@ class _Algorithm:
         return len(self.calls)
 
 
-def _timed_batch(call: Call, n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        call()
-    return (time.perf_counter() - start) / n
-
-
 def _interleaved(subject: _Algorithm, settings: DPoPSettings) -> dict[str, list[float]]:
     """``rounds`` batches per contender, the order rotated per round; the precomputed store
     is filled (untimed) before each of its batches, and must not run dry during one."""
@@ -171,19 +164,19 @@ def _interleaved(subject: _Algorithm, settings: DPoPSettings) -> dict[str, list[
     store = subject.store
     with gc_paused():
         for name in names:  # warm-up
-            _timed_batch(subject.calls[name], max(1, batch // 10))
+            run_batch(subject.calls[name], max(1, batch // 10))
         for round_no in range(settings.rounds):
             for name in rotated(names, round_no):
                 if name == PRECOMPUTED and store is not None:
                     store.fill(batch)
                     direct = store.direct
-                    samples[name].append(_timed_batch(subject.calls[name], batch))
+                    samples[name].append(run_batch(subject.calls[name], batch) / batch)
                     if store.direct != direct:
                         raise MeasurementError(
                             f"{subject.algorithm}: the precomputed store ran dry mid-batch"
                         )
                 else:
-                    samples[name].append(_timed_batch(subject.calls[name], batch))
+                    samples[name].append(run_batch(subject.calls[name], batch) / batch)
     return samples
 
 

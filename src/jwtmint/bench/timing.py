@@ -29,6 +29,7 @@ __all__ = [
     "measure",
     "measure_async",
     "rotated",
+    "run_batch",
     "summarize",
 ]
 
@@ -118,7 +119,8 @@ class Timing:
         }
 
 
-def _run_batch(fn: Callable[[], object], n: int) -> float:
+def run_batch(fn: Callable[[], object], n: int) -> float:
+    """Seconds ``n`` calls of ``fn`` take, back to back."""
     calls = itertools.repeat(None, n)
     start = time.perf_counter()
     for _ in calls:
@@ -129,7 +131,7 @@ def _run_batch(fn: Callable[[], object], n: int) -> float:
 def _calibrate(fn: Callable[[], object], batch_seconds: float) -> int:
     """Calls per batch so that one batch takes about ``batch_seconds`` (doubles as warm-up)."""
     n = 1
-    while (size := calibrated_batch(n, _run_batch(fn, n), batch_seconds)) is None:
+    while (size := calibrated_batch(n, run_batch(fn, n), batch_seconds)) is None:
         n *= 2
     return size
 
@@ -148,7 +150,7 @@ def measure(
         for round_no in range(repeats):
             for name, fn in rotated(contenders, round_no):
                 timing = timings[name]
-                timing.samples.append(_run_batch(fn, timing.batch) / timing.batch)
+                timing.samples.append(run_batch(fn, timing.batch) / timing.batch)
             gc.collect()  # between rounds, untimed: keeps a long run's cyclic garbage bounded
     return timings
 
