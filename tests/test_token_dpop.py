@@ -32,6 +32,20 @@ def _ath(token: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(token.encode()).digest()).rstrip(b"=").decode()
 
 
+def _secret_client(token_endpoint: str) -> ClientCredentialsClient:
+    """Client "c": a secret, an ES256 DPoP key, the given token endpoint."""
+    return ClientCredentialsClient(
+        "c",
+        token_endpoint=token_endpoint,
+        client_secret="s" * 32,
+        dpop_key=jwtmint.generate_key("ES256"),
+    )
+
+
+async def _issue_dpop_token(request: web.Request) -> web.Response:
+    return web.json_response({"access_token": "t", "token_type": "DPoP", "expires_in": 60})
+
+
 def _verified(proof: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The proof's header and claims, its signature checked by PyJWT with the embedded key."""
     header = jwt.get_unverified_header(proof)
@@ -177,10 +191,7 @@ async def test_a_proof_the_server_refuses_surfaces_with_its_code() -> None:
 
 
 async def test_a_dpop_token_for_a_client_without_a_dpop_key_is_refused() -> None:
-    async def token(request: web.Request) -> web.Response:
-        return web.json_response({"access_token": "t", "token_type": "DPoP", "expires_in": 60})
-
-    async with serving(web.post("/token", token)) as url:
+    async with serving(web.post("/token", _issue_dpop_token)) as url:
         client = ClientCredentialsClient("c", token_endpoint=f"{url}/token", client_secret="s" * 32)
         async with TokenManager({"c": client}, retries=0) as tokens:
             with pytest.raises(InvalidTokenResponseError, match="dpop_key"):
@@ -303,12 +314,7 @@ async def test_a_bearer_token_from_a_server_that_does_not_bind_goes_without_a_pr
         )
 
     async with serving(web.post("/token", token), web.get("/api", api)) as url:
-        client = ClientCredentialsClient(
-            "c",
-            token_endpoint=f"{url}/token",
-            client_secret="s" * 32,
-            dpop_key=jwtmint.generate_key("ES256"),
-        )
+        client = _secret_client(f"{url}/token")
         async with TokenManager({"c": client}) as tokens:
             got: Token = await tokens.get_token("c")
             session = aiohttp.ClientSession(middlewares=[tokens.middleware("c")])
@@ -385,12 +391,7 @@ async def test_authorization_and_resource_server_nonces_at_one_origin_are_kept_a
         return web.Response(text="ok")
 
     async with serving(web.post("/oauth/token", token), web.get("/api", api)) as url:
-        client = ClientCredentialsClient(
-            "c",
-            token_endpoint=f"{url}/oauth/token",
-            client_secret="s" * 32,
-            dpop_key=jwtmint.generate_key("ES256"),
-        )
+        client = _secret_client(f"{url}/oauth/token")
         async with TokenManager({"c": client}) as tokens:
             session = aiohttp.ClientSession(middlewares=[tokens.middleware("c")])
             async with session:
@@ -417,22 +418,14 @@ async def test_httpx_redirects_file_no_nonce_under_the_wrong_origin() -> None:
     async def target(request: web.Request) -> web.Response:
         return web.Response(text="ok", headers={"DPoP-Nonce": "nonce-of-" + request.host})
 
-    async def token(request: web.Request) -> web.Response:
-        return web.json_response({"access_token": "t", "token_type": "DPoP", "expires_in": 60})
-
     async def moved(request: web.Request) -> web.Response:
         return web.Response(status=307, headers={"Location": request.query["to"]})
 
     async with (
         serving(web.get("/x", target)) as other,
-        serving(web.post("/token", token), web.get("/old", moved)) as url,
+        serving(web.post("/token", _issue_dpop_token), web.get("/old", moved)) as url,
     ):
-        client = ClientCredentialsClient(
-            "c",
-            token_endpoint=f"{url}/token",
-            client_secret="s" * 32,
-            dpop_key=jwtmint.generate_key("ES256"),
-        )
+        client = _secret_client(f"{url}/token")
         tokens = TokenManager({"c": client})
         auth = tokens.httpx_auth("c", origins=[url])
         async with tokens, httpx.AsyncClient(auth=auth, follow_redirects=True) as api:
@@ -451,12 +444,7 @@ async def test_a_token_endpoint_aiohttp_can_post_to_gets_a_proof() -> None:
         return web.json_response({"access_token": "t", "token_type": "DPoP", "expires_in": 60})
 
     async with serving(web.post("/oauth/tök", token)) as url:
-        client = ClientCredentialsClient(
-            "c",
-            token_endpoint=f"{url}/oauth/tök",
-            client_secret="s" * 32,
-            dpop_key=jwtmint.generate_key("ES256"),
-        )
+        client = _secret_client(f"{url}/oauth/tök")
         async with TokenManager({"c": client}, retries=0) as tokens:
             assert (await tokens.get_token("c")).token_type == "DPoP"
 
@@ -511,12 +499,7 @@ async def test_the_nonce_retry_stays_within_the_attempts_time() -> None:
         )
 
     async with serving(web.post("/token", token)) as url:
-        client = ClientCredentialsClient(
-            "c",
-            token_endpoint=f"{url}/token",
-            client_secret="s" * 32,
-            dpop_key=jwtmint.generate_key("ES256"),
-        )
+        client = _secret_client(f"{url}/token")
         async with TokenManager({"c": client}, request_timeout=1.0, retries=0) as tokens:
             # the retry gets what is left of the attempt's second (0.4 s), not a second
             # second in which the server would have answered again
