@@ -65,7 +65,7 @@ async def test_token_with_a_secret_from_the_environment() -> None:
         assert code == 0, err
         assert json.loads(out)["token_type"] == "Bearer"
         code, out, err = await jwtmint_cli(*args, env={"CLI_SECRET": wrong})
-        assert (code, out) == (2, "")
+        assert (code, out) == (1, "")  # refused by the endpoint: exit 1
         assert "invalid_client" in err and wrong not in err
         code, out, err = await jwtmint_cli(*args, env={"CLI_SECRET": ""})
         assert code == 2 and "CLI_SECRET is empty or unset" in err

@@ -1,0 +1,105 @@
+"""The ``jwtmint demo`` and ``jwtmint bench`` commands: their arguments and how they run."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable
+
+from ._algorithms import ALGORITHMS
+from .bench.adapters import PEERS
+from .bench.settings import DEFAULT_ALGORITHMS, DEMO_ALGORITHMS
+
+__all__ = ["add_bench", "add_demo", "run_bench", "run_demo"]
+
+_DEMO_ALGORITHMS = ",".join(DEMO_ALGORITHMS)
+_BENCH_ALGORITHMS = ",".join(DEFAULT_ALGORITHMS)
+_PEERS = ",".join(peer.name for peer in PEERS)
+
+_QUICK = "fewer, shorter timing rounds: a quick look, not figures to quote"
+
+
+def _names(known: Iterable[str]) -> Callable[[str], list[str]]:
+    """An argparse type: a comma-separated list of names from ``known``."""
+    choices = list(known)
+
+    def parse(text: str) -> list[str]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if name not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {', '.join(unknown) or 'empty list'}; choose from {', '.join(choices)}"
+            )
+        return names
+
+    return parse
+
+
+def add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser("demo", help="mint, verify and time assertions vs PyJWT")
+    demo.add_argument("--quick", action="store_true", help=_QUICK)
+    demo.add_argument("--json", action="store_true", help="machine-readable results only")
+    demo.add_argument(
+        "--algorithms", type=_names(ALGORITHMS), default=_DEMO_ALGORITHMS.split(","),
+        metavar="ALG,ALG", help="comma-separated subset (default: all nine)",
+    )  # fmt: skip
+
+
+def add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = commands.add_parser("bench", help="jwtmint vs the peers vs the signing floor")
+    bench.add_argument(
+        "mode", nargs="?", choices=["tokens", "redis", "pyjwt", "dpop"],
+        help="tokens: TokenManager vs authlib's AsyncOAuth2Client, cached and cold tokens; "
+        "redis: RedisTokenCache hits, misses and a fleet of 8 (starts its own redis-server); "
+        "pyjwt: jwt.encode under patch_pyjwt() vs unpatched, jwtmint.encode and the floor; "
+        "dpop: a DPoP proof per request, with and without ECDSA precomputation, vs PyJWT",
+    )  # fmt: skip
+    bench.add_argument("--quick", action="store_true", help=_QUICK)
+    bench.add_argument("--json", action="store_true", help="machine-readable results only")
+    bench.add_argument(
+        "--algorithms", type=_names(ALGORITHMS), default=_BENCH_ALGORITHMS.split(","),
+        metavar="ALG,ALG",
+        help=f"comma-separated (default: {_BENCH_ALGORITHMS})",
+    )  # fmt: skip
+    bench.add_argument(
+        "--peers", type=_names(_PEERS.split(",")), default=None, metavar="NAME,NAME",
+        help=f"comma-separated subset of {_PEERS} (default: all; PyJWT is always timed)",
+    )  # fmt: skip
+    bench.add_argument("--repeats", type=int, help="batches per contender (default 15, quick 7)")
+    bench.add_argument("--batch-ms", type=float, help="ms per batch (default 50, quick 15)")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .bench.demo import run_demo as demo
+
+    return demo(args.algorithms, quick=args.quick, as_json=args.json)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    if args.mode == "tokens":
+        from .bench.token_runner import main as run_tokens
+
+        return run_tokens(
+            quick=args.quick, as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms
+        )
+    if args.mode == "redis":
+        from .bench.redis_runner import main as run_redis
+
+        return run_redis(
+            quick=args.quick, as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms
+        )
+    if args.mode == "dpop":
+        from .bench.dpop import main as run_dpop
+
+        return run_dpop(quick=args.quick, as_json=args.json, repeats=args.repeats)
+    if args.mode == "pyjwt":
+        from .bench.pyjwt_patch import main as run_pyjwt
+
+        return run_pyjwt(
+            quick=args.quick, as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms
+        )
+    from .bench.runner import main as run_peers
+
+    return run_peers(
+        algorithms=args.algorithms, peers=args.peers, quick=args.quick,
+        as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms,
+    )  # fmt: skip
