@@ -54,7 +54,8 @@ BENCH_ARGS ?=
 
 # the pytest-benchmark suites (our regressions), then every peer vs the floor in one run, then
 # the token manager vs authlib, then RedisTokenCache (starts its own redis-server; fails without),
-# then PyJWT's jwt.encode under patch_pyjwt() vs unpatched, then a DPoP proof per request
+# then PyJWT's jwt.encode under patch_pyjwt() vs unpatched, then a DPoP proof per request,
+# then an aiohttp gateway forwarding requests with tokens, under load (bench gateway)
 bench: $(BENCH_STAMP)
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=median,iqr,ops --benchmark-sort=name -p no:cacheprovider
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench $(BENCH_ARGS)
@@ -62,6 +63,7 @@ bench: $(BENCH_STAMP)
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench redis
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench pyjwt
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench dpop
+	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench gateway
 
 annotate: $(STAMP)
 	mkdir -p build/annotate

@@ -77,10 +77,13 @@ async def _serve() -> None:
         first = await reader.readline()
         if not first:
             return
+        setup = json.loads(first)
         endpoint = TokenEndpoint(
-            token_lifetime=3600, max_assertion_lifetime=3600, accept_token_endpoint_audience=True
+            token_lifetime=setup.get("token_lifetime", 3600),
+            max_assertion_lifetime=3600,
+            accept_token_endpoint_audience=True,
         )
-        for client in json.loads(first)["clients"]:
+        for client in setup["clients"]:
             if "jwk" in client:
                 endpoint.register_client(client["client_id"], public_key=client["jwk"])
             else:
@@ -137,8 +140,11 @@ class EndpointProcess:
     input closes.
     """
 
-    def __init__(self, registrations: Sequence[dict[str, Any]], *, loop: str) -> None:
+    def __init__(
+        self, registrations: Sequence[dict[str, Any]], *, loop: str, token_lifetime: int = 3600
+    ) -> None:
         self._registrations = list(registrations)
+        self._token_lifetime = token_lifetime
         self._loop = loop
         self._process: subprocess.Popen[bytes] | None = None
         self.url = self.issuer = self.token_url = self.event_loop = ""
@@ -151,7 +157,9 @@ class EndpointProcess:
         )
         self._process = process
         try:
-            ready = self._ask({"clients": self._registrations})
+            ready = self._ask(
+                {"clients": self._registrations, "token_lifetime": self._token_lifetime}
+            )
         except BaseException:
             self.close()
             raise

@@ -1,0 +1,255 @@
+"""``jwtmint bench gateway``: the job jwtmint exists for, an API gateway adding tokens, under load.
+
+Three kinds of process on 127.0.0.1, each with its own CPU time:
+
+* the **authorization server and API** (:class:`~jwtmint.testing.TokenEndpoint`
+  in :class:`~jwtmint.bench.token_endpoint.EndpointProcess`): it issues the
+  tokens and answers ``/api/...`` only for a live token (and, for DPoP, a
+  valid proof), saying whose token it was: every forwarded request is checked
+  by code independent of the gateway's;
+* the **gateway** (:func:`jwtmint.bench.gateway_roles.gateway`), one per run:
+  an aiohttp server forwarding ``GET /c/{client}/...`` to the API through one
+  pooled aiohttp session, authenticated one of the :data:`VARIANTS` ways for
+  one of many named clients;
+* the **load generator** (:func:`jwtmint.bench.gateway_roles.load`): a fixed
+  number of requests in flight, clients in turn, every answer checked.
+
+Runs are interleaved (each round runs every variant, in a rotated order) and
+the report gives medians over rounds, the gateway's CPU per forwarded
+request (the figure that scales: on N cores a gateway process serves about
+1/that requests a second), and each variant against the fixed header.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from typing import IO, Any
+
+from .environment import environment
+from .gateway_roles import AUTHLIB_RENEWING, FIXED, RENEWING, VARIANTS
+from .report import machine_line
+from .settings import BASIC
+from .token_endpoint import EndpointProcess, MeasurementError, event_loops
+from .token_peers import authlib_modules, make_clients
+
+__all__ = ["GatewayRun", "main", "measure_gateway"]
+
+_ROLE = "import sys; from jwtmint.bench.gateway_roles import {0}; {0}(sys.argv[1])"
+#: the renewal variants' token lifetime: renewals happen many times within a run
+SHORT_LIFETIME = 5
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    rounds: int
+    clients: int
+    concurrency: int
+    warmup_s: float
+    duration_s: float
+
+
+FULL = GatewaySettings(rounds=3, clients=100, concurrency=32, warmup_s=2.0, duration_s=5.0)
+QUICK = GatewaySettings(rounds=1, clients=20, concurrency=16, warmup_s=0.5, duration_s=1.5)
+
+
+@dataclass(frozen=True)
+class GatewayRun:
+    """One variant's run: throughput and latency seen by the load generator, CPU per request."""
+
+    variant: str
+    rps: float
+    p50_us: float
+    p99_us: float
+    gateway_cpu_us: float
+    endpoint_cpu_us: float
+    load_cpu_us: float
+    token_requests: int
+
+
+class _Child:
+    """A gateway or load-generator process, talking one JSON line at a time."""
+
+    def __init__(self, role: str, config: dict[str, Any]) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _ROLE.format(role), json.dumps(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+
+    def _pipes(self) -> tuple[IO[bytes], IO[bytes]]:
+        stdin, stdout = self._process.stdin, self._process.stdout
+        assert stdin is not None and stdout is not None
+        return stdin, stdout
+
+    def read(self) -> dict[str, Any]:
+        line = self._pipes()[1].readline()
+        if not line:
+            raise MeasurementError("a gateway benchmark process ended unexpectedly")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def cpu_s(self) -> float:
+        stdin = self._pipes()[0]
+        stdin.write(b"cpu\n")
+        stdin.flush()
+        return float(self.read()["cpu_s"])
+
+    def close(self) -> None:
+        stdin, stdout = self._pipes()
+        if not stdin.closed:
+            stdin.close()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        stdout.close()
+
+
+def _one_run(
+    variant: str, endpoint: EndpointProcess, secrets: dict[str, str], s: GatewaySettings, loop: str
+) -> GatewayRun:
+    gateway = _Child(
+        "gateway",
+        {
+            "variant": variant,
+            "upstream": endpoint.url,
+            "token_url": endpoint.token_url,
+            "clients": secrets,
+            "connections": s.concurrency,
+            "loop": loop,
+        },
+    )
+    try:
+        url = gateway.read()["url"]
+        load = _Child(
+            "load",
+            {
+                "url": url,
+                "clients": list(secrets),
+                "concurrency": s.concurrency,
+                "warmup_s": s.warmup_s,
+                "duration_s": s.duration_s,
+                "fixed_client": next(iter(secrets)) if variant == FIXED else None,
+                "loop": loop,
+            },
+        )
+        try:
+            load.read()  # measuring from now
+            gateway_cpu, endpoint_before = gateway.cpu_s(), endpoint.stats()
+            load.read()  # measured
+            gateway_cpu = gateway.cpu_s() - gateway_cpu
+            endpoint_after = endpoint.stats()
+            result = load.read()
+        finally:
+            load.close()
+    finally:
+        gateway.close()
+    if result["failures"] or not result["requests"]:
+        raise MeasurementError(
+            f"{variant}: {result['failures']} of the answers were wrong or refused, the first: "
+            f"{result['first_failure']}"
+        )
+    forwarded = result["requests"]
+    return GatewayRun(
+        variant=variant,
+        rps=result["rps"],
+        p50_us=result["p50_us"],
+        p99_us=result["p99_us"],
+        gateway_cpu_us=gateway_cpu / forwarded * 1e6,
+        endpoint_cpu_us=(endpoint_after.cpu_s - endpoint_before.cpu_s) / forwarded * 1e6,
+        load_cpu_us=result["cpu_s"] / forwarded * 1e6,
+        token_requests=endpoint_after.requests - endpoint_before.requests,
+    )
+
+
+def measure_gateway(
+    settings: GatewaySettings, variants: tuple[str, ...] = VARIANTS, *, loop: str | None = None
+) -> dict[str, list[GatewayRun]]:
+    """Every variant's runs, ``settings.rounds`` each, interleaved round by round."""
+    if any(v in (AUTHLIB_RENEWING, "authlib") for v in variants):
+        authlib_modules()  # fail early when the peer is missing
+    loop = loop or event_loops(None)[-1]
+    specs = make_clients(BASIC, settings.clients)
+    registrations = [spec.registration() for spec in specs]
+    secrets = {spec.client_id: str(spec.secret) for spec in specs}
+    runs: dict[str, list[GatewayRun]] = {variant: [] for variant in variants}
+    with (
+        EndpointProcess(registrations, loop=loop) as hour,
+        EndpointProcess(registrations, loop=loop, token_lifetime=SHORT_LIFETIME) as short,
+    ):
+        for round_number in range(settings.rounds):
+            shift = round_number % len(variants)
+            for variant in variants[shift:] + variants[:shift]:
+                endpoint = short if variant in (RENEWING, AUTHLIB_RENEWING) else hour
+                runs[variant].append(_one_run(variant, endpoint, secrets, settings, loop))
+    return runs
+
+
+def _median(runs: list[GatewayRun], field: str) -> float:
+    return float(statistics.median(getattr(run, field) for run in runs))
+
+
+def summarise(runs: dict[str, list[GatewayRun]], settings: GatewaySettings) -> dict[str, Any]:
+    """Medians per variant, and each against the fixed header (``vs_fixed``: rps and p99)."""
+    fields = ("rps", "p50_us", "p99_us", "gateway_cpu_us", "endpoint_cpu_us", "load_cpu_us")
+    table: dict[str, dict[str, float]] = {}
+    for variant, variant_runs in runs.items():
+        row = {field: round(_median(variant_runs, field), 1) for field in fields}
+        row["token_requests"] = statistics.median(r.token_requests for r in variant_runs)
+        table[variant] = row
+    base = table.get(FIXED)
+    if base is not None:
+        for row in table.values():
+            row["rps_vs_fixed"] = round(row["rps"] / base["rps"], 3)
+            row["p99_vs_fixed"] = round(row["p99_us"] / base["p99_us"], 3)
+    return {
+        "settings": asdict(settings),
+        "variants": table,
+        "runs": {v: [asdict(r) for r in rs] for v, rs in runs.items()},
+        "environment": environment(),
+    }
+
+
+def _print_table(summary: dict[str, Any]) -> None:
+    s = summary["settings"]
+    print(
+        f"gateway: {s['clients']} named clients, {s['concurrency']} requests in flight, "
+        f"{s['duration_s']:g} s measured after {s['warmup_s']:g} s, medians of {s['rounds']} "
+        "interleaved round(s)"
+    )
+    header = (
+        f"{'variant':<14}{'req/s':>9}{'vs fixed':>9}{'p50 µs':>9}{'p99 µs':>9}"
+        f"{'p99 vs':>8}{'gw CPU µs':>11}{'AS+API µs':>11}{'load µs':>9}{'token req':>10}"
+    )
+    print(header)
+    for variant, row in summary["variants"].items():
+        print(
+            f"{variant:<14}{row['rps']:>9,.0f}{row.get('rps_vs_fixed', 0):>9.3f}"
+            f"{row['p50_us']:>9,.0f}{row['p99_us']:>9,.0f}{row.get('p99_vs_fixed', 0):>8.3f}"
+            f"{row['gateway_cpu_us']:>11.1f}{row['endpoint_cpu_us']:>11.1f}"
+            f"{row['load_cpu_us']:>9.1f}{row['token_requests']:>10,.0f}"
+        )
+    print(
+        "gw/AS+API/load CPU µs: CPU seconds of that process per forwarded request, while "
+        "measuring (the gateway's bounds what one gateway core can forward)"
+    )
+    print(machine_line(summary["environment"]))
+
+
+def main(*, quick: bool, as_json: bool, repeats: int | None = None) -> int:
+    settings = QUICK if quick else FULL
+    if repeats is not None:
+        settings = GatewaySettings(
+            repeats, settings.clients, settings.concurrency, settings.warmup_s, settings.duration_s
+        )
+    summary = summarise(measure_gateway(settings), settings)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_table(summary)
+    return 0

@@ -1,0 +1,81 @@
+"""jwtmint.bench.gateway (``jwtmint bench gateway``): it runs, every answer is checked, checks bite.
+
+No timing is asserted. What is under test is the measurement: every variant
+forwards through a real gateway process to the real API of the token
+endpoint process, which answers only for a live token (and a valid DPoP
+proof) and says whose token it was; the load generator checks that on every
+answer, so a gateway that sent one client's token for another is caught.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from jwtmint.bench.gateway import GatewaySettings, _Child, _one_run, measure_gateway, summarise
+from jwtmint.bench.gateway_roles import CACHED, DPOP, FIXED, VARIANTS
+from jwtmint.bench.settings import BASIC
+from jwtmint.bench.token_endpoint import EndpointProcess, MeasurementError
+from jwtmint.bench.token_peers import make_clients
+
+TINY = GatewaySettings(rounds=1, clients=3, concurrency=4, warmup_s=0.2, duration_s=0.4)
+
+
+def test_every_variant_forwards_checked_requests() -> None:
+    pytest.importorskip("authlib")
+    runs = measure_gateway(TINY, loop="asyncio")
+    summary = summarise(runs, TINY)
+    assert list(summary["variants"]) == list(VARIANTS)
+    for variant, row in summary["variants"].items():
+        assert row["rps"] > 0 and row["p99_us"] >= row["p50_us"] > 0, variant
+        assert row["gateway_cpu_us"] > 0 and row["endpoint_cpu_us"] > 0, variant
+    assert summary["variants"][FIXED]["rps_vs_fixed"] == 1.0
+    # the API verified a DPoP proof per request: that costs the API far more than a lookup
+    variants = summary["variants"]
+    assert variants[DPOP]["endpoint_cpu_us"] > variants[CACHED]["endpoint_cpu_us"]
+
+
+def test_a_token_sent_for_the_wrong_client_is_caught() -> None:
+    specs = make_clients(BASIC, 2)
+    secrets = {spec.client_id: str(spec.secret) for spec in specs}
+    with EndpointProcess([s.registration() for s in specs], loop="asyncio") as endpoint:
+        gateway = _Child(
+            "gateway",
+            {
+                "variant": FIXED,  # the first client's token on every request
+                "upstream": endpoint.url,
+                "token_url": endpoint.token_url,
+                "clients": secrets,
+                "connections": 2,
+                "loop": "asyncio",
+            },
+        )
+        try:
+            url = gateway.read()["url"]
+            load = _Child(
+                "load",
+                {
+                    "url": url,
+                    "clients": list(secrets),
+                    "concurrency": 2,
+                    "warmup_s": 0.1,
+                    "duration_s": 0.3,
+                    "fixed_client": None,  # expects each path's own client
+                    "loop": "asyncio",
+                },
+            )
+            try:
+                load.read(), load.read()
+                result = load.read()
+            finally:
+                load.close()
+        finally:
+            gateway.close()
+    assert result["failures"] > 0 and '"client_id"' in result["first_failure"]
+
+
+def test_a_gateway_that_cannot_get_tokens_fails_the_run() -> None:
+    specs = make_clients(BASIC, 1)
+    with EndpointProcess([s.registration() for s in specs], loop="asyncio") as endpoint:
+        wrong = {specs[0].client_id: "not-the-secret-" * 3}
+        with pytest.raises(MeasurementError, match="ended unexpectedly"):
+            _one_run(CACHED, endpoint, wrong, TINY, "asyncio")
