@@ -55,7 +55,8 @@ BENCH_ARGS ?=
 # the pytest-benchmark suites (our regressions), then every peer vs the floor in one run, then
 # the token manager vs authlib, then RedisTokenCache (starts its own redis-server; fails without),
 # then PyJWT's jwt.encode under patch_pyjwt() vs unpatched, then a DPoP proof per request,
-# then an aiohttp gateway forwarding requests with tokens, under load (bench gateway)
+# then an aiohttp gateway forwarding requests with tokens, under load (bench gateway), then
+# mint_many against one process per core and the scaling model (bench batch)
 bench: $(BENCH_STAMP)
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=median,iqr,ops --benchmark-sort=name -p no:cacheprovider
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench $(BENCH_ARGS)
@@ -64,6 +65,7 @@ bench: $(BENCH_STAMP)
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench pyjwt
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench dpop
 	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench gateway
+	JWTMINT_REQUIRE_EXTENSIONS=1 $(BIN)/python -m jwtmint bench batch
 
 annotate: $(STAMP)
 	mkdir -p build/annotate

@@ -47,12 +47,13 @@ def add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser("bench", help="jwtmint vs the peers vs the signing floor")
     bench.add_argument(
-        "mode", nargs="?", choices=["tokens", "redis", "pyjwt", "dpop", "gateway"],
+        "mode", nargs="?", choices=["tokens", "redis", "pyjwt", "dpop", "gateway", "batch"],
         help="tokens: TokenManager vs authlib's AsyncOAuth2Client, cached and cold tokens; "
         "redis: RedisTokenCache hits, misses and a fleet of 8 (starts its own redis-server); "
         "pyjwt: jwt.encode under patch_pyjwt() vs unpatched, jwtmint.encode and the floor; "
         "dpop: a DPoP proof per request, with and without ECDSA precomputation, vs PyJWT; "
-        "gateway: an aiohttp gateway forwarding requests with tokens of many clients, under load",
+        "gateway: an aiohttp gateway forwarding requests with tokens of many clients, under load; "
+        "batch: mint_many against one process per core (the ceiling), and the scaling model",
     )  # fmt: skip
     bench.add_argument("--quick", action="store_true", help=_QUICK)
     bench.add_argument("--json", action="store_true", help="machine-readable results only")
@@ -92,6 +93,10 @@ def run_bench(args: argparse.Namespace) -> int:
         from .bench.dpop import main as run_dpop
 
         return run_dpop(quick=args.quick, as_json=args.json, repeats=args.repeats)
+    if args.mode == "batch":
+        from .bench.batch import main as run_batches
+
+        return run_batches(quick=args.quick, as_json=args.json, repeats=args.repeats)
     if args.mode == "gateway":
         from .bench.gateway import main as run_gateway
 

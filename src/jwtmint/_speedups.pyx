@@ -321,6 +321,52 @@ ctypedef int (*crypto_sign_fn)(unsigned char* signed_message, unsigned long long
                                const unsigned char* secret) noexcept nogil
 
 
+cdef class _Messages:
+    """A chunk of messages for one GIL-free section: pointers into bytes objects it keeps alive.
+
+    ``sign_many`` takes its chunk as a tuple copy, so no other thread can free a message
+    (by changing the caller's list) while the signer reads it without the GIL.
+    """
+
+    cdef tuple items
+    cdef Py_ssize_t count
+    cdef const unsigned char** data
+    cdef size_t* lengths
+    cdef size_t longest
+
+    def __cinit__(self, inputs):
+        cdef Py_ssize_t i
+        cdef object item
+        self.items = tuple(inputs)
+        self.count = len(self.items)
+        self.data = <const unsigned char**>PyMem_Malloc((self.count + 1) * sizeof(char*))
+        self.lengths = <size_t*>PyMem_Malloc((self.count + 1) * sizeof(size_t))
+        if self.data == NULL or self.lengths == NULL:
+            raise MemoryError()
+        self.longest = 0
+        for i in range(self.count):
+            item = self.items[i]
+            if type(item) is not bytes:
+                raise TypeError(f"sign_many signs bytes, got {type(item).__name__}")
+            self.data[i] = <const unsigned char*>PyBytes_AS_STRING(item)
+            self.lengths[i] = <size_t>PyBytes_GET_SIZE(item)
+            if self.lengths[i] > self.longest:
+                self.longest = self.lengths[i]
+
+    def __dealloc__(self):
+        PyMem_Free(self.data)
+        PyMem_Free(self.lengths)
+
+
+cdef list _signatures(const unsigned char* out, Py_ssize_t stride, const int* sizes,
+                      Py_ssize_t count):
+    cdef list result = [None] * count
+    cdef Py_ssize_t i
+    for i in range(count):
+        result[i] = PyBytes_FromStringAndSize(<const char*>out + i * stride, sizes[i])
+    return result
+
+
 cdef class _SodiumSigner:
     """Ed25519 through libsodium's crypto_sign, called at its address, the GIL released.
 
@@ -365,6 +411,43 @@ cdef class _SodiumSigner:
 
     def __call__(self, bytes data not None):
         return self._sign(data)
+
+    def sign_many(self, inputs):
+        """The signatures of a chunk of messages, in order, signed in **one** GIL-free section.
+
+        ``jwtmint._batch`` gives each thread a chunk: the threads then take the
+        GIL once per chunk instead of once per signature (each handoff costs
+        about what the work it wraps saves).
+        """
+        cdef _Messages chunk = _Messages(inputs)
+        cdef Py_ssize_t i, n = chunk.count
+        cdef int failed = 0
+        cdef unsigned char* signed_message
+        cdef unsigned char* out
+        cdef int* sizes
+        if self.fn == NULL:
+            raise RuntimeError("_SodiumSigner has no function: use sodium_signer()")
+        signed_message = <unsigned char*>PyMem_Malloc(chunk.longest + 64)
+        out = <unsigned char*>PyMem_Malloc(n * 64 + 1)
+        sizes = <int*>PyMem_Malloc((n + 1) * sizeof(int))
+        try:
+            if signed_message == NULL or out == NULL or sizes == NULL:
+                raise MemoryError()
+            with nogil:
+                for i in range(n):
+                    if self.fn(signed_message, NULL, chunk.data[i],
+                               <unsigned long long>chunk.lengths[i], self.secret) != 0:
+                        failed = 1
+                        break
+                    memcpy(out + i * 64, signed_message, 64)
+                    sizes[i] = 64
+            if failed:
+                raise RuntimeError("libsodium crypto_sign failed")
+            return _signatures(out, 64, sizes, n)
+        finally:
+            PyMem_Free(signed_message)
+            PyMem_Free(out)
+            PyMem_Free(sizes)
 
 
 def sodium_signer(bytes secret not None):
@@ -424,6 +507,36 @@ cdef class _EcdsaSigner:
 
     def __call__(self, bytes data not None):
         return self._sign(data)
+
+    def sign_many(self, inputs):
+        """The DER signatures of a chunk of messages, in order, signed in **one** GIL-free
+        section (see ``_SodiumSigner.sign_many``)."""
+        cdef _Messages chunk = _Messages(inputs)
+        cdef Py_ssize_t i, n = chunk.count
+        cdef Py_ssize_t stride = 2 * MAX_EC_SIZE + 16
+        cdef int failed = 0
+        cdef unsigned char* out
+        cdef int* sizes
+        if self.state.key == NULL:
+            raise RuntimeError("_EcdsaSigner has no key: use ecdsa_signer()")
+        out = <unsigned char*>PyMem_Malloc(n * stride + 1)
+        sizes = <int*>PyMem_Malloc((n + 1) * sizeof(int))
+        try:
+            if out == NULL or sizes == NULL:
+                raise MemoryError()
+            with nogil:
+                for i in range(n):
+                    sizes[i] = jm_ecdsa_sign(&self.state, chunk.data[i], chunk.lengths[i],
+                                             out + i * stride)
+                    if sizes[i] <= 0:
+                        failed = 1
+                        break
+            if failed:
+                raise RuntimeError("OpenSSL ECDSA signing failed")
+            return _signatures(out, stride, sizes, n)
+        finally:
+            PyMem_Free(out)
+            PyMem_Free(sizes)
 
 
 def ecdsa_signer(bytes sec1_der not None, int bits):
