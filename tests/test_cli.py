@@ -146,6 +146,7 @@ def test_keygen_never_overwrites(tmp_path: Path) -> None:
         (["--alg", "ES256", "--bits", "4096", "--out", "k"], "--bits is for RS*/PS* keys only"),
         (["--alg", "RS256", "--bits", "1024", "--out", "k"], "argument --bits: '1024'"),
         (["--alg", "HS256", "--out", "k", "--jwks-out", "j"], "HS256 has no public key"),
+        (["--kid", " ", "--out", "k"], "argument --kid: a key id must not be empty"),
     ],
 )
 def test_keygen_usage_errors(tmp_path: Path, args: list[str], text: str) -> None:

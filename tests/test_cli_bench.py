@@ -5,6 +5,8 @@ refusals (exit 2 before any timing), and the progress bar: plain lines on a pipe
 from __future__ import annotations
 
 import json
+import os
+import select
 import struct
 import subprocess
 import sys
@@ -109,6 +111,8 @@ def test_progress_on_a_pipe_is_plain_lines() -> None:
             ["tokens", "--plot", "out.png"],
             "--plot draws the peer comparison only, not bench tokens",
         ),
+        (["--repeats", "0"], "argument --repeats: '0' is not a whole number above 0"),
+        (["--batch-ms", "inf"], "argument --batch-ms: 'inf' is not a number above 0"),
     ],
 )
 def test_plot_refusals_exit_2_before_timing(tmp_path: Path, args: list[str], text: str) -> None:
@@ -130,3 +134,24 @@ def test_plot_without_matplotlib_says_what_to_install(
         "jwtmint bench: error: --plot needs matplotlib: pip install 'jwtmint[plot]'\n"
     )
     assert not (tmp_path / "out.png").exists()
+
+
+def test_progress_on_a_terminal_is_one_redrawn_line() -> None:
+    master, slave = os.openpty()
+    try:
+        process = subprocess.run(
+            [str(JWTMINT), "bench", *TINY[:-2], "--batch-ms", "20"],
+            stdout=subprocess.PIPE, stderr=slave, text=True, timeout=120, check=False,
+            env={**os.environ, "TERM": "xterm"},
+        )  # fmt: skip
+        chunks = []
+        while select.select([master], [], [], 0.2)[0]:
+            chunks.append(os.read(master, 65536))
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert process.returncode == 0
+    drawn = b"".join(chunks).decode()
+    assert drawn.startswith("\rjwtmint bench  [")
+    assert drawn.endswith("\r\n") and drawn.count("\n") == 1  # one line, redrawn in place
+    assert "100%  9/9" in drawn.rsplit("\r", 2)[-2]

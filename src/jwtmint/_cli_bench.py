@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -32,6 +33,22 @@ def _names(known: Iterable[str]) -> Callable[[str], list[str]]:
                 f"unknown {', '.join(unknown) or 'empty list'}; choose from {', '.join(choices)}"
             )
         return names
+
+    return parse
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: a number above zero (a count of batches, milliseconds)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not 0 < value < math.inf:
+            what = "whole number" if kind is int else "number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {what} above 0")
+        return value
 
     return parse
 
@@ -71,8 +88,14 @@ def add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="also draw the peer comparison as a PNG: grouped bars, log scale, the signing "
         "floor marked (needs matplotlib: pip install 'jwtmint[plot]')",
     )  # fmt: skip
-    bench.add_argument("--repeats", type=int, help="batches per contender (default 15, quick 7)")
-    bench.add_argument("--batch-ms", type=float, help="ms per batch (default 50, quick 15)")
+    bench.add_argument(
+        "--repeats", type=_positive(int), metavar="N",
+        help="batches per contender (default 15, quick 7)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--batch-ms", type=_positive(float), metavar="MS",
+        help="ms per batch (default 50, quick 15)",
+    )  # fmt: skip
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -55,6 +55,12 @@ def _alg(text: str) -> str:
     return text
 
 
+def _kid(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a key id must not be empty")
+    return text
+
+
 def _bits(text: str) -> int:
     try:
         bits = int(text)
@@ -92,7 +98,9 @@ def add_keygen(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--bits", type=_bits, metavar="N",
         help=f"RSA modulus size for RS*/PS* (default {MIN_RSA_BITS})",
     )  # fmt: skip
-    keygen.add_argument("--kid", help="key id (default: the RFC 7638 thumbprint; HS*: none)")
+    keygen.add_argument(
+        "--kid", type=_kid, help="key id (default: the RFC 7638 thumbprint; HS*: none)"
+    )
     keygen.add_argument(
         "--out", metavar="FILE", required=True,
         help="where to write the private key or secret (mode 0600); '-' for stdout",
@@ -112,7 +120,7 @@ def add_mint(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--alg", type=_alg, metavar="ALG",
         help="default: the key's algorithm; HS256/384/512 for a secret file",
     )  # fmt: skip
-    mint.add_argument("--kid")
+    mint.add_argument("--kid", type=_kid, help="default: the key's (its thumbprint)")
     mint.add_argument("--lifetime", type=_lifetime, default=60, help="seconds (default 60)")
 
 
