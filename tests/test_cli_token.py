@@ -68,7 +68,7 @@ async def test_token_with_a_secret_from_the_environment() -> None:
         assert (code, out) == (1, "")  # refused by the endpoint: exit 1
         assert "invalid_client" in err and wrong not in err
         code, out, err = await jwtmint_cli(*args, env={"CLI_SECRET": ""})
-        assert code == 2 and "CLI_SECRET is empty or unset" in err
+        assert code == 2 and "--secret-env: the environment variable CLI_SECRET is empty" in err
     assert [(r.auth_method, r.outcome) for r in ep.requests] == [
         ("client_secret_basic", "issued"),
         ("client_secret_basic", "invalid_client"),
