@@ -27,6 +27,8 @@ _CLIENT_FLAGS: Final = {
     "issuer": "issuer",
     "token_endpoint": "token_endpoint",
     "key": "private_key",
+    "key_password_env": "private_key_password_env",
+    "key_password_file": "private_key_password_file",
     "secret_env": "client_secret_env",
     "secret_file": "client_secret_file",
     "auth_method": "auth_method",
@@ -60,6 +62,12 @@ def add_token(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     inline.add_argument("--issuer", help="discover the token endpoint (RFC 8414 / OpenID)")
     inline.add_argument("--token-endpoint")
     inline.add_argument("--key", type=Path, help="private key file: private_key_jwt")
+    inline.add_argument(
+        "--key-password-env", metavar="VAR", help="the --key file's password, from this variable"
+    )
+    inline.add_argument(
+        "--key-password-file", type=Path, metavar="FILE", help="the --key file's password"
+    )
     inline.add_argument(
         "--secret-env", metavar="VAR",
         help="read the client secret from this environment variable (never from argv)",

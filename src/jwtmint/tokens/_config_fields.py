@@ -124,10 +124,10 @@ class Origin:
         if self.name is None:
             return ConfigurationError(subject + problem)
         line = self.line(table, field)
-        where = self.name + (f":{line}" if line is not None else "")
+        where = self.name + (f":{line}" if line is not None else "") + ": "
         if table is not None:
-            where += f": {_table_header(table)}"
-        return ConfigurationError(f"{where} {subject}{problem}")
+            where += f"{_table_header(table)} "
+        return ConfigurationError(where + subject + problem)
 
     def line(self, table: str | None, field: str | None) -> int | None:
         """The line of ``field`` in ``table`` (of its header when ``field`` is None), best
@@ -197,7 +197,10 @@ class _Table:
         except TypeError:
             raise self.fail(field, f"must be {words}, got {kind(value)}") from None
         except ConfigurationError as exc:
-            raise self.fail(field, str(exc).removeprefix(f"{field} ")) from None
+            problem = (
+                str(exc).removeprefix(f"{field} ").replace("scope=, resource=", "scope, resource")
+            )
+            raise self.fail(field, problem) from None
 
     def path(self, field: str, words: str) -> Path | None:
         value = self.fields.get(field)
@@ -271,7 +274,12 @@ class _Table:
                 field, f"cannot read {path}: {exc.strerror or type(exc).__name__}"
             ) from None
         except InvalidKeyError as exc:
-            raise self.fail(field, f"{path}: {exc}") from None
+            # the loader's advice is for its Python callers; a file's user sets fields
+            label = self.origin.label
+            passwords = f"{label(field + '_password_env')} or {label(field + '_password_file')}"
+            problem = str(exc).replace("pass password=", f"give {passwords}")
+            problem = problem.partition("; if they are an HMAC secret")[0]
+            raise self.fail(field, f"{path}: {problem}") from None
 
     def credentials(self, method: str | None, secret: str | None, has_key: bool) -> None:
         """The method, secret and key agree (ClientCredentialsClient checks this too, in
