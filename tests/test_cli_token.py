@@ -177,6 +177,17 @@ async def test_unreachable_exits_3_with_the_client_id(tmp_path: Path) -> None:
     assert SECRET not in err
 
 
+async def test_a_failed_discovery_exits_3_with_advice_in_flag_words(tmp_path: Path) -> None:
+    write_pem(tmp_path / "app.pem", signing_key("ES256"))
+    code, out, err = await jwtmint_cli(
+        "token", "--client-id", "probe-app", "--issuer", f"http://127.0.0.1:{closed_port()}",
+        "--key", str(tmp_path / "app.pem"),
+    )  # fmt: skip
+    assert (code, out) == (3, "")
+    assert "no authorization server metadata" in err and "give --token-endpoint" in err, err
+    assert "token_endpoint=" not in err
+
+
 async def test_a_silent_server_times_out_per_the_manager_table(tmp_path: Path) -> None:
     async with TokenEndpoint() as ep:
         ep.register_client("slow", secret=SECRET)

@@ -321,6 +321,19 @@ async def test_a_secret_file_loses_one_trailing_newline_only(workdir: Path) -> N
     assert [r.outcome for r in ep.requests] == ["issued"] * 3
 
 
+@pytest.mark.parametrize("field", ["client_secret_env", "client_secret_file"])
+def test_a_secret_written_where_its_reference_belongs_is_not_shown(
+    workdir: Path, field: str
+) -> None:
+    misplaced = "Zq8" + secrets.token_urlsafe(24).replace(".", "").replace("/", "")
+    path = workdir / "clients.toml"
+    path.write_text(f'[c]\ntoken_endpoint = "https://idp/t"\n{field} = "{misplaced}"\n')
+    with pytest.raises(ConfigurationError) as caught:
+        load_clients(path)
+    assert str(caught.value).startswith(f"{path}:3: [c] {field}: ")
+    assert misplaced not in str(caught.value) and "(not shown)" in str(caught.value)
+
+
 def test_client_table_names_may_need_quotes(workdir: Path) -> None:
     path = workdir / "clients.toml"
     path.write_text(

@@ -58,10 +58,14 @@ def add_token(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--client", metavar="NAME", help="its client's table name (optional if it has one)"
     )
     inline = token.add_argument_group("a client from flags (not with --config)")
-    inline.add_argument("--client-id")
-    inline.add_argument("--issuer", help="discover the token endpoint (RFC 8414 / OpenID)")
-    inline.add_argument("--token-endpoint")
-    inline.add_argument("--key", type=Path, help="private key file: private_key_jwt")
+    inline.add_argument("--client-id", metavar="ID")
+    inline.add_argument(
+        "--issuer", metavar="URL", help="discover the token endpoint (RFC 8414 / OpenID)"
+    )
+    inline.add_argument("--token-endpoint", metavar="URL")
+    inline.add_argument(
+        "--key", type=Path, metavar="FILE", help="private key file: private_key_jwt"
+    )
     inline.add_argument(
         "--key-password-env", metavar="VAR", help="the --key file's password, from this variable"
     )
@@ -72,21 +76,26 @@ def add_token(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--secret-env", metavar="VAR",
         help="read the client secret from this environment variable (never from argv)",
     )  # fmt: skip
-    inline.add_argument("--secret-file", type=Path, help="read the client secret from this file")
+    inline.add_argument(
+        "--secret-file", type=Path, metavar="FILE", help="read the client secret from this file"
+    )
     inline.add_argument(
         "--auth-method",
+        metavar="METHOD",
         help="default: private_key_jwt with --key, client_secret_basic with a secret; "
         "'none' (no credentials) only when asked for",
     )
     inline.add_argument("--alg", help="assertion algorithm (default: the key's, or HS256)")
-    inline.add_argument("--audience", help="assertion aud (default: the issuer)")
+    inline.add_argument("--audience", metavar="AUD", help="assertion aud (default: the issuer)")
     inline.add_argument(
         "--allow-insecure-http",
         action="store_true",
         help="allow plain http to a host that is not loopback (a trusted network only)",
     )
-    token.add_argument("--scope")
-    token.add_argument("--resource", action="append", help="RFC 8707 resource; repeatable")
+    token.add_argument("--scope", help="space-delimited scopes (default: the client's)")
+    token.add_argument(
+        "--resource", metavar="URI", action="append", help="RFC 8707 resource; repeatable"
+    )
     token.add_argument("--json", action="store_true", help="the whole token response")
 
 

@@ -64,6 +64,8 @@ _INLINE_SECRETS: Final = ("client_secret", "private_key_password", "dpop_key_pas
 _SECRET_METHODS: Final = frozenset(
     {"client_secret_basic", "client_secret_post", "client_secret_jwt"}
 )
+#: a conventional environment variable name; anything else may be a misplaced secret
+_VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _TOML_KINDS: Final = {str: "a string", bool: "a boolean", int: "an integer", float: "a float"}
 
@@ -238,10 +240,11 @@ class _Table:
         variable = self.string(env)
         if variable is not None:
             value = os.environ.get(variable)
-            if value is None:
-                raise self.fail(env, f"the environment variable {variable} is not set")
             if not value:
-                raise self.fail(env, f"the environment variable {variable} is empty")
+                # the secret itself, written where its variable's name belongs, stays unshown
+                name = variable if _VARIABLE.fullmatch(variable) else "it names (not shown)"
+                state = "is not set" if value is None else "is empty"
+                raise self.fail(env, f"the environment variable {name} {state}")
             return value, env
         path = self.path(file, "a path (a string)")
         if path is None:
@@ -249,9 +252,10 @@ class _Table:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise self.fail(
-                file, f"cannot read {path}: {exc.strerror or type(exc).__name__}"
-            ) from None
+            raw = str(self.fields[file])
+            shown_path = path if "/" in raw or "." in raw else "the file it names (not shown)"
+            problem = exc.strerror or type(exc).__name__
+            raise self.fail(file, f"cannot read {shown_path}: {problem}") from None
         # editors end a file with a newline; the secret does not
         data = data.removesuffix(b"\n").removesuffix(b"\r")
         if not data:
