@@ -41,10 +41,20 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - the same parser, from PyPI
     import tomli as tomllib
 
-__all__ = ["MANAGER_FIELDS", "ClientsConfig", "ConfigSource", "load_clients", "read_config"]
+__all__ = [
+    "MANAGER_FIELDS",
+    "ClientsConfig",
+    "ConfigSource",
+    "PathName",
+    "load_clients",
+    "manager_from_config",
+    "read_config",
+]
 
 _M = TypeVar("_M")
 
+#: a file system path
+PathName: TypeAlias = "str | os.PathLike[str]"
 #: a clients file's path, or the same settings already parsed (a mapping of tables)
 ConfigSource: TypeAlias = "str | os.PathLike[str] | Mapping[str, Any]"
 
@@ -74,7 +84,7 @@ class ClientsConfig:
 def read_config(
     source: ConfigSource,
     *,
-    base_dir: str | os.PathLike[str] | None = None,
+    base_dir: PathName | None = None,
     only: str | None = None,
 ) -> ClientsConfig:
     """Read and check a clients file (or mapping); see the module docstring.
@@ -119,7 +129,7 @@ def read_config(
 
 
 def load_clients(
-    source: ConfigSource, *, base_dir: str | os.PathLike[str] | None = None
+    source: ConfigSource, *, base_dir: PathName | None = None
 ) -> dict[str, ClientCredentialsClient]:
     """The named clients of a clients file (or mapping), for ``TokenManager(clients)``.
 
@@ -133,7 +143,7 @@ def manager_from_config(
     factory: Callable[..., _M],
     source: ConfigSource,
     *,
-    base_dir: str | os.PathLike[str] | None,
+    base_dir: PathName | None,
     overrides: Mapping[str, Any],
     only: str | None = None,
 ) -> _M:
@@ -145,9 +155,7 @@ def manager_from_config(
     return factory(config.clients, **{**config.manager, **overrides})
 
 
-def _tables(
-    source: ConfigSource, base_dir: str | os.PathLike[str] | None
-) -> tuple[Origin, Mapping[Any, Any]]:
+def _tables(source: ConfigSource, base_dir: PathName | None) -> tuple[Origin, Mapping[Any, Any]]:
     if isinstance(source, Mapping):
         where = Path(base_dir) if base_dir is not None else Path.cwd()
         return Origin("the clients mapping", where), source

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from .._assertion import ClientAssertion
 from ..errors import ConfigurationError, ManagerNotRunningError, UnknownClientError
 from ._cache import CacheKey, MemoryTokenCache, TokenCache
 from ._client import ClientCredentialsClient, request_key
-from ._config import ConfigSource, manager_from_config
+from ._config import ConfigSource, PathName, manager_from_config
 from ._credentials import ClientAssertionService
 from ._dpop import ApiProofs, DPoPNonces
 from ._flights import TokenFlights
@@ -186,20 +185,12 @@ class TokenManager:
 
     @classmethod
     def from_config(
-        cls: type[_M],
-        source: ConfigSource,
-        *,
-        base_dir: str | os.PathLike[str] | None = None,
-        **settings: Any,
+        cls: type[_M], source: ConfigSource, *, base_dir: PathName | None = None, **settings: Any
     ) -> _M:
-        """A manager (not started) for the clients of a clients file (TOML) or mapping.
-
-        Its ``[manager]`` table gives the settings; keyword arguments (``cache=``,
-        ``assertion_service=``, ...) add to them and win. Relative paths resolve against
-        ``base_dir``, by default the file's directory. Every mistake raises
-        :class:`~jwtmint.errors.ConfigurationError` naming the file, the client and the field
-        (see :func:`jwtmint.tokens.load_clients`).
-        """
+        """A manager (not started) for a clients file's (or mapping's) clients and [manager]
+        settings; keyword arguments (``cache=``, ...) add to those and win. Relative paths
+        resolve against ``base_dir`` (default: the file's directory). Mistakes raise
+        :class:`~jwtmint.errors.ConfigurationError` naming file, client and field."""
         return manager_from_config(cls, source, base_dir=base_dir, overrides=settings)
 
     # ---- lifecycle -------------------------------------------------------------------
