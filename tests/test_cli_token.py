@@ -162,7 +162,8 @@ async def test_a_refusal_exits_1_with_the_oauth_error(tmp_path: Path) -> None:
             "token", "--config", str(config), "--scope", "admin", env={"SVC_SECRET": SECRET}
         )
     assert (code, out) == (1, "")
-    assert "refused client 'svc': invalid_scope" in err, err
+    # the RFC 6749 error and its description, as the server sent them
+    assert "refused client 'svc': invalid_scope (scope not allowed for this client: admin)" in err
     assert SECRET not in err
 
 
@@ -256,6 +257,9 @@ async def test_bad_config_files_exit_2_naming_file_client_and_field(
          "--allow-insecure-http for a trusted network"),
         (["--client-id", "x", "--token-endpoint", "https://idp.example/t", "--secret-env",
           "APP_SECRET", "--resource", "api"], "--resource 'api' is not an absolute URI"),
+        (["--client-id", "x", "--token-endpoint", "https://idp.example/t", "--secret-env",
+          "APP_SECRET", "--alg", "HS256"],
+         "--alg: is for client assertions; client_secret_basic signs nothing"),
         (["--client", "x"], "--client names a client of --config FILE"),
         ([], "give --client-id (with --issuer or --token-endpoint"),
     ],

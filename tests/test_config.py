@@ -226,6 +226,11 @@ MISTAKES = [
      "a client authenticates with a secret or private_key, not both"),
     ("[c]\ntoken_endpoint = 'https://idp/t'\nclient_secret_env = 'CONFIG_SECRET'\n"
      "dpop_key = 'keys/missing.pem'\n", 4, "dpop_key", "No such file or directory"),
+    ("[c]\ntoken_endpoint = 'https://idp/t'\nclient_secret_env = 'CONFIG_SECRET'\n"
+     "signing_algorithm = 'HS256'\n", 4, "signing_algorithm",
+     "is for client assertions; client_secret_basic signs nothing"),
+    ("[c]\ntoken_endpoint = 'https://idp/t'\nclient_secret_env = 'CONFIG_SECRET'\n"
+     "dpop_algorithm = 'ES256'\n", 4, "dpop_algorithm", "is for dpop_key, which is not given"),
     ("[manager]\nrequest_timout = 3\n[c]\ntoken_endpoint = 'https://idp/t'\n", 2,
      "request_timout", "unknown setting; did you mean 'request_timeout'?"),
     ("[manager]\nrequest_timeout = '3'\n[c]\ntoken_endpoint = 'https://idp/t'\n", 2,

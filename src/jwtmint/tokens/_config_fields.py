@@ -349,7 +349,12 @@ def build_client(
     scope = t.checked("scope", _scope, "a string or an array of strings")
     resource = t.checked("resource", _resources, "a string or an array of strings")
     signing_algorithm = t.algorithm("signing_algorithm")
+    signs = method or ("private_key_jwt" if private_key is not None else "client_secret_basic")
+    if signing_algorithm is not None and signs not in ("private_key_jwt", "client_secret_jwt"):
+        raise t.fail("signing_algorithm", f"is for client assertions; {signs} signs nothing")
     dpop_key, dpop_algorithm = t.key("dpop_key"), t.algorithm("dpop_algorithm")
+    if dpop_algorithm is not None and dpop_key is None:
+        raise t.fail("dpop_algorithm", f"is for {origin.label('dpop_key')}, which is not given")
     try:
         return ClientCredentialsClient(
             chosen_id,
