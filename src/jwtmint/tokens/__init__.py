@@ -27,6 +27,7 @@ from ..errors import (
 )
 from ._cache import CacheEntry, CacheKey, MemoryTokenCache, TokenCache
 from ._client import AUTH_METHODS, ClientCredentialsClient
+from ._config import load_clients
 from ._credentials import ClientAssertionService, TokenRequestParameters
 from ._manager import TokenManager, TokenManagerStats
 from ._redis_cache import RedisCacheStats, RedisTokenCache
@@ -60,5 +61,6 @@ __all__ = [
     "TokenRequestParameters",
     "TokenSource",
     "UnknownClientError",
+    "load_clients",
     "run",
 ]

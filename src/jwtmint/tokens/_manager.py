@@ -16,6 +16,7 @@ from .._assertion import ClientAssertion
 from ..errors import ConfigurationError, ManagerNotRunningError, UnknownClientError
 from ._cache import CacheKey, MemoryTokenCache, TokenCache
 from ._client import ClientCredentialsClient, request_key
+from ._config import ConfigSource, PathName, manager_from_config
 from ._credentials import ClientAssertionService
 from ._dpop import ApiProofs, DPoPNonces
 from ._flights import TokenFlights
@@ -181,6 +182,16 @@ class TokenManager:
         self._default_keys = {
             name: request_key(name, client) for name, client in self._clients.items()
         }
+
+    @classmethod
+    def from_config(
+        cls: type[_M], source: ConfigSource, *, base_dir: PathName | None = None, **settings: Any
+    ) -> _M:
+        """A manager (not started) for a clients file's (or mapping's) clients and [manager]
+        settings; keyword arguments (``cache=``, ...) add to those and win. Relative paths
+        resolve against ``base_dir`` (default: the file's directory). Mistakes raise
+        :class:`~jwtmint.errors.ConfigurationError` naming file, client and field."""
+        return manager_from_config(cls, source, base_dir=base_dir, overrides=settings)
 
     # ---- lifecycle -------------------------------------------------------------------
 
