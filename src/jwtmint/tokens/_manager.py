@@ -28,6 +28,10 @@ from ._token import Token
 
 if TYPE_CHECKING:
     import httpx
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+    from ._otel import Telemetry
 
 __all__ = ["TokenManager", "TokenManagerStats"]
 
@@ -57,6 +61,12 @@ class TokenManager:
     It belongs to the event loop it was started on. ``clock`` (epoch
     seconds) is the time of assertions, token expiry and renewal; tests
     inject it.
+
+    :meth:`stats` counts per client (hits, misses, requests, renewals,
+    joins, failures by error code). With ``opentelemetry-api`` installed
+    (``jwtmint[otel]``) the manager reports to the meter and tracer named
+    ``jwtmint`` of ``meter_provider`` and ``tracer_provider`` (default: the
+    global ones); the instruments are listed in :mod:`jwtmint.tokens._otel`.
     """
 
     def __init__(
@@ -73,6 +83,8 @@ class TokenManager:
         default_lifetime: float = 300.0,
         clock: Clock | None = None,
         connection_limit: int | None = 100,
+        meter_provider: MeterProvider | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if not isinstance(clients, Mapping):
             raise ConfigurationError(
@@ -143,6 +155,7 @@ class TokenManager:
             name: ClientCounters(request_key(name, client))
             for name, client in self._clients.items()
         }
+        self._requester.telemetry = _telemetry(self._counters, meter_provider, tracer_provider)
         self._flights = TokenFlights(
             self._cache,
             self._request,
@@ -360,6 +373,25 @@ class TokenManager:
     ) -> OriginScope:
         insecure = self._clients[name].allow_insecure_http
         return OriginScope(origins, source.key.resource, allow_http=insecure)
+
+
+def _telemetry(
+    counters: Mapping[str, ClientCounters],
+    meter_provider: MeterProvider | None,
+    tracer_provider: TracerProvider | None,
+) -> Telemetry | None:
+    """OpenTelemetry instruments and tracer for the manager, or None without opentelemetry-api
+    (imported here, when a manager is made: never when jwtmint is imported)."""
+    try:
+        from ._otel import Telemetry
+    except ImportError:
+        if meter_provider is not None or tracer_provider is not None:
+            raise ConfigurationError(
+                "meter_provider and tracer_provider need opentelemetry-api: "
+                "pip install 'jwtmint[otel]'"
+            ) from None
+        return None
+    return Telemetry(counters, meter_provider, tracer_provider)
 
 
 def _retry_policy(retries: RetryPolicy | int | None) -> RetryPolicy:
