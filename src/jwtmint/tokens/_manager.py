@@ -13,7 +13,7 @@ import aiohttp
 from .. import __version__
 from .._assertion import ClientAssertion
 from ..errors import ConfigurationError, ManagerNotRunningError, UnknownClientError
-from ._cache import CacheKey, MemoryTokenCache, TokenCache
+from ._cache import CacheKey, MemoryTokenCache, TokenCache, peeker
 from ._client import ClientCredentialsClient, request_key
 from ._credentials import ClientAssertionService
 from ._dpop import ApiProofs, DPoPNonces
@@ -122,6 +122,7 @@ class TokenManager:
             )
         self._clients = MappingProxyType(dict(clients))
         self._cache: TokenCache = cache if cache is not None else MemoryTokenCache()
+        self._peek = peeker(self._cache)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ConfigurationError("session must be an aiohttp.ClientSession")
         self._borrowed_session = session
@@ -276,7 +277,7 @@ class TokenManager:
         entry = None
         if not force_renewal:
             # the hot path: a dict lookup, a clock read and a count, no await on I/O, no lock
-            entry = self._cache.peek(key)
+            entry = self._peek(key)
             if entry is not None and self._clock() < entry.renew_at:
                 counters.hits += 1
                 return entry.token
