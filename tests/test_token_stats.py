@@ -227,6 +227,25 @@ async def test_a_forced_renewal_is_a_miss(endpoint: TokenEndpoint) -> None:
     assert_adds_up(stats, {"es": 4})
 
 
+async def test_a_shared_tier_hit_is_a_hit(endpoint: TokenEndpoint) -> None:
+    from .test_token_manager_edges import SharedTier
+
+    tier = SharedTier()
+    async with (
+        TokenManager({"es": es_client(endpoint)}, cache=tier.instance()) as first,
+        TokenManager({"es": es_client(endpoint)}, cache=tier.instance()) as second,
+    ):
+        token = await first.get_token("es")
+        assert await second.get_token("es") == token  # read from the tier: no request
+        assert await second.get_token("es") == token  # then from its own memory
+        stats = second.stats()
+    es = stats.clients["es"]
+    assert (es.hits, es.misses, es.requests) == (2, 0, 0)
+    assert es.expires_in is not None  # its in-process copy
+    assert endpoint.request_count() == 1
+    assert_adds_up(stats, {"es": 2})
+
+
 @pytest.mark.parametrize(
     ("error", "code"),
     [
