@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import aiohttp
 import pytest
 
 from jwtmint.errors import (
@@ -215,6 +216,30 @@ async def test_middleware_lookups_count_as_calls(endpoint: TokenEndpoint) -> Non
         stats = t.stats()
     assert (stats.clients["es"].hits, stats.clients["es"].misses) == (2, 1)
     assert_adds_up(stats, {"es": 3})
+
+
+async def test_a_burst_of_401s_through_the_middleware_adds_up(endpoint: TokenEndpoint) -> None:
+    async with (
+        TokenManager({"es": es_client(endpoint)}) as t,
+        aiohttp.ClientSession(middlewares=[t.middleware("es")]) as api,
+    ):
+        async with api.get(f"{endpoint.url}/api/warm") as response:
+            assert response.status == 200
+        endpoint.revoke_all()
+
+        async def call(i: int) -> int:
+            async with api.get(f"{endpoint.url}/api/{i}") as response:
+                return response.status
+
+        assert await asyncio.gather(*(call(i) for i in range(20))) == [200] * 20
+        stats = t.stats()
+    es = stats.clients["es"]
+    assert (es.requests, es.renewals, es.tokens) == (2, 0, 2)
+    # 21 lookups (1 miss, then 20 hits of the revoked token); 20 renewals after the 401s: one
+    # request, joined or served the renewed token
+    assert es.misses >= 2 and es.hits >= 20
+    assert_adds_up(stats, {"es": es.hits + es.misses})
+    assert es.hits + es.misses == 21 + 20
 
 
 async def test_a_forced_renewal_is_a_miss(endpoint: TokenEndpoint) -> None:

@@ -4,16 +4,13 @@ Instruments of the meter ``jwtmint`` (OpenTelemetry's naming rules: dotted lower
 names, no ``_total``, UCUM units in the unit field); every one carries ``jwtmint.client``,
 the client's name in the manager:
 
-================================== ================= ========== ==============================
-name                               instrument        unit       attributes besides the client
-================================== ================= ========== ==============================
-``jwtmint.token.request.duration`` histogram         s          ``error.type`` when it failed
-``jwtmint.assertion.mint.duration`` histogram        s          (the assertions jwtmint signs)
-``jwtmint.token.cache.hits``       async counter     {hit}
-``jwtmint.token.requests``         async counter     {request}  ``jwtmint.request.trigger``
-``jwtmint.token.request.failures`` async counter     {request}  ``error.type``
-``jwtmint.token.request.joins``    async counter     {call}
-================================== ================= ========== ==============================
+- ``jwtmint.token.request.duration``: histogram, s; ``error.type`` when the request failed
+- ``jwtmint.assertion.mint.duration``: histogram, s (the assertions jwtmint signs itself)
+- ``jwtmint.token.cache.hits``: observable counter, {hit}
+- ``jwtmint.token.requests``: observable counter, {request}; ``jwtmint.request.trigger``
+  (``caller`` or ``background``)
+- ``jwtmint.token.request.failures``: observable counter, {request}; ``error.type``
+- ``jwtmint.token.request.joins``: observable counter, {call}
 
 The counters are observable: their callbacks read the clients' counters (the ones
 ``manager.stats()`` shows) when the meter collects, so a cache hit costs nothing more with
