@@ -29,7 +29,8 @@ from ._cache import CacheEntry, CacheKey, MemoryTokenCache, TokenCache
 from ._client import AUTH_METHODS, ClientCredentialsClient
 from ._config import load_clients
 from ._credentials import ClientAssertionService, TokenRequestParameters
-from ._manager import TokenManager, TokenManagerStats
+from ._manager import TokenManager
+from ._metrics import ClientStats, TokenManagerStats
 from ._redis_cache import RedisCacheStats, RedisTokenCache
 from ._retry import RetryPolicy
 from ._runner import run
@@ -42,6 +43,7 @@ __all__ = [
     "CacheKey",
     "ClientAssertionService",
     "ClientCredentialsClient",
+    "ClientStats",
     "ClosedError",
     "ConfigurationError",
     "DiscoveryError",
