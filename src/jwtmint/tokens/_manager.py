@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,6 +18,7 @@ from ._client import ClientCredentialsClient, request_key
 from ._credentials import ClientAssertionService
 from ._dpop import ApiProofs, DPoPNonces
 from ._flights import TokenFlights
+from ._metrics import ClientCounters, TokenManagerStats, snapshot
 from ._middleware import OriginScope, token_middleware
 from ._requester import TokenRequester
 from ._resolve import ClientResolver
@@ -34,35 +34,6 @@ __all__ = ["TokenManager", "TokenManagerStats"]
 _M = TypeVar("_M", bound="TokenManager")
 
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True, slots=True)
-class TokenManagerStats:
-    """What a :class:`TokenManager` has done, for metrics (``manager.stats()``).
-
-    Cache hits are not counted: counting would cost the hot path more than
-    the lookup itself. ``coalesced`` is callers that joined a request already
-    in flight (single-flight at work).
-    """
-
-    #: token requests started (each may make several HTTP attempts)
-    requests: int = 0
-    #: HTTP attempts sent to token endpoints, retries included
-    attempts: int = 0
-    #: tokens received and cached
-    tokens: int = 0
-    #: requests that ended in an error (refusals and exhausted retries)
-    failures: int = 0
-    #: renewals started in the background while the cached token was served
-    background_renewals: int = 0
-    #: background renewals that failed (the cached token was served on)
-    background_failures: int = 0
-    #: callers that joined a request already in flight
-    coalesced: int = 0
-    #: requests in flight now
-    in_flight: int = 0
-    #: DPoP nonces learned from token endpoints and APIs (RFC 9449 §8, §9)
-    dpop_nonces: int = 0
 
 
 class TokenManager:
@@ -167,6 +138,11 @@ class TokenManager:
             clock=self._clock,
             nonces=self._nonces,
         )
+        # per client: its default cache key (the hot path's one dict lookup) and its stats
+        self._counters = {
+            name: ClientCounters(request_key(name, client))
+            for name, client in self._clients.items()
+        }
         self._flights = TokenFlights(
             self._cache,
             self._request,
@@ -174,13 +150,11 @@ class TokenManager:
             renewal_buffer=float(renewal_buffer),
             renewal_jitter=float(renewal_jitter),
             deadline=policy.deadline,
+            counters=self._counters,
             callers_authenticate=()
             if assertion_service is not None
             else [name for name, client in self._clients.items() if client.needs_assertions],
         )
-        self._default_keys = {
-            name: request_key(name, client) for name, client in self._clients.items()
-        }
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -246,9 +220,12 @@ class TokenManager:
         return self._cache
 
     def stats(self) -> TokenManagerStats:
-        """A snapshot of the counters (see :class:`TokenManagerStats`)."""
-        return TokenManagerStats(
-            **self._flights.counts,
+        """A snapshot of the counters, in total and per client (``stats().clients[name]``,
+        a :class:`ClientStats`): see :class:`TokenManagerStats` for what adds up."""
+        return snapshot(
+            self._counters,
+            self._cache,
+            self._clock,
             attempts=self._requester.attempts,
             in_flight=len(self._flights),
             dpop_nonces=self._nonces.updates,
@@ -276,16 +253,19 @@ class TokenManager:
         assertion service and the client's own key).
         """
         if scope is None and resource is None and parameters is None:
-            key = self._default_keys.get(name)
-            if key is None:
+            counters = self._counters.get(name)
+            if counters is None:
                 raise UnknownClientError(name, self._clients)
+            key = counters.key
         else:
             key = self._key(name, scope, resource, parameters)
+            counters = self._counters[name]
         entry = None
         if not force_renewal:
-            # the hot path: a dict lookup and a clock read, no await on I/O, no lock
+            # the hot path: a dict lookup, a clock read and a count, no await on I/O, no lock
             entry = self._cache.peek(key)
             if entry is not None and self._clock() < entry.renew_at:
+                counters.hits += 1
                 return entry.token
         return await self._flights.obtain(key, entry, force_renewal, client_assertion)
 
@@ -330,7 +310,7 @@ class TokenManager:
         key = self._key(name, scope, resource, parameters)  # unknown names raise
         signer = self._clients[name].dpop
         dpop = ApiProofs(signer, self._nonces) if signer is not None else None
-        return TokenSource(key, self._cache, self._flights, self._clock, dpop)
+        return TokenSource(key, self._cache, self._flights, self._clock, dpop, self._counters[name])
 
     def middleware(
         self,
