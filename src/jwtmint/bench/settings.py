@@ -147,7 +147,7 @@ class DPoPSettings(_Rounds):
 #: ``jwtmint bench``: every algorithm x every contender
 BENCH = Modes(Settings(rounds=15, batch_seconds=0.05), Settings(rounds=7, batch_seconds=0.015))
 #: ``jwtmint demo``: jwtmint C, jwtmint py and PyJWT
-DEMO = Modes(Settings(rounds=15, batch_seconds=0.06), Settings(rounds=9, batch_seconds=0.018))
+DEMO = Modes(Settings(rounds=9, batch_seconds=0.04), Settings(rounds=5, batch_seconds=0.01))
 #: the cached ``get_token`` of ``jwtmint demo``
 TOKEN_DEMO = Modes(Settings(rounds=9, batch_seconds=0.05), Settings(rounds=9, batch_seconds=0.005))
 #: ``jwtmint bench pyjwt``: patched vs unpatched ``jwt.encode``
