@@ -279,10 +279,10 @@ class _Driver:
 def _status(tokens: TokenManager, tally: Tally, phase: str, started: float) -> str:
     stats = tokens.stats()
     rate = tally.calls / max(time.perf_counter() - started, 1e-9)
+    # short enough for an 80-column terminal at the full run's figures
     return (
-        f"  {phase}: {tally.calls:,} calls · {len(tally.tokens):,} tokens · "
-        f"{stats.requests:,} requests · {stats.hits:,} hits · {stats.coalesced:,} joins · "
-        f"{rate:,.0f} calls/s"
+        f"{phase}: {tally.calls:,} calls, {len(tally.tokens):,} tokens, {stats.requests:,} req, "
+        f"{stats.hits:,} hits, {stats.coalesced:,} joins, {rate:,.0f}/s"
     )
 
 
