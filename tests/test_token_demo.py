@@ -63,18 +63,21 @@ def test_the_command_prints_a_summary_and_the_verdict_last() -> None:
     assert "minting: done" in done.stderr and "\r" not in done.stderr
 
 
-def test_the_verdict_fails_when_the_endpoint_does_not_know_the_tokens(
+def test_the_verdict_fails_when_the_endpoint_refuses_a_client(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # no mock: the real endpoint forgets every token it issued before they are looked up
-    code = run_demo(
-        ["HS256"], quick=True, as_json=True, fleet=SMALL, after_run=TokenEndpoint.revoke_all
-    )
+    def register_again(endpoint: TokenEndpoint) -> None:
+        # no mock: the real endpoint now knows another secret than the manager's client
+        endpoint.register_client("basic-000", secret="not the one the manager sends")
+
+    code = run_demo(["HS256"], quick=True, as_json=True, fleet=SMALL, after_setup=register_again)
     result = json.loads(capsys.readouterr().out)
     assert code == 1
     line = result["verdict"]["line"]
-    assert line.startswith("verdict: FAILED — ") and "unknown to the endpoint" in line
-    assert result["fleet"]["tokens"]["verified"] == 0
+    assert line.startswith("verdict: FAILED — ") and "invalid_client" in line
+    # the counters add up all the same: a refused call is a miss
+    sums = result["fleet"]["sums"]
+    assert sums["calls"] == sums["hits"] + sums["misses"]
 
 
 async def test_stepped_tells_a_call_that_waited_from_one_that_did_not() -> None:

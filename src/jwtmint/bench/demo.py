@@ -12,6 +12,7 @@ when a check failed.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -88,19 +89,24 @@ def run_demo(
     quick: bool,
     as_json: bool,
     fleet: FleetSettings | None = None,
-    after_run: Callable[[TokenEndpoint], None] | None = None,
+    after_setup: Callable[[TokenEndpoint], None] | None = None,
 ) -> int:
     """Mint, then run the token manager's fleet; print the summary and the verdict line.
 
     0 when every check held, 1 when one did not (the verdict says which). ``fleet``
     replaces the fleet's settings (default: :data:`~jwtmint.bench.token_demo.FLEET`);
-    ``after_run`` sees the endpoint after the load (see
+    ``after_setup`` sees the endpoint before the first request (see
     :func:`~jwtmint.bench.token_demo.run_fleet`).
     """
     with_pyjwt = pyjwt_installed()
     with_c = _kernels.load_speedups() is not None
     settings = DEMO.pick(quick)
     started = time.perf_counter()
+    env = environment()
+    if not with_pyjwt:
+        env["pyjwt"] = None
+    if not as_json:
+        _print_header(env, algorithms)
     problems: list[str] = []
     try:
         runs = _mint(algorithms, quick=quick, quiet=as_json, with_pyjwt=with_pyjwt, with_c=with_c)
@@ -109,7 +115,7 @@ def run_demo(
         problems.append(f"a minted token did not verify: {exc}")
     base = "jwtmint-c" if with_c else "jwtmint-py"
     results: dict[str, Any] = {
-        "environment": environment(),
+        "environment": env,
         "settings": {
             "repeats": settings.rounds,
             "batch_seconds": settings.batch_seconds,
@@ -118,8 +124,6 @@ def run_demo(
         "checked_by": "PyJWT jwt.decode" if with_pyjwt else "cryptography (no PyJWT)",
         "results": {run.algorithm: _timings(run, base) for run in runs},
     }
-    if not with_pyjwt:
-        results["environment"]["pyjwt"] = None
     if runs:
         example = next((r for r in runs if r.algorithm == "ES256"), runs[0])
         header, claims = decode_segments(example.minters[base]())
@@ -128,7 +132,7 @@ def run_demo(
             _print_report(results, runs, base, with_pyjwt)
     if not as_json:
         print(f"\n{_fleet_heading(fleet or FLEET[quick])}", flush=True)
-    fleet_run = run_fleet(fleet or FLEET[quick], quiet=as_json, after_run=after_run)
+    fleet_run = run_fleet(fleet or FLEET[quick], quiet=as_json, after_setup=after_setup)
     results["fleet"] = fleet_result(fleet_run)
     problems.extend(results["fleet"]["problems"])
     elapsed = time.perf_counter() - started
@@ -195,13 +199,7 @@ def _verdict(fleet: dict[str, Any], problems: list[str], elapsed: float) -> dict
     return {"ok": not problems, "line": line, "problems": problems}
 
 
-def _print_report(
-    results: dict[str, Any], runs: list[AlgorithmRun], base: str, with_pyjwt: bool
-) -> None:
-    env = results["environment"]
-    settings = results["settings"]
-    example = results["example"]
-    tokens = sum(len(run.minters) for run in runs)
+def _print_header(env: dict[str, Any], algorithms: Sequence[str]) -> None:
     print(f"jwtmint {env['jwtmint']} demo: client assertions minted, checked and timed")
     print(f"  implementation: {env['implementation']} (C kernel: {env['c_kernel']})")
     print(
@@ -209,6 +207,17 @@ def _print_report(
         f"PyJWT {env['pyjwt'] or 'not installed'} | orjson {env['orjson']}"
     )
     print(f"  CPU: {env['cpu']}, {env['cpu_count']} logical ({env['cpu_usable']} usable)")
+    print(f"\nminting with {len(algorithms)} algorithms: a key each, tokens checked, then timed")
+    # before the bar (stderr) starts: a pipe would hold these lines until the table
+    sys.stdout.flush()
+
+
+def _print_report(
+    results: dict[str, Any], runs: list[AlgorithmRun], base: str, with_pyjwt: bool
+) -> None:
+    settings = results["settings"]
+    example = results["example"]
+    tokens = sum(len(run.minters) for run in runs)
     print(
         f"\nchecked: {tokens} tokens ({len(runs)} algorithms) verified with {results['checked_by']}"
     )

@@ -8,9 +8,11 @@ PS256, EdDSA), ``client_secret_jwt`` (HS256/384/512), ``client_secret_basic`` an
 ``client_secret_post``. Two phases drive it: a stampede (several callers ask for
 each client's first token at once: one request, the others join it), then many
 workers asking for tokens of random clients, some with another scope, a few with
-``force_renewal``. A live line shows the manager's counters; :func:`run_fleet`
-returns what the driver saw and what the endpoint recorded, for
-:mod:`~jwtmint.bench.fleet_check` to verify and add up.
+``force_renewal``. Tokens live a few seconds, so the manager renews them in the
+background while it serves the cached ones. A live line shows the manager's
+counters; each distinct token is looked up in the endpoint's record when it is
+first returned. :func:`run_fleet` returns what the driver saw and what the endpoint
+recorded, for :mod:`~jwtmint.bench.fleet_check` to verify and add up.
 """
 
 from __future__ import annotations
@@ -66,20 +68,26 @@ class FleetSettings:
     for each client's first token at once; then ``workers`` tasks make ``calls`` calls
     between them, each for a random client (a few clients far more often than the rest,
     as in a gateway), with another scope in ``scope_share`` of them and
-    ``force_renewal`` in ``force_share``.
+    ``force_renewal`` in ``force_share``. The endpoint issues tokens for
+    ``token_lifetime`` seconds: the manager renews them at half their life.
     """
 
     clients_per_kind: int = 30
     stampede: int = 4
-    calls: int = 40_000
-    workers: int = 64
+    calls: int = 600_000
+    workers: int = 100
+    token_lifetime: int = 5
     scope_share: float = 0.2
-    force_share: float = 0.002
+    force_share: float = 0.0005
     seed: int | None = None
 
     def __post_init__(self) -> None:
         if min(self.clients_per_kind, self.stampede, self.calls, self.workers) < 1:
             raise ValueError("clients_per_kind, stampede, calls and workers must be positive")
+        if self.token_lifetime < 5:
+            # the manager takes no lifetime under 5 s (tokens.MIN_LIFETIME): it would keep
+            # a token longer than the endpoint does
+            raise ValueError("token_lifetime must be 5 s or more")
         if not (0 <= self.scope_share <= 1 and 0 <= self.force_share <= 1):
             raise ValueError("scope_share and force_share are fractions, 0 to 1")
 
@@ -91,7 +99,7 @@ class FleetSettings:
 #: ``jwtmint demo`` (330 clients) and ``--quick`` (44 clients)
 FLEET = {
     False: FleetSettings(),
-    True: FleetSettings(clients_per_kind=4, calls=4_000, workers=32, force_share=0.005),
+    True: FleetSettings(clients_per_kind=4, calls=10_000, workers=32, force_share=0.002),
 }
 
 
@@ -122,6 +130,9 @@ class Tally:
     tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: tokens returned for two different (client, scope) pairs
     crossed: int = 0
+    #: the endpoint's record of each distinct token, looked up when it was first returned
+    #: (None: unknown to the endpoint, revoked or expired)
+    token_info: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -133,8 +144,6 @@ class FleetRun:
     tally: Tally
     stats: TokenManagerStats
     records: list[RecordedRequest]
-    #: the endpoint's answer for each distinct token the driver got (None: unknown to it)
-    token_info: dict[str, dict[str, Any] | None]
     event_loop: str
     keys_s: float
     stampede_s: float
@@ -211,9 +220,15 @@ def _register(
 class _Driver:
     """Callers of ``get_token``: each call timed, classified and its token remembered."""
 
-    def __init__(self, tokens: TokenManager, settings: FleetSettings) -> None:
+    def __init__(
+        self,
+        tokens: TokenManager,
+        settings: FleetSettings,
+        token_info: Callable[[str], dict[str, Any] | None],
+    ) -> None:
         self.tokens = tokens
         self.settings = settings
+        self.token_info = token_info
         self.tally = Tally()
         #: calls the load phase has left to make; -1 during the stampede
         self.remaining = -1
@@ -228,7 +243,7 @@ class _Driver:
                 self.tokens.get_token(name, scope=scope, force_renewal=force)
             )
         except Exception as exc:
-            tally.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            tally.errors.append(f"{name}: {type(exc).__name__}")
             return True
         elapsed = time.perf_counter_ns() - started
         if not suspended:
@@ -239,7 +254,10 @@ class _Driver:
             (tally.uncached_ns if suspended else tally.cached_ns).append(elapsed)
         asked = (name, scope or DEFAULT_SCOPE)
         seen = tally.tokens.setdefault(token.access_token, asked)
-        if seen != asked:
+        if seen is asked:
+            # now, while it is live: a few seconds on, the endpoint forgets it (expired)
+            tally.token_info[token.access_token] = self.token_info(token.access_token)
+        elif seen != asked:
             tally.crossed += 1
         return suspended
 
@@ -259,20 +277,15 @@ class _Driver:
 
     async def _worker(self, names: list[str], rng: random.Random) -> None:
         settings = self.settings
-        streak = 0
         while self.remaining > 0:
             self.remaining -= 1
             # squared: a few clients far more often than the rest
             name = names[int(len(names) * rng.random() ** 2)]
             scope = rng.choice(SCOPES) if rng.random() < settings.scope_share else None
             force = rng.random() < settings.force_share
-            if await self.call(name, scope, force):
-                streak = 0
-                continue
-            streak += 1
-            if streak >= 16:
-                # cached calls never yield: let the other workers and the server run
-                streak = 0
+            if not await self.call(name, scope, force):
+                # a cached call never yields: a worker serving a request would, and so the
+                # other workers and the server run in between, as in a gateway
                 await asyncio.sleep(0)
 
 
@@ -295,17 +308,19 @@ async def _show(line: LiveLine, render: Callable[[], str]) -> None:
 async def _fleet(
     settings: FleetSettings,
     line: LiveLine,
-    after_run: Callable[[TokenEndpoint], None] | None,
+    after_setup: Callable[[TokenEndpoint], None] | None,
     event_loop: str,
 ) -> FleetRun:
-    async with TokenEndpoint() as server:
+    async with TokenEndpoint(token_lifetime=settings.token_lifetime) as server:
         started = time.perf_counter()
         clients, configs = _register(server, settings)
         keys_s = time.perf_counter() - started
+        if after_setup is not None:
+            after_setup(server)
         names = list(clients)
         random.Random(settings.seed).shuffle(names)
         async with TokenManager(configs) as tokens:
-            driver = _Driver(tokens, settings)
+            driver = _Driver(tokens, settings, server.token_info)
             phase = ["stampede"]
             shown = asyncio.ensure_future(
                 _show(line, lambda: _status(tokens, driver.tally, phase[0], started))
@@ -318,21 +333,23 @@ async def _fleet(
                 begun = time.perf_counter()
                 await driver.load(names)
                 load_s = time.perf_counter() - begun
+                # renewals still in flight finish, so that the endpoint's record and the
+                # manager's counters describe the same requests
+                for _ in range(500):
+                    if not tokens.stats().in_flight:
+                        break
+                    await asyncio.sleep(0.01)
             finally:
                 shown.cancel()
                 line.status(_status(tokens, driver.tally, "done", started), force=True)
                 line.close()
             stats = tokens.stats()
-        if after_run is not None:
-            after_run(server)
-        info = {token: server.token_info(token) for token in driver.tally.tokens}
         return FleetRun(
             settings=settings,
             clients=clients,
             tally=driver.tally,
             stats=stats,
             records=list(server.requests),
-            token_info=info,
             event_loop=event_loop,
             keys_s=keys_s,
             stampede_s=stampede_s,
@@ -344,15 +361,16 @@ def run_fleet(
     settings: FleetSettings,
     *,
     quiet: bool = False,
-    after_run: Callable[[TokenEndpoint], None] | None = None,
+    after_setup: Callable[[TokenEndpoint], None] | None = None,
 ) -> FleetRun:
     """Run the fleet on uvloop when installed; the live line goes to stderr unless ``quiet``.
 
-    ``after_run`` is called with the endpoint once the load is over, before the tokens
-    are looked up there (a test revokes some to see the verdict fail).
+    ``after_setup`` is called with the endpoint once the clients are registered, before
+    any token is asked for (a test registers a client again with another secret, to see
+    the verdict fail).
     """
     from ..tokens._runner import event_loop_name, run
 
     loop = event_loop_name()
     with LiveLine(quiet=quiet, plain_interval=2.0) as line:
-        return run(_fleet(settings, line, after_run, loop))
+        return run(_fleet(settings, line, after_setup, loop))
