@@ -13,7 +13,7 @@ import aiohttp
 from .. import __version__
 from .._assertion import ClientAssertion
 from ..errors import ConfigurationError, ManagerNotRunningError, UnknownClientError
-from ._cache import CacheKey, MemoryTokenCache, TokenCache
+from ._cache import CacheKey, MemoryTokenCache, TokenCache, peeker
 from ._client import ClientCredentialsClient, request_key
 from ._credentials import ClientAssertionService
 from ._dpop import ApiProofs, DPoPNonces
@@ -28,6 +28,10 @@ from ._token import Token
 
 if TYPE_CHECKING:
     import httpx
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+    from ._otel import Telemetry
 
 __all__ = ["TokenManager", "TokenManagerStats"]
 
@@ -57,6 +61,12 @@ class TokenManager:
     It belongs to the event loop it was started on. ``clock`` (epoch
     seconds) is the time of assertions, token expiry and renewal; tests
     inject it.
+
+    :meth:`stats` counts per client (hits, misses, requests, renewals,
+    joins, failures by error code). With ``opentelemetry-api`` installed
+    (``jwtmint[otel]``) the manager reports to the meter and tracer named
+    ``jwtmint`` of ``meter_provider`` and ``tracer_provider`` (default: the
+    global ones); the instruments are listed in :mod:`jwtmint.tokens._otel`.
     """
 
     def __init__(
@@ -73,6 +83,8 @@ class TokenManager:
         default_lifetime: float = 300.0,
         clock: Clock | None = None,
         connection_limit: int | None = 100,
+        meter_provider: MeterProvider | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if not isinstance(clients, Mapping):
             raise ConfigurationError(
@@ -110,6 +122,7 @@ class TokenManager:
             )
         self._clients = MappingProxyType(dict(clients))
         self._cache: TokenCache = cache if cache is not None else MemoryTokenCache()
+        self._peek = peeker(self._cache)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ConfigurationError("session must be an aiohttp.ClientSession")
         self._borrowed_session = session
@@ -143,6 +156,7 @@ class TokenManager:
             name: ClientCounters(request_key(name, client))
             for name, client in self._clients.items()
         }
+        self._requester.telemetry = _telemetry(self._counters, meter_provider, tracer_provider)
         self._flights = TokenFlights(
             self._cache,
             self._request,
@@ -263,7 +277,7 @@ class TokenManager:
         entry = None
         if not force_renewal:
             # the hot path: a dict lookup, a clock read and a count, no await on I/O, no lock
-            entry = self._cache.peek(key)
+            entry = self._peek(key)
             if entry is not None and self._clock() < entry.renew_at:
                 counters.hits += 1
                 return entry.token
@@ -360,6 +374,25 @@ class TokenManager:
     ) -> OriginScope:
         insecure = self._clients[name].allow_insecure_http
         return OriginScope(origins, source.key.resource, allow_http=insecure)
+
+
+def _telemetry(
+    counters: Mapping[str, ClientCounters],
+    meter_provider: MeterProvider | None,
+    tracer_provider: TracerProvider | None,
+) -> Telemetry | None:
+    """OpenTelemetry instruments and tracer for the manager, or None without opentelemetry-api
+    (imported here, when a manager is made: never when jwtmint is imported)."""
+    try:
+        from ._otel import Telemetry
+    except ImportError:
+        if meter_provider is not None or tracer_provider is not None:
+            raise ConfigurationError(
+                "meter_provider and tracer_provider need opentelemetry-api: "
+                "pip install 'jwtmint[otel]'"
+            ) from None
+        return None
+    return Telemetry(counters, meter_provider, tracer_provider)
 
 
 def _retry_policy(retries: RetryPolicy | int | None) -> RetryPolicy:
