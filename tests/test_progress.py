@@ -88,9 +88,9 @@ def test_render_shows_bar_percentage_count_and_time() -> None:
     bar = Progress(8, "bench", io.StringIO(), clock=clock)
     clock.now += 1.25
     bar.update(2, note="ES256")
-    assert bar.render() == "bench  [######..................]   25%  2/8  1.2s  ES256"
+    assert bar.render() == "bench  [#####...............]   25%  2/8  1.2s  ES256"
     bar.update(9)  # more than the total: the bar is full, not longer
-    assert "[" + "#" * 24 + "]" in bar.render()
+    assert "[" + "#" * 20 + "]" in bar.render()
 
 
 def test_liveline_plain_keeps_the_latest_text_for_the_end() -> None:
@@ -151,7 +151,7 @@ def test_tty_redraws_in_place_at_most_ten_times_a_second(
     assert 9 <= draws <= 13
     assert out.endswith("\r\n")
     final = out.rstrip("\r\n").rsplit("\r", 1)[-1]
-    assert final.startswith("bench  [" + "#" * 24 + "]  100%  100/100  1.0s")
+    assert final.startswith("bench  [" + "#" * 20 + "]  100%  100/100  1.0s")
     assert "\x1b" not in out  # no colour, no escape sequence: NO_COLOR holds
 
 

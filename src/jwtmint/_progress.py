@@ -32,7 +32,7 @@ __all__ = ["LiveLine", "Progress", "is_live"]
 REDRAW_INTERVAL = 0.1
 #: the least time between two plain lines when the stream is not a terminal
 PLAIN_INTERVAL = 10.0
-_BAR_WIDTH = 24
+_BAR_WIDTH = 20
 
 
 def is_live(stream: TextIO) -> bool:
