@@ -213,6 +213,10 @@ def _us(value: float | None) -> str:
     return f"{value:,.1f} µs" if value < 1000 else f"{value / 1000:,.1f} ms"
 
 
+def _unasked(renewed: int) -> str:
+    return f" ({renewed:,} renewed, not asked for yet)" if renewed > 0 else ""
+
+
 def fleet_lines(result: dict[str, Any]) -> list[str]:
     """The token-manager part of the summary, as printed lines."""
     s, endpoint, tokens = result["sums"], result["endpoint"], result["tokens"]
@@ -229,11 +233,14 @@ def fleet_lines(result: dict[str, Any]) -> list[str]:
         f"{s['misses']:,} misses",
         f"  misses    {s['misses']:,} = ({s['requests']:,} requests - {s['renewals']:,} "
         f"renewals) + {s['joins']:,} single-flight joins",
-        f"  driver    {s['calls']:,} calls made; {s['unsuspended']:,} never waited: the "
-        f"{s['hits']:,} hits and {s['unsuspended'] - s['hits']:,} joins of a request just done",
-        f"  tokens    {tokens['fetched']:,} fetched in {endpoint['recorded']:,} HTTP requests; "
-        f"{endpoint['assertions']:,} client assertions, {endpoint['distinct_jti']:,} distinct "
-        "jti, each verified by the endpoint",
+        f"  driver    {s['calls']:,} calls made; {s['unsuspended']:,} never waited: "
+        f"{s['hits']:,} hits, {s['unsuspended'] - s['hits']:,} joined a request just done",
+        f"  requests  {endpoint['recorded']:,} at the endpoint, {endpoint['issued']:,} answered "
+        f"with a token; {endpoint['assertions']:,} client assertions, "
+        f"{endpoint['distinct_jti']:,} distinct jti, each verified there",
+        f"  tokens    {tokens['fetched']:,} fetched; {tokens['verified']:,} of "
+        f"{tokens['distinct']:,} returned to callers found in the endpoint's record for that "
+        f"client and scope{_unasked(tokens['fetched'] - tokens['distinct'])}",
         f"  get_token cached p50 {_us(cached['p50_us'])}, p99 {_us(cached['p99_us'])} "
         f"({cached['calls']:,} calls); uncached p50 {_us(uncached['p50_us'])}, "
         f"p99 {_us(uncached['p99_us'])} ({uncached['calls']:,}) among "
