@@ -34,7 +34,9 @@ def test_quick_demo_adds_up_and_says_ok(capsys: pytest.CaptureFixture[str]) -> N
     assert fleet["endpoint"]["kinds"] == sorted(kind for kind, _, _ in KINDS)
     assert fleet["endpoint"]["issued"] == fleet["endpoint"]["recorded"] == sums["requests"]
     tokens = fleet["tokens"]
-    assert tokens["verified"] == tokens["distinct"] == tokens["fetched"] == sums["requests"]
+    assert tokens["verified"] == tokens["distinct"] > 0 and tokens["fetched"] == sums["requests"]
+    # a renewal finishing as the load ends may fetch a token nobody has asked for yet
+    assert tokens["fetched"] - sums["renewals"] <= tokens["distinct"] <= tokens["fetched"]
     assert f"all {tokens['verified']:,} tokens verified" in verdict["line"]
     assert fleet["endpoint"]["assertions"] == fleet["endpoint"]["distinct_jti"] > 0
     assert set(result["results"]) == {"HS256", "ES256"}

@@ -42,6 +42,7 @@ __all__ = [
     "FleetSettings",
     "Tally",
     "run_fleet",
+    "stepped",
 ]
 
 _T = TypeVar("_T")
