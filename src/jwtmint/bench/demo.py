@@ -130,9 +130,10 @@ def run_demo(
         results["example"] = {"algorithm": example.algorithm, "header": header, "claims": claims}
         if not as_json:
             _print_report(results, runs, base, with_pyjwt)
+    fleet = fleet or FLEET[quick]
     if not as_json:
-        print(f"\n{_fleet_heading(fleet or FLEET[quick])}", flush=True)
-    fleet_run = run_fleet(fleet or FLEET[quick], quiet=as_json, after_setup=after_setup)
+        print(f"\n{_fleet_heading(fleet)}", flush=True)
+    fleet_run = run_fleet(fleet, quiet=as_json, after_setup=after_setup)
     results["fleet"] = fleet_result(fleet_run)
     problems.extend(results["fleet"]["problems"])
     elapsed = time.perf_counter() - started
@@ -166,9 +167,11 @@ def _fleet_heading(fleet: FleetSettings) -> str:
         f"{len(KINDS)} kinds: private_key_jwt ES256/384/512, RS256, PS256, EdDSA; "
         "client_secret_jwt HS256/384/512; client_secret_basic; client_secret_post)\n"
         "  against jwtmint.testing.TokenEndpoint on 127.0.0.1, which verifies every "
-        f"client authentication;\n  {fleet.stampede} callers at once for each first token, "
-        f"then {fleet.calls:,} calls from {fleet.workers} concurrent workers (random clients, "
-        f"{fleet.scope_share:.0%} another scope, {fleet.force_share:.1%} force_renewal)"
+        f"client authentication\n  and issues tokens for {fleet.token_lifetime} s (renewed in "
+        f"the background at half their life);\n  {fleet.stampede} callers at once for each "
+        f"first token, then {fleet.calls:,} calls from {fleet.workers} concurrent workers "
+        f"(random clients, {fleet.scope_share:.0%} another scope, "
+        f"{fleet.force_share:.1%} force_renewal)"
     )
 
 

@@ -18,6 +18,7 @@ recorded, for :mod:`~jwtmint.bench.fleet_check` to verify and add up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import secrets
 import time
@@ -233,6 +234,7 @@ class _Driver:
         self.tally = Tally()
         #: calls the load phase has left to make; -1 during the stampede
         self.remaining = -1
+        self.phase = "stampede"
 
     async def call(self, name: str, scope: str | None, force: bool) -> bool:
         """One call; whether it suspended."""
@@ -270,6 +272,7 @@ class _Driver:
     async def load(self, names: list[str]) -> None:
         """``calls`` calls from ``workers`` tasks, until the shared count runs out."""
         self.remaining = self.settings.calls
+        self.phase = "load"
         seed = self.settings.seed
         await asyncio.gather(
             *(self._worker(names, random.Random(None if seed is None else seed + i)) for i in
@@ -291,6 +294,7 @@ class _Driver:
 
 
 def _status(tokens: TokenManager, tally: Tally, phase: str, started: float) -> str:
+    """The live line: the driver's calls and tokens, the manager's own counters."""
     stats = tokens.stats()
     rate = tally.calls / max(time.perf_counter() - started, 1e-9)
     # short enough for an 80-column terminal at the full run's figures
@@ -322,15 +326,13 @@ async def _fleet(
         random.Random(settings.seed).shuffle(names)
         async with TokenManager(configs) as tokens:
             driver = _Driver(tokens, settings, server.token_info)
-            phase = ["stampede"]
             shown = asyncio.ensure_future(
-                _show(line, lambda: _status(tokens, driver.tally, phase[0], started))
+                _show(line, lambda: _status(tokens, driver.tally, driver.phase, started))
             )
             try:
                 begun = time.perf_counter()
                 await driver.stampede(names)
                 stampede_s = time.perf_counter() - begun
-                phase[0] = "load"
                 begun = time.perf_counter()
                 await driver.load(names)
                 load_s = time.perf_counter() - begun
@@ -342,6 +344,8 @@ async def _fleet(
                     await asyncio.sleep(0.01)
             finally:
                 shown.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await shown
                 line.status(_status(tokens, driver.tally, "done", started), force=True)
                 line.close()
             stats = tokens.stats()
