@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import select
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -166,3 +167,19 @@ def test_tty_liveline_covers_a_longer_previous_text(
         line.status("done")
     out = _read(master)
     assert out == "\rrequests 1000 joins 20\rdone                  \r\n"
+
+
+def test_advance_from_many_threads_loses_no_step() -> None:
+    bar = Progress(8000, "demo", io.StringIO())
+
+    def work() -> None:
+        for _ in range(1000):
+            bar.advance()
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    bar.close()
+    assert bar.done == 8000

@@ -154,7 +154,7 @@ class Progress:
     is redrawn at most ten times a second; elsewhere a plain line is written at the start,
     at most every ``plain_interval`` seconds, and at the end (``done N/T in 12.3s``, or
     ``stopped at N/T`` when the block raised). ``total`` may be ``None`` when unknown: then
-    the count and the time are shown without a bar.
+    the count and the time are shown without a bar. Thread-safe, as :class:`LiveLine` is.
     """
 
     def __init__(
@@ -177,6 +177,8 @@ class Progress:
         self._line = LiveLine(stream, quiet=quiet, plain_interval=plain_interval, clock=clock)
         self._started = clock()
         self._finished = False
+        # advance() from several threads must not lose a step
+        self._count_lock = threading.RLock()
         if not self._line.live:
             todo = f" ({total} to do)" if total is not None else ""
             self._line.status(f"{label}: started{todo}")
@@ -206,14 +208,16 @@ class Progress:
 
     def advance(self, n: int = 1, note: str | None = None) -> None:
         """Count ``n`` more steps done (``note`` replaces the note when given)."""
-        self.update(self.done + n, note)
+        with self._count_lock:
+            self.update(self.done + n, note)
 
     def update(self, done: int, note: str | None = None) -> None:
         """Set the count of steps done (``note`` replaces the note when given)."""
-        self.done = done
-        if note is not None:
-            self.note = note
-        self._line.status(self.render() if self.live else self._plain())
+        with self._count_lock:
+            self.done = done
+            if note is not None:
+                self.note = note
+            self._line.status(self.render() if self.live else self._plain())
 
     def close(self, *, failed: bool = False) -> None:
         """Draw the final state and end the line; a second call does nothing."""
