@@ -170,8 +170,8 @@ def _fleet_heading(fleet: FleetSettings) -> str:
         f"client authentication\n  and issues tokens for {fleet.token_lifetime} s (renewed in "
         f"the background at half their life);\n  {fleet.stampede} callers at once for each "
         f"first token, then {fleet.calls:,} calls from {fleet.workers} concurrent workers "
-        f"(random clients, {fleet.scope_share:.0%} another scope, "
-        f"{fleet.force_share:.1%} force_renewal)"
+        f"(random clients, {fleet.scope_share * 100:g}% another scope, "
+        f"{fleet.force_share * 100:g}% force_renewal)"
     )
 
 
