@@ -235,6 +235,9 @@ class _Driver:
         #: calls the load phase has left to make; -1 during the stampede
         self.remaining = -1
         self.phase = "stampede"
+        #: when the phase began, and the calls made before it (for the live line's rate)
+        self.phase_started = time.perf_counter()
+        self.calls_before = 0
 
     async def call(self, name: str, scope: str | None, force: bool) -> bool:
         """One call; whether it suspended."""
@@ -273,6 +276,8 @@ class _Driver:
         """``calls`` calls from ``workers`` tasks, until the shared count runs out."""
         self.remaining = self.settings.calls
         self.phase = "load"
+        self.phase_started = time.perf_counter()
+        self.calls_before = self.tally.calls
         seed = self.settings.seed
         await asyncio.gather(
             *(self._worker(names, random.Random(None if seed is None else seed + i)) for i in
@@ -293,14 +298,16 @@ class _Driver:
                 await asyncio.sleep(0)
 
 
-def _status(tokens: TokenManager, tally: Tally, phase: str, started: float) -> str:
+def _status(tokens: TokenManager, driver: _Driver, phase: str | None = None) -> str:
     """The live line: the driver's calls and tokens, the manager's own counters."""
-    stats = tokens.stats()
-    rate = tally.calls / max(time.perf_counter() - started, 1e-9)
+    stats, tally = tokens.stats(), driver.tally
+    seconds = max(time.perf_counter() - driver.phase_started, 1e-9)
+    rate = (tally.calls - driver.calls_before) / seconds
     # short enough for an 80-column terminal at the full run's figures
     return (
-        f"{phase}: {tally.calls:,} calls, {len(tally.tokens):,} tokens, {stats.requests:,} req, "
-        f"{stats.hits:,} hits, {stats.coalesced:,} joins, {rate:,.0f}/s"
+        f"{phase or driver.phase}: {tally.calls:,} calls  {stats.hits:,} hits  "
+        f"{len(tally.tokens):,} tokens  {stats.requests:,} req  {stats.coalesced:,} joins  "
+        f"{rate / 1000:,.0f}k/s"
     )
 
 
@@ -326,9 +333,7 @@ async def _fleet(
         random.Random(settings.seed).shuffle(names)
         async with TokenManager(configs) as tokens:
             driver = _Driver(tokens, settings, server.token_info)
-            shown = asyncio.ensure_future(
-                _show(line, lambda: _status(tokens, driver.tally, driver.phase, started))
-            )
+            shown = asyncio.ensure_future(_show(line, lambda: _status(tokens, driver)))
             try:
                 begun = time.perf_counter()
                 await driver.stampede(names)
@@ -346,7 +351,7 @@ async def _fleet(
                 shown.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await shown
-                line.status(_status(tokens, driver.tally, "done", started), force=True)
+                line.status(_status(tokens, driver, "done"), force=True)
                 line.close()
             stats = tokens.stats()
         return FleetRun(
