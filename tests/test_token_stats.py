@@ -5,6 +5,9 @@ misses = (requests - renewals) + joins."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+import pickle
 import socket
 
 import aiohttp
@@ -301,9 +304,15 @@ def test_a_server_inventing_codes_fills_one_other_bucket() -> None:
     assert counters.failures["other"] == 5 and counters.last_error == "other"
 
 
-def test_stats_are_a_snapshot() -> None:
-    stats = TokenManagerStats()
+async def test_stats_are_a_snapshot_that_asdict_and_pickle_take(endpoint: TokenEndpoint) -> None:
+    async with TokenManager({"es": es_client(endpoint)}) as t:
+        await t.get_token("es")
+        stats = t.stats()
+        stats.clients["es"].failures["made_up"] = 1  # type: ignore[index]
+        assert t.stats().clients["es"].failures == {}  # a copy: the manager's are untouched
     with pytest.raises(AttributeError):
         stats.hits = 1  # type: ignore[misc]
-    with pytest.raises(TypeError):
-        stats.clients["es"] = None  # type: ignore[index]
+    assert pickle.loads(pickle.dumps(stats)) == stats
+    as_dict = dataclasses.asdict(stats)
+    assert as_dict["clients"]["es"]["misses"] == 1 and as_dict["misses"] == 1
+    json.dumps(as_dict)

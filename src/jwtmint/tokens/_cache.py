@@ -187,9 +187,13 @@ class MemoryTokenCache:
 
 
 def peeker(cache: TokenCache) -> Callable[[CacheKey], CacheEntry | None]:
-    """``cache.peek``; for the plain :class:`MemoryTokenCache` (not a subclass, which may
-    change ``peek``), its dict's own ``get``: the same answer without a Python call, which
-    pays for the hit counting on the manager's cached path."""
-    if type(cache) is MemoryTokenCache:
+    """``cache.peek``; for the plain :class:`MemoryTokenCache` (not a subclass, and not
+    with its ``peek`` replaced), its dict's own ``get``: the same answer without a Python
+    call, which pays for the hit counting on the manager's cached path."""
+    if type(cache) is MemoryTokenCache and MemoryTokenCache.peek is _MEMORY_PEEK:
         return cache._entries.get
     return cache.peek
+
+
+#: the class's own peek: a replaced one (a test's broken cache) is called, not bypassed
+_MEMORY_PEEK = MemoryTokenCache.peek

@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from ..errors import (
     ConfigurationError,
@@ -80,7 +79,9 @@ class ClientStats:
 class TokenManagerStats:
     """What a :class:`TokenManager` has done, for metrics (``manager.stats()``).
 
-    The totals are sums over :attr:`clients`: ``hits + misses`` calls, and
+    A snapshot: its mappings are copies (plain dicts, so that ``dataclasses.asdict``,
+    ``pickle`` and JSON take it), which nothing changes after it is made. The totals are
+    sums over :attr:`clients`: ``hits + misses`` calls, and
     ``misses == (requests - background_renewals) + coalesced``.
     """
 
@@ -107,7 +108,7 @@ class TokenManagerStats:
     #: calls that waited for a request (started or joined)
     misses: int = 0
     #: each client's counters, by client name
-    clients: Mapping[str, ClientStats] = field(default_factory=lambda: MappingProxyType({}))
+    clients: Mapping[str, ClientStats] = field(default_factory=dict)
 
 
 class ClientCounters:
@@ -195,7 +196,7 @@ def snapshot(
             requests=c.requests,
             renewals=c.renewals,
             joins=c.joins,
-            failures=MappingProxyType(dict(c.failures)),
+            failures=dict(c.failures),
             last_error=c.last_error,
             expires_in=left if left is not None and left > 0 else None,
             tokens=c.tokens,
@@ -210,6 +211,6 @@ def snapshot(
         coalesced=sum(c.joins for c in every),
         hits=sum(c.hits for c in every),
         misses=sum(c.misses for c in every),
-        clients=MappingProxyType(clients),
+        clients=clients,
         **manager,
     )
