@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.jwtmint-installed
+# `make demo` installs only what the demo runs (the demo extra), not the test toolchain
+DEMO_STAMP := $(VENV)/.jwtmint-demo-installed
 # the peers of `jwtmint bench` (the bench extra): only `make bench` needs them
 BENCH_STAMP := $(VENV)/.jwtmint-bench-installed
 
@@ -13,11 +15,21 @@ $(STAMP): pyproject.toml setup.py constraints.txt src/jwtmint/_speedups.pyx src/
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	$(BIN)/python -c "import jwtmint, jwtmint._kernels as k; print('jwtmint', jwtmint.__version__, 'implementation:', jwtmint.IMPLEMENTATION, 'HMAC:', getattr(k.kernel, 'HMAC_BACKEND', 'hashlib'))"
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)  # the test extra holds the demo's
 
 DEMO_ARGS ?=
 
-demo: $(STAMP)
+# a line before each step, and pip's own progress: a fresh clone shows at once what it waits for
+$(DEMO_STAMP): pyproject.toml setup.py constraints.txt src/jwtmint/_speedups.pyx src/jwtmint/_openssl.h
+	@echo "make demo: setting up $(VENV) with jwtmint (its C extension built here, with Cython and setuptools"
+	@echo "           from pyproject's build-system), PyJWT (the comparison), uvloop and PyNaCl; not the test tools"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -c constraints.txt -e '.[demo]'
+	$(BIN)/python -c "import jwtmint; print('jwtmint', jwtmint.__version__, 'implementation:', jwtmint.IMPLEMENTATION)"
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m jwtmint demo $(DEMO_ARGS)
 
 lint: $(STAMP)

@@ -224,6 +224,31 @@ def test_pem_traditional_pkcs1_and_sec1(name: str) -> None:
     assert loaded.algorithm == EXPECTED_ALG[name]
 
 
+def _ssh_string(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def test_openssh_ecdsa_with_a_compressed_point_is_an_invalid_key_error() -> None:
+    # found by the fuzz run: cryptography's OpenSSH loader raised NotImplementedError
+    key = ec.generate_private_key(ec.SECP256R1())
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint
+    )
+    public = _ssh_string(b"ecdsa-sha2-nistp256") + _ssh_string(b"nistp256") + _ssh_string(point)
+    scalar = key.private_numbers().private_value.to_bytes(33, "big")
+    private = bytes(8) + public + _ssh_string(scalar) + _ssh_string(b"comment")
+    private += bytes(range(1, 1 + -len(private) % 8))
+    blob = b"openssh-key-v1\0" + _ssh_string(b"none") * 2 + _ssh_string(b"")
+    blob += (1).to_bytes(4, "big") + _ssh_string(public) + _ssh_string(private)
+    pem = (
+        b"-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        + base64.encodebytes(blob)
+        + b"-----END OPENSSH PRIVATE KEY-----\n"
+    )
+    with pytest.raises(InvalidKeyError, match="compressed point"):
+        jwtmint.load_key(pem)
+
+
 @pytest.mark.parametrize("name", OPENSSH_NAMES)
 def test_pem_openssh(name: str) -> None:
     original = private_key(name)

@@ -160,7 +160,7 @@ async def test_the_lock_wait_counts_against_the_deadline(endpoint: TokenEndpoint
     cache = tier.instance()
     policy = RetryPolicy(attempts=4, deadline=1.5)
     async with TokenManager({"es": es_client(endpoint)}, cache=cache, retries=policy) as tokens:
-        held = cache.lock(tokens._default_keys["es"])
+        held = cache.lock(tokens._counters["es"].key)
         await held.acquire()  # another instance, requesting for a second
         asyncio.get_running_loop().call_later(1.0, held.release)
         endpoint.set_fault(Fault(status=200, delay=30))

@@ -405,7 +405,7 @@ async def test_the_shared_lock_wait_is_bounded(endpoint: TokenEndpoint) -> None:
     tier = SharedTier()
     cache = tier.instance()
     key_holder = TokenManager({"es": es_client(endpoint)}, cache=cache)
-    key = key_holder._default_keys["es"]
+    key = key_holder._counters["es"].key
     held = cache.lock(key)
     await held.acquire()  # another instance, stuck
     retries = RetryPolicy(attempts=1, deadline=0.2)

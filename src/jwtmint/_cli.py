@@ -1,5 +1,8 @@
 """``jwtmint demo | bench | keygen | mint | token`` (also ``python -m jwtmint``).
 
+``jwtmint --version`` (``-V``) prints the version, the active implementation (``c``: the
+Cython module, ``py``: the Python twin) and the versions of cryptography and Python.
+
 Exit codes a script can rely on: 0 success; 1 the token endpoint refused the
 request (its RFC 6749 ``error`` printed); 2 usage or configuration (argparse's
 own code for bad arguments); 3 the token endpoint was unreachable, timed out,
@@ -9,6 +12,7 @@ kept failing or answered something that is not a token response.
 from __future__ import annotations
 
 import argparse
+import platform
 import sys
 from collections.abc import Sequence
 
@@ -42,10 +46,36 @@ def exit_code(error: BaseException) -> int:
     return EXIT_USAGE
 
 
+def version_line() -> str:
+    """``jwtmint X.Y.Z (implementation: c, cryptography A.B, Python x.y.z)``."""
+    import cryptography
+
+    from . import IMPLEMENTATION, __version__
+
+    return (
+        f"jwtmint {__version__} (implementation: {IMPLEMENTATION}, "
+        f"cryptography {cryptography.__version__}, Python {platform.python_version()})"
+    )
+
+
+def message(error: BaseException) -> str:
+    """One line for an error a command raised: an ``OSError`` without its errno."""
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        return f"{error.filename}: {error.strerror}"
+    return str(error)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="jwtmint", description="Fast OAuth 2.0 client assertions (RFC 7523)."
+        prog="jwtmint",
+        description="Fast OAuth 2.0 client assertions (RFC 7523).",
+        epilog="exit codes: 0 success; 1 refused by the token endpoint; 2 usage or "
+        "configuration; 3 token endpoint unreachable or timed out",
     )
+    parser.add_argument(
+        "-V", "--version", action="version", version=version_line(),
+        help="print the version, the implementation (c or py) and exit",
+    )  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True)
     add_demo(commands)
     add_bench(commands)
@@ -56,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _RUN[args.command](args)
     except (JwtMintError, OSError) as exc:
-        parser.exit(exit_code(exc), f"jwtmint {args.command}: error: {exc}\n")
+        parser.exit(exit_code(exc), f"jwtmint {args.command}: error: {message(exc)}\n")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from ._algorithms import ALGORITHMS
 from .bench.adapters import PEERS
 from .bench.settings import DEFAULT_ALGORITHMS, DEMO_ALGORITHMS
+from .errors import ConfigurationError
 
 __all__ = ["add_bench", "add_demo", "run_bench", "run_demo"]
 
@@ -34,8 +37,28 @@ def _names(known: Iterable[str]) -> Callable[[str], list[str]]:
     return parse
 
 
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: a number above zero (a count of batches, milliseconds)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not 0 < value < math.inf:
+            what = "whole number" if kind is int else "number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {what} above 0")
+        return value
+
+    return parse
+
+
 def add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    demo = commands.add_parser("demo", help="mint, verify and time assertions vs PyJWT")
+    demo = commands.add_parser(
+        "demo",
+        help="time assertions vs PyJWT, then 330 clients of every auth method under load; "
+        "a summary and a verdict (exit 1 if a check failed)",
+    )
     demo.add_argument("--quick", action="store_true", help=_QUICK)
     demo.add_argument("--json", action="store_true", help="machine-readable results only")
     demo.add_argument(
@@ -66,8 +89,19 @@ def add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--peers", type=_names(_PEERS.split(",")), default=None, metavar="NAME,NAME",
         help=f"comma-separated subset of {_PEERS} (default: all; PyJWT is always timed)",
     )  # fmt: skip
-    bench.add_argument("--repeats", type=int, help="batches per contender (default 15, quick 7)")
-    bench.add_argument("--batch-ms", type=float, help="ms per batch (default 50, quick 15)")
+    bench.add_argument(
+        "--plot", type=Path, metavar="FILE.png",
+        help="also draw the peer comparison as a PNG: grouped bars, log scale, the signing "
+        "floor marked (needs matplotlib: pip install 'jwtmint[plot]')",
+    )  # fmt: skip
+    bench.add_argument(
+        "--repeats", type=_positive(int), metavar="N",
+        help="batches per contender (default 15, quick 7)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--batch-ms", type=_positive(float), metavar="MS",
+        help="ms per batch (default 50, quick 15)",
+    )  # fmt: skip
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -76,7 +110,23 @@ def run_demo(args: argparse.Namespace) -> int:
     return demo(args.algorithms, quick=args.quick, as_json=args.json)
 
 
+def _check_plot(args: argparse.Namespace) -> None:
+    """Refuse a --plot that cannot be written before minutes of timing, not after."""
+    path: Path = args.plot
+    if args.mode is not None:
+        raise ConfigurationError(f"--plot draws the peer comparison only, not bench {args.mode}")
+    if path.suffix.lower() != ".png":
+        raise ConfigurationError(f"--plot writes a PNG: name the file *.png, not {path}")
+    if not path.parent.is_dir():
+        raise ConfigurationError(f"--plot {path}: directory {path.parent} does not exist")
+    from .bench.plot import require_matplotlib
+
+    require_matplotlib()
+
+
 def run_bench(args: argparse.Namespace) -> int:
+    if args.plot is not None:
+        _check_plot(args)
     if args.mode == "tokens":
         from .bench.token_runner import main as run_tokens
 
@@ -111,5 +161,5 @@ def run_bench(args: argparse.Namespace) -> int:
 
     return run_peers(
         algorithms=args.algorithms, peers=args.peers, quick=args.quick,
-        as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms,
+        as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms, plot=args.plot,
     )  # fmt: skip

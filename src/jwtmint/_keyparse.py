@@ -159,6 +159,13 @@ def _parse_private(loader: _Loader, password: bytes | None) -> PrivateKey:
         ) from exc
     except UnsupportedAlgorithm as exc:
         raise InvalidKeyError(f"unsupported key type: {exc}") from exc
+    except NotImplementedError:
+        # cryptography's OpenSSH loader refuses encodings it does not implement (an ECDSA
+        # key whose public point is compressed) with NotImplementedError
+        raise InvalidKeyError(
+            "could not parse the private key: cryptography does not support this encoding of "
+            "it (an OpenSSH ECDSA key with a compressed point?); convert it to PKCS#8 PEM"
+        ) from None
     except InternalError:
         # OpenSSL refusing a well-formed structure's contents (an X448 OID around a 32-byte
         # key) comes out of cryptography as an "internal error" blaming other libraries

@@ -6,8 +6,10 @@ every contender mints, and its check), :mod:`~jwtmint.bench.adapters` (one
 ``mint()`` per peer, and the signing floor), :mod:`~jwtmint.bench.timing`
 (interleaved batches of calls or awaits, medians), :mod:`~jwtmint.bench.runner`
 (check, time, ratios, JSON), :mod:`~jwtmint.bench.report` (the tables),
-:mod:`~jwtmint.bench.environment` (versions, machine), :mod:`~jwtmint.bench.demo`
-and :mod:`~jwtmint.bench.token_demo` (``jwtmint demo``). ``jwtmint bench tokens``:
+:mod:`~jwtmint.bench.environment` (versions, machine), :mod:`~jwtmint.bench.demo`,
+:mod:`~jwtmint.bench.token_demo` (its fleet of clients) and
+:mod:`~jwtmint.bench.fleet_check` (the fleet's sums and checks) for ``jwtmint demo``.
+``jwtmint bench tokens``:
 :mod:`~jwtmint.bench.token_endpoint` (the endpoint process),
 :mod:`~jwtmint.bench.token_peers` (the clients, as jwtmint and as authlib),
 :mod:`~jwtmint.bench.token_measurements` (cached token, cold fetches) and

@@ -10,13 +10,16 @@ the same run, which is what makes them comparable on a noisy machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from .._algorithms import ALGORITHMS
+from .._progress import Progress
 from .adapters import PEERS, REFERENCE, NotSupported, Peer, floor, quiet
 from .environment import environment
 from .job import check_token, new_key, pyjwt_installed
@@ -28,7 +31,9 @@ __all__ = ["main", "run", "select"]
 
 FLOOR = "floor"
 
-Progress = Callable[[str], None]
+Say = Callable[[str], None]
+#: ``steps(done, total, note)``: batches timed so far, of about ``total``, and what runs now
+Steps = Callable[[int, int, str], None]
 
 
 def _short(exc: BaseException) -> str:
@@ -53,9 +58,14 @@ def run(
     repeats: int = BENCH.full.rounds,
     batch_seconds: float = BENCH.full.batch_seconds,
     registry: Sequence[Peer] = PEERS,
-    progress: Progress | None = None,
+    progress: Say | None = None,
+    steps: Steps | None = None,
 ) -> dict[str, Any]:
-    """Check and time ``peers`` (default: all) on ``algorithms``; the results as plain JSON data."""
+    """Check and time ``peers`` (default: all) on ``algorithms``; the results as plain JSON data.
+
+    ``progress(text)`` hears of each algorithm; ``steps`` counts the timed batches (a
+    calibration is one) against a total that assumes every installed peer is timed: the
+    count jumps at the end of an algorithm where a peer was not (n/a, failed)."""
     unknown = [alg for alg in algorithms if alg not in ALGORITHMS]
     if unknown:
         raise ValueError(f"unknown algorithm(s) {', '.join(unknown)}")
@@ -76,13 +86,21 @@ def run(
     present = [peer for peer in contenders if peer_info[peer.name]["status"] == "ok"]
     results: dict[str, Any] = {}
     checked = 0
+    per_algorithm = (len(present) + 1) * (repeats + 1)  # the floor too; calibration + rounds
+    total = per_algorithm * len(algorithms)
+    if steps is not None:
+        steps(0, total, "checking every contender's token")
     with quiet():
-        for algorithm in algorithms:
+        for index, algorithm in enumerate(algorithms):
             say(f"  {algorithm}: new key, check every contender's token, time ...")
+            step = _stepper(steps, index * per_algorithm, total, algorithm, peer_info)
             results[algorithm], count = _run_algorithm(
-                algorithm, contenders, present, peer_info, use_pyjwt, repeats, batch_seconds
-            )
+                algorithm, contenders, present, peer_info, use_pyjwt, repeats, batch_seconds,
+                step,
+            )  # fmt: skip
             checked += count
+            if steps is not None:
+                steps((index + 1) * per_algorithm, total, algorithm)
     return {
         "tool": "jwtmint bench",
         "environment": environment(),
@@ -104,6 +122,22 @@ def run(
     }
 
 
+def _stepper(
+    steps: Steps | None, start: int, total: int, algorithm: str, info: dict[str, dict[str, Any]]
+) -> Callable[[str], None] | None:
+    if steps is None:
+        return None
+    done = start
+
+    def step(name: str) -> None:
+        nonlocal done
+        done += 1
+        label = info[name]["label"] if name in info else name
+        steps(done, total, f"{algorithm} {label}")
+
+    return step
+
+
 def _run_algorithm(
     algorithm: str,
     contenders: Sequence[Peer],
@@ -112,6 +146,7 @@ def _run_algorithm(
     use_pyjwt: bool,
     repeats: int,
     batch_seconds: float,
+    on_batch: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], int]:
     key = new_key(algorithm)
     base = floor(key, algorithm)
@@ -149,7 +184,7 @@ def _run_algorithm(
             minters[peer.name] = mint
             callables.append((peer.name, mint))
 
-    timings = measure(callables, repeats=repeats, batch_seconds=batch_seconds)
+    timings = measure(callables, repeats=repeats, batch_seconds=batch_seconds, on_batch=on_batch)
     base.verify(base.sign())
     for peer in present:
         if peer.name in minters and check(peer, minters[peer.name], "check after timing"):
@@ -178,16 +213,29 @@ def main(
     as_json: bool,
     repeats: int | None = None,
     batch_ms: float | None = None,
+    plot: Path | None = None,
 ) -> int:
-    """The ``jwtmint bench`` command: progress on stderr, the table (or JSON) on stdout."""
+    """The ``jwtmint bench`` command: a progress bar on stderr (none with ``as_json``), the
+    table (or JSON) on stdout, and with ``plot`` the chart written there as a PNG."""
     settings = BENCH.pick(quick, repeats=repeats, batch_ms=batch_ms)
-    results = run(
-        algorithms,
-        peers,
-        repeats=settings.rounds,
-        batch_seconds=settings.batch_seconds,
-        progress=None if as_json else lambda text: print(text, file=sys.stderr, flush=True),
-    )
+    with contextlib.ExitStack() as stack:
+        bars: list[Progress] = []  # made at the first step, when the total is known
+
+        def steps(done: int, total: int, note: str) -> None:
+            if not bars:
+                bars.append(stack.enter_context(Progress(total, "jwtmint bench", quiet=as_json)))
+            bars[0].update(done, note)
+
+        results = run(
+            algorithms, peers, repeats=settings.rounds,
+            batch_seconds=settings.batch_seconds, steps=steps,
+        )  # fmt: skip
     results["settings"]["quick"] = quick
+    if plot is not None:
+        from .plot import save_plot
+
+        save_plot(results, plot)
+        if not as_json:
+            print(f"plot written to {plot}", file=sys.stderr)
     print(json.dumps(results, indent=2) if as_json else format_report(results))
     return 0

@@ -141,16 +141,25 @@ def measure(
     *,
     repeats: int,
     batch_seconds: float,
+    on_batch: Callable[[str], None] | None = None,
 ) -> dict[str, Timing]:
-    """Round-robin timing of ``contenders``: ``repeats`` batches each, order rotated per round."""
+    """Round-robin timing of ``contenders``: ``repeats`` batches each, order rotated per round.
+
+    ``on_batch(name)`` (a progress bar) is called after each contender's calibration and
+    after each of its batches, outside the timed section."""
     if not contenders:
         return {}
+    step = on_batch or (lambda _name: None)
     with gc_paused():
-        timings = {name: Timing(_calibrate(fn, batch_seconds)) for name, fn in contenders}
+        timings: dict[str, Timing] = {}
+        for name, fn in contenders:
+            timings[name] = Timing(_calibrate(fn, batch_seconds))
+            step(name)
         for round_no in range(repeats):
             for name, fn in rotated(contenders, round_no):
                 timing = timings[name]
                 timing.samples.append(run_batch(fn, timing.batch) / timing.batch)
+                step(name)
             gc.collect()  # between rounds, untimed: keeps a long run's cyclic garbage bounded
     return timings
 

@@ -27,8 +27,10 @@ from ..errors import (
 )
 from ._cache import CacheEntry, CacheKey, MemoryTokenCache, TokenCache
 from ._client import AUTH_METHODS, ClientCredentialsClient
+from ._config import load_clients
 from ._credentials import ClientAssertionService, TokenRequestParameters
-from ._manager import TokenManager, TokenManagerStats
+from ._manager import TokenManager
+from ._metrics import ClientStats, TokenManagerStats
 from ._redis_cache import RedisCacheStats, RedisTokenCache
 from ._retry import RetryPolicy
 from ._runner import run
@@ -41,6 +43,7 @@ __all__ = [
     "CacheKey",
     "ClientAssertionService",
     "ClientCredentialsClient",
+    "ClientStats",
     "ClosedError",
     "ConfigurationError",
     "DiscoveryError",
@@ -60,5 +63,6 @@ __all__ = [
     "TokenRequestParameters",
     "TokenSource",
     "UnknownClientError",
+    "load_clients",
     "run",
 ]

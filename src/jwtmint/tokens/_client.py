@@ -59,8 +59,13 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def check_url(name: str, url: object, *, allow_http: bool = False) -> str:
-    """An absolute https URL (http only on loopback, or when allowed), without credentials."""
+def check_url(
+    name: str, url: object, *, allow_http: bool = False, hint: str = "allow_insecure_http=True"
+) -> str:
+    """An absolute https URL (http only on loopback, or when allowed), without credentials.
+
+    ``name`` and ``hint`` (how to allow plain http) are the words of the caller's front end:
+    parameter names here, a clients file's fields, or the command line's flags."""
     if not isinstance(url, str):
         raise ConfigurationError(f"{name} must be a URL string, got {type(url).__name__}")
     try:
@@ -80,8 +85,7 @@ def check_url(name: str, url: object, *, allow_http: bool = False) -> str:
     if parts.scheme == "http" and not (allow_http or is_loopback(parts.hostname)):
         # RFC 6749 §2.3.1 and RFC 8414 §2: client credentials travel only over TLS
         raise ConfigurationError(
-            f"{name} {shown_url(url)} is plain http: use https, or allow_insecure_http=True for a "
-            "trusted network"
+            f"{name} {shown_url(url)} is plain http: use https, or {hint} for a trusted network"
         )
     return url
 

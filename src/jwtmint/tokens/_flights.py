@@ -7,7 +7,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 from .._assertion import ClientAssertion
@@ -18,6 +18,7 @@ from ..errors import (
     TokenRequestError,
 )
 from ._cache import CacheEntry, CacheKey, MemoryTokenCache, TokenCache
+from ._metrics import ClientCounters
 from ._retry import Deadline, describe, out_of_time
 from ._tasks import enter_within, wait_shared
 from ._token import Token
@@ -37,15 +38,6 @@ LOCK_SHARE = 0.5
 #: a 401 from a resource forces a renewal at most this often per key (seconds)
 FORCED_RENEWAL_GAP = 5.0
 
-_COUNTERS = (
-    "requests",
-    "tokens",
-    "failures",
-    "background_renewals",
-    "background_failures",
-    "coalesced",
-)
-
 
 class TokenFlights:
     """Token requests in flight, at most one per cache key, and when to start the next.
@@ -61,7 +53,8 @@ class TokenFlights:
     401 never forces a renewal for them. Each flight has ``deadline`` seconds,
     all it waits for included. With a shared cache tier, each request runs
     under the tier's lock, waited for within that deadline, and the tier is
-    read again once it is held.
+    read again once it is held. Each client's ``counters`` count what happens
+    after the caller's own cache lookup (see :mod:`._metrics`).
     """
 
     def __init__(
@@ -73,9 +66,11 @@ class TokenFlights:
         renewal_buffer: float,
         renewal_jitter: float,
         deadline: float,
+        counters: Mapping[str, ClientCounters],
         callers_authenticate: Collection[str] = (),
     ) -> None:
         self._cache = cache
+        self._counters = counters
         self._callers_authenticate = frozenset(callers_authenticate)
         self._fetch = fetch
         self._clock = clock
@@ -94,7 +89,6 @@ class TokenFlights:
         self._backoff: dict[CacheKey, tuple[int, float]] = {}
         self._running = False
         self._closed = False
-        self.counts = dict.fromkeys(_COUNTERS, 0)
 
     def __len__(self) -> int:
         return len(self._inflight)
@@ -142,10 +136,12 @@ class TokenFlights:
         if entry is not None:
             now = self._clock()
             if now < entry.renew_at:
+                self._counters[key.client].hits += 1
                 return entry.token
             if now < entry.token.expires_at:
                 # stale-while-revalidate: this caller does not wait for the renewal
                 self._renew_in_background(key, now, client_assertion)
+                self._counters[key.client].hits += 1
                 return entry.token
         return await self._join(key, client_assertion, False)
 
@@ -189,11 +185,15 @@ class TokenFlights:
         """
         entry = self._cache.peek(key)
         cached = entry.token if entry and self._clock() < entry.token.expires_at else None
+        counters = self._counters[key.client]
         if cached is not None and cached.access_token != refused.access_token:
+            counters.hits += 1
             return cached
         try:
             in_flight = self._inflight.get(key)
             if in_flight is not None:
+                counters.misses += 1
+                counters.joins += 1
                 renewed = await wait_shared(in_flight, self.is_closed)  # on its way
             else:
                 now = time.monotonic()
@@ -246,8 +246,11 @@ class TokenFlights:
             task = self._start(
                 key, client_assertion, force_renewal, background=False, replaced=replaced
             )
+            self._counters[key.client].misses += 1
         else:
-            self.counts["coalesced"] += 1
+            counters = self._counters[key.client]
+            counters.misses += 1
+            counters.joins += 1
         return await wait_shared(task, self.is_closed)
 
     def _start(
@@ -270,9 +273,10 @@ class TokenFlights:
             self._request_and_store(key, client_assertion, force_renewal, replaced)
         )
         self._inflight[key] = task
-        self.counts["requests"] += 1
+        counters = self._counters[key.client]
+        counters.requests += 1
         if background:
-            self.counts["background_renewals"] += 1
+            counters.renewals += 1
         task.add_done_callback(functools.partial(self._flight_done, key, background))
         return task
 
@@ -282,13 +286,13 @@ class TokenFlights:
         if task.cancelled():
             return
         error = task.exception()  # also marks it retrieved: waiters may all have gone
+        counters = self._counters[key.client]
         if error is None:
-            self.counts["tokens"] += 1
+            counters.tokens += 1
             self._backoff.pop(key, None)
             return
-        self.counts["failures"] += 1
+        counters.failed(error, background=background)
         if background:
-            self.counts["background_failures"] += 1
             failures = self._backoff.get(key, (0, 0.0))[0] + 1
             wait = self._background_backoff(key, failures, error)
             self._backoff[key] = (failures, self._clock() + wait)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -14,11 +13,13 @@ import aiohttp
 from .. import __version__
 from .._assertion import ClientAssertion
 from ..errors import ConfigurationError, ManagerNotRunningError, UnknownClientError
-from ._cache import CacheKey, MemoryTokenCache, TokenCache
+from ._cache import CacheKey, MemoryTokenCache, TokenCache, peeker
 from ._client import ClientCredentialsClient, request_key
+from ._config import ConfigSource, PathName, manager_from_config
 from ._credentials import ClientAssertionService
 from ._dpop import ApiProofs, DPoPNonces
 from ._flights import TokenFlights
+from ._metrics import ClientCounters, TokenManagerStats, snapshot
 from ._middleware import OriginScope, token_middleware
 from ._requester import TokenRequester
 from ._resolve import ClientResolver
@@ -28,41 +29,16 @@ from ._token import Token
 
 if TYPE_CHECKING:
     import httpx
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+    from ._otel import Telemetry
 
 __all__ = ["TokenManager", "TokenManagerStats"]
 
 _M = TypeVar("_M", bound="TokenManager")
 
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True, slots=True)
-class TokenManagerStats:
-    """What a :class:`TokenManager` has done, for metrics (``manager.stats()``).
-
-    Cache hits are not counted: counting would cost the hot path more than
-    the lookup itself. ``coalesced`` is callers that joined a request already
-    in flight (single-flight at work).
-    """
-
-    #: token requests started (each may make several HTTP attempts)
-    requests: int = 0
-    #: HTTP attempts sent to token endpoints, retries included
-    attempts: int = 0
-    #: tokens received and cached
-    tokens: int = 0
-    #: requests that ended in an error (refusals and exhausted retries)
-    failures: int = 0
-    #: renewals started in the background while the cached token was served
-    background_renewals: int = 0
-    #: background renewals that failed (the cached token was served on)
-    background_failures: int = 0
-    #: callers that joined a request already in flight
-    coalesced: int = 0
-    #: requests in flight now
-    in_flight: int = 0
-    #: DPoP nonces learned from token endpoints and APIs (RFC 9449 §8, §9)
-    dpop_nonces: int = 0
 
 
 class TokenManager:
@@ -86,6 +62,12 @@ class TokenManager:
     It belongs to the event loop it was started on. ``clock`` (epoch
     seconds) is the time of assertions, token expiry and renewal; tests
     inject it.
+
+    :meth:`stats` counts per client (hits, misses, requests, renewals,
+    joins, failures by error code). With ``opentelemetry-api`` installed
+    (``jwtmint[otel]``) the manager reports to the meter and tracer named
+    ``jwtmint`` of ``meter_provider`` and ``tracer_provider`` (default: the
+    global ones); the instruments are listed in :mod:`jwtmint.tokens._otel`.
     """
 
     def __init__(
@@ -102,6 +84,8 @@ class TokenManager:
         default_lifetime: float = 300.0,
         clock: Clock | None = None,
         connection_limit: int | None = 100,
+        meter_provider: MeterProvider | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if not isinstance(clients, Mapping):
             raise ConfigurationError(
@@ -139,6 +123,7 @@ class TokenManager:
             )
         self._clients = MappingProxyType(dict(clients))
         self._cache: TokenCache = cache if cache is not None else MemoryTokenCache()
+        self._peek = peeker(self._cache)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ConfigurationError("session must be an aiohttp.ClientSession")
         self._borrowed_session = session
@@ -167,6 +152,12 @@ class TokenManager:
             clock=self._clock,
             nonces=self._nonces,
         )
+        # per client: its default cache key (the hot path's one dict lookup) and its stats
+        self._counters = {
+            name: ClientCounters(request_key(name, client))
+            for name, client in self._clients.items()
+        }
+        self._requester.telemetry = _telemetry(self._counters, meter_provider, tracer_provider)
         self._flights = TokenFlights(
             self._cache,
             self._request,
@@ -174,13 +165,21 @@ class TokenManager:
             renewal_buffer=float(renewal_buffer),
             renewal_jitter=float(renewal_jitter),
             deadline=policy.deadline,
+            counters=self._counters,
             callers_authenticate=()
             if assertion_service is not None
             else [name for name, client in self._clients.items() if client.needs_assertions],
         )
-        self._default_keys = {
-            name: request_key(name, client) for name, client in self._clients.items()
-        }
+
+    @classmethod
+    def from_config(
+        cls: type[_M], source: ConfigSource, *, base_dir: PathName | None = None, **settings: Any
+    ) -> _M:
+        """A manager (not started) for a clients file's (or mapping's) clients and [manager]
+        settings; keyword arguments (``cache=``, ...) add to those and win. Relative paths
+        resolve against ``base_dir`` (default: the file's directory). Mistakes raise
+        :class:`~jwtmint.errors.ConfigurationError` naming file, client and field."""
+        return manager_from_config(cls, source, base_dir=base_dir, overrides=settings)
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -246,9 +245,12 @@ class TokenManager:
         return self._cache
 
     def stats(self) -> TokenManagerStats:
-        """A snapshot of the counters (see :class:`TokenManagerStats`)."""
-        return TokenManagerStats(
-            **self._flights.counts,
+        """A snapshot of the counters, in total and per client (``stats().clients[name]``,
+        a :class:`ClientStats`): see :class:`TokenManagerStats` for what adds up."""
+        return snapshot(
+            self._counters,
+            self._cache,
+            self._clock,
             attempts=self._requester.attempts,
             in_flight=len(self._flights),
             dpop_nonces=self._nonces.updates,
@@ -276,16 +278,19 @@ class TokenManager:
         assertion service and the client's own key).
         """
         if scope is None and resource is None and parameters is None:
-            key = self._default_keys.get(name)
-            if key is None:
+            counters = self._counters.get(name)
+            if counters is None:
                 raise UnknownClientError(name, self._clients)
+            key = counters.key
         else:
             key = self._key(name, scope, resource, parameters)
+            counters = self._counters[name]
         entry = None
         if not force_renewal:
-            # the hot path: a dict lookup and a clock read, no await on I/O, no lock
-            entry = self._cache.peek(key)
+            # the hot path: a dict lookup, a clock read and a count, no await on I/O, no lock
+            entry = self._peek(key)
             if entry is not None and self._clock() < entry.renew_at:
+                counters.hits += 1
                 return entry.token
         return await self._flights.obtain(key, entry, force_renewal, client_assertion)
 
@@ -330,7 +335,7 @@ class TokenManager:
         key = self._key(name, scope, resource, parameters)  # unknown names raise
         signer = self._clients[name].dpop
         dpop = ApiProofs(signer, self._nonces) if signer is not None else None
-        return TokenSource(key, self._cache, self._flights, self._clock, dpop)
+        return TokenSource(key, self._cache, self._flights, self._clock, dpop, self._counters[name])
 
     def middleware(
         self,
@@ -380,6 +385,25 @@ class TokenManager:
     ) -> OriginScope:
         insecure = self._clients[name].allow_insecure_http
         return OriginScope(origins, source.key.resource, allow_http=insecure)
+
+
+def _telemetry(
+    counters: Mapping[str, ClientCounters],
+    meter_provider: MeterProvider | None,
+    tracer_provider: TracerProvider | None,
+) -> Telemetry | None:
+    """OpenTelemetry instruments and tracer for the manager, or None without opentelemetry-api
+    (imported here, when a manager is made: never when jwtmint is imported)."""
+    try:
+        from ._otel import Telemetry
+    except ImportError:
+        if meter_provider is not None or tracer_provider is not None:
+            raise ConfigurationError(
+                "meter_provider and tracer_provider need opentelemetry-api: "
+                "pip install 'jwtmint[otel]'"
+            ) from None
+        return None
+    return Telemetry(counters, meter_provider, tracer_provider)
 
 
 def _retry_policy(retries: RetryPolicy | int | None) -> RetryPolicy:

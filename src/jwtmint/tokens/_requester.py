@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import aiohttp
 from yarl import URL
@@ -27,6 +28,9 @@ from ._exchange import post_token_request, request_form
 from ._resolve import ClientResolver
 from ._retry import Deadline, Pauses, Retry, RetryPolicy, Stop, out_of_time, retrying
 from ._token import Token
+
+if TYPE_CHECKING:
+    from ._otel import RequestRecord, Telemetry
 
 __all__ = ["TokenRequester"]
 
@@ -64,6 +68,8 @@ class TokenRequester:
         self.attempts = 0
         #: token endpoints that asked to be left alone for a while (Retry-After)
         self.pauses = Pauses(clock)
+        #: OpenTelemetry's spans and histograms, when it is installed
+        self.telemetry: Telemetry | None = None
 
     async def request(
         self,
@@ -72,6 +78,26 @@ class TokenRequester:
         client_assertion: ClientAssertion | None,
         force_renewal: bool,
         deadline: Deadline,
+    ) -> Token:
+        """The token for ``key``, traced and timed when OpenTelemetry is there."""
+        telemetry = self.telemetry
+        if telemetry is None:
+            return await self._request(
+                session, key, client_assertion, force_renewal, deadline, None
+            )
+        with telemetry.request(key.client) as record:
+            return await self._request(
+                session, key, client_assertion, force_renewal, deadline, record
+            )
+
+    async def _request(
+        self,
+        session: aiohttp.ClientSession,
+        key: CacheKey,
+        client_assertion: ClientAssertion | None,
+        force_renewal: bool,
+        deadline: Deadline,
+        record: RequestRecord | None,
     ) -> Token:
         name = key.client
         client = self._clients[name]
@@ -88,6 +114,8 @@ class TokenRequester:
         dpop = client.dpop
         nonces = self._nonces
         endpoint = resolved.token_endpoint
+        if record is not None:
+            record.endpoint = endpoint
         htu, server = endpoint, ""
         if dpop is not None:
             # the URL as aiohttp sends it (yarl's encoding): htu must be what the server sees
@@ -100,10 +128,17 @@ class TokenRequester:
             passed: ClientAssertion | None, timeout: float, challenge: TokenRequestError | None
         ) -> Token:
             ends = time.monotonic() + timeout
+            # the client's own signer mints this attempt's assertion (see credentials())
+            minting = record is not None and passed is None and self._service is None
+            minting = minting and resolved.signer is not None
+            started = time.perf_counter()
             try:
                 auth_form, headers = await self._credentials(
                     name, client, resolved.signer, parameters, passed, timeout
                 )
+                if minting:
+                    assert record is not None
+                    record.minted.append(time.perf_counter() - started)
             except ConfigurationError:
                 if challenge is not None:
                     # no new assertion to answer the nonce challenge with (the caller's is
@@ -129,6 +164,8 @@ class TokenRequester:
                         f"client {name!r}: its token endpoint cannot be a DPoP proof's htu: {exc}"
                     ) from None
             self.attempts += 1
+            if record is not None:
+                record.attempts += 1
             _log.debug("token request for client %r to %s", name, shown_url(endpoint))
             return await post_token_request(
                 session,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from ._cache import CacheKey, TokenCache
 from ._dpop import ApiProofs
 from ._flights import TokenFlights
+from ._metrics import ClientCounters
 from ._token import Token
 
 __all__ = ["TokenSource"]
@@ -20,7 +21,7 @@ class TokenSource:
     the token to retry with after a resource refused one.
     """
 
-    __slots__ = ("_cache", "_clock", "_flights", "dpop", "key")
+    __slots__ = ("_cache", "_clock", "_counters", "_flights", "dpop", "key")
 
     def __init__(
         self,
@@ -29,8 +30,11 @@ class TokenSource:
         flights: TokenFlights,
         clock: Callable[[], float],
         dpop: ApiProofs | None = None,
+        counters: ClientCounters | None = None,
     ) -> None:
         self.key = key
+        # the client's stats (hits are counted here; the rest by the flights)
+        self._counters = counters if counters is not None else ClientCounters(key)
         #: the proofs a DPoP client adds to its API calls, or None for a bearer-only client
         self.dpop = dpop
         self._cache = cache
@@ -48,6 +52,7 @@ class TokenSource:
         """A valid token: the cached one while it is fresh, else renewed as ``get_token`` does."""
         entry = self._cache.peek(self.key)
         if entry is not None and self._clock() < entry.renew_at:
+            self._counters.hits += 1
             return entry.token
         return await self._flights.obtain(self.key, entry, False, None)
 

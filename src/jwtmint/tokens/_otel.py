@@ -1,0 +1,220 @@
+"""OpenTelemetry metrics and spans of token requests (imported only when opentelemetry-api is).
+
+Instruments of the meter ``jwtmint`` (OpenTelemetry's naming rules: dotted lowercase
+names, no ``_total``, UCUM units in the unit field); every one carries ``jwtmint.client``,
+the client's name in the manager:
+
+- ``jwtmint.token.request.duration``: histogram, s; ``error.type`` when the request failed
+- ``jwtmint.assertion.mint.duration``: histogram, s (the assertions jwtmint signs itself)
+- ``jwtmint.token.cache.hits``: observable counter, {hit}
+- ``jwtmint.token.requests``: observable counter, {request}; ``jwtmint.request.trigger``
+  (``caller`` or ``background``)
+- ``jwtmint.token.request.failures``: observable counter, {request}; ``error.type``
+- ``jwtmint.token.request.joins``: observable counter, {call}
+
+The counters are observable: their callbacks read the clients' counters (the ones
+``manager.stats()`` shows) when the meter collects, so a cache hit costs nothing more with
+OpenTelemetry than without. Each token request (a flight: discovery, retries and all) is a
+span, ``jwtmint token request``, with the client, the token endpoint's host and port, the
+attempts made and, on failure, ``error.type`` and an error status; never a secret, an
+assertion or a token, nor an exception's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
+from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
+from yarl import URL
+
+from .. import __version__
+from ._metrics import ClientCounters, error_code
+
+__all__ = ["RequestRecord", "Telemetry"]
+
+CLIENT = "jwtmint.client"
+ERROR_TYPE = "error.type"
+TRIGGER = "jwtmint.request.trigger"
+SPAN_NAME = "jwtmint token request"
+# seconds; OpenTelemetry's advice for HTTP client durations, and a mint's microseconds
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
+MINT_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2)
+
+
+class RequestRecord:
+    """What the requester learns about one token request, for its span."""
+
+    __slots__ = ("attempts", "endpoint", "minted")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.endpoint: str | None = None
+        #: seconds each assertion the request signed itself took to mint
+        self.minted: list[float] = []
+
+
+class _Instruments:
+    """One meter provider's instruments, shared by every manager that reports to it (an
+    SDK hands back the first instrument of a name, and ignores a later one's callbacks)."""
+
+    def __init__(self, meter: Meter) -> None:
+        self._lock = threading.Lock()
+        self._sources: weakref.WeakSet[Telemetry] = weakref.WeakSet()
+        self.duration = _histogram(
+            meter,
+            "jwtmint.token.request.duration",
+            "Duration of token requests (discovery, every attempt and the waits between them)",
+            REQUEST_BUCKETS,
+        )
+        self.mint = _histogram(
+            meter,
+            "jwtmint.assertion.mint.duration",
+            "Time to sign a client assertion on the token request path",
+            MINT_BUCKETS,
+        )
+        meter.create_observable_counter(
+            "jwtmint.token.cache.hits",
+            [self._hits],
+            unit="{hit}",
+            description="Calls answered from the token cache without waiting",
+        )
+        meter.create_observable_counter(
+            "jwtmint.token.requests",
+            [self._requests],
+            unit="{request}",
+            description="Token requests started, by callers or by background renewal",
+        )
+        meter.create_observable_counter(
+            "jwtmint.token.request.failures",
+            [self._failures],
+            unit="{request}",
+            description="Token requests that failed, by error code",
+        )
+        meter.create_observable_counter(
+            "jwtmint.token.request.joins",
+            [self._joins],
+            unit="{call}",
+            description="Calls that joined a token request already in flight",
+        )
+
+    def add(self, source: Telemetry) -> None:
+        with self._lock:
+            self._sources.add(source)
+
+    def _clients(self) -> Iterator[tuple[str, ClientCounters]]:
+        # collection may run on an exporter's thread while the loop's thread counts
+        with self._lock:
+            sources = list(self._sources)
+        for source in sources:
+            yield from source.counters.items()
+
+    def _summed(self, read: str) -> Iterable[Observation]:
+        totals: dict[str, int] = {}
+        for name, counters in self._clients():
+            totals[name] = totals.get(name, 0) + getattr(counters, read)
+        return [Observation(value, {CLIENT: name}) for name, value in totals.items()]
+
+    def _hits(self, options: CallbackOptions) -> Iterable[Observation]:
+        return self._summed("hits")
+
+    def _joins(self, options: CallbackOptions) -> Iterable[Observation]:
+        return self._summed("joins")
+
+    def _requests(self, options: CallbackOptions) -> Iterable[Observation]:
+        totals: dict[tuple[str, str], int] = {}
+        for name, c in self._clients():
+            renewals = c.renewals
+            for trigger, value in (("caller", c.requests - renewals), ("background", renewals)):
+                totals[name, trigger] = totals.get((name, trigger), 0) + value
+        return [Observation(v, {CLIENT: name, TRIGGER: t}) for (name, t), v in totals.items()]
+
+    def _failures(self, options: CallbackOptions) -> Iterable[Observation]:
+        totals: dict[tuple[str, str], int] = {}
+        for name, counters in self._clients():
+            for code, value in dict(counters.failures).items():  # a copy: see _clients
+                totals[name, code] = totals.get((name, code), 0) + value
+        return [
+            Observation(v, {CLIENT: name, ERROR_TYPE: code}) for (name, code), v in totals.items()
+        ]
+
+
+_registry: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = weakref.WeakKeyDictionary()
+_registry_lock = threading.Lock()
+
+
+class Telemetry:
+    """One manager's instruments and tracer (``None`` providers: the global ones)."""
+
+    __slots__ = ("__weakref__", "_instruments", "_tracer", "counters")
+
+    def __init__(
+        self,
+        counters: Mapping[str, ClientCounters],
+        meter_provider: MeterProvider | None,
+        tracer_provider: TracerProvider | None,
+    ) -> None:
+        self.counters = counters
+        provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+        with _registry_lock:
+            instruments = _registry.get(provider)
+            if instruments is None:
+                meter = provider.get_meter("jwtmint", __version__)
+                instruments = _registry[provider] = _Instruments(meter)
+        instruments.add(self)
+        self._instruments = instruments
+        self._tracer = trace.get_tracer("jwtmint", __version__, tracer_provider=tracer_provider)
+
+    @contextmanager
+    def request(self, client: str) -> Iterator[RequestRecord]:
+        """Time and trace one token request of ``client`` while the block runs."""
+        record = RequestRecord()
+        attributes = {CLIENT: client}
+        started = time.perf_counter()
+        with self._tracer.start_as_current_span(
+            SPAN_NAME,
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            record_exception=False,  # messages are secret-free, but tracebacks hold frames
+            set_status_on_exception=False,
+        ) as span:
+            code: str | None = None
+            try:
+                yield record
+            except BaseException as exc:
+                code = "cancelled" if isinstance(exc, asyncio.CancelledError) else error_code(exc)
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                for seconds in record.minted:
+                    self._instruments.mint.record(seconds, attributes)
+                if code is not None:
+                    span.set_attribute(ERROR_TYPE, code)
+                    span.set_status(Status(StatusCode.ERROR, code))
+                    self._instruments.duration.record(elapsed, {**attributes, ERROR_TYPE: code})
+                else:
+                    self._instruments.duration.record(elapsed, attributes)
+                span.set_attribute("jwtmint.token.attempts", record.attempts)
+                if record.endpoint is not None:
+                    url = URL(record.endpoint)
+                    if url.host is not None:
+                        span.set_attribute("server.address", url.host)
+                    if url.port is not None:
+                        span.set_attribute("server.port", url.port)
+
+
+def _histogram(
+    meter: Meter, name: str, description: str, buckets: tuple[float, ...]
+) -> metrics.Histogram:
+    try:
+        return meter.create_histogram(
+            name, unit="s", description=description, explicit_bucket_boundaries_advisory=buckets
+        )
+    except TypeError:  # opentelemetry-api before 1.23 takes no bucket advice
+        return meter.create_histogram(name, unit="s", description=description)
