@@ -68,6 +68,8 @@ class GatewayRun:
     endpoint_cpu_us: float
     load_cpu_us: float
     token_requests: int
+    #: forwarded requests that waited for a token request (target for renewals: none)
+    waited: int
 
 
 class _Child:
@@ -92,11 +94,13 @@ class _Child:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
-    def cpu_s(self) -> float:
+    def sample(self) -> dict[str, Any]:
+        """The gateway's CPU seconds so far (``cpu_s``), and the forwarded requests that
+        waited for a token (``waits``)."""
         stdin = self._pipes()[0]
         stdin.write(b"cpu\n")
         stdin.flush()
-        return float(self.read()["cpu_s"])
+        return self.read()
 
     def close(self) -> None:
         stdin, stdout = self._pipes()
@@ -140,10 +144,9 @@ def _one_run(
         )
         try:
             load.read()  # measuring from now
-            gateway_cpu, endpoint_before = gateway.cpu_s(), endpoint.stats()
+            gateway_before, endpoint_before = gateway.sample(), endpoint.stats()
             load.read()  # measured
-            gateway_cpu = gateway.cpu_s() - gateway_cpu
-            endpoint_after = endpoint.stats()
+            gateway_after, endpoint_after = gateway.sample(), endpoint.stats()
             result = load.read()
         finally:
             load.close()
@@ -155,6 +158,7 @@ def _one_run(
             f"{result['first_failure']}"
         )
     forwarded = result["requests"]
+    gateway_cpu = gateway_after["cpu_s"] - gateway_before["cpu_s"]
     return GatewayRun(
         variant=variant,
         rps=result["rps"],
@@ -164,6 +168,7 @@ def _one_run(
         endpoint_cpu_us=(endpoint_after.cpu_s - endpoint_before.cpu_s) / forwarded * 1e6,
         load_cpu_us=result["cpu_s"] / forwarded * 1e6,
         token_requests=endpoint_after.requests - endpoint_before.requests,
+        waited=gateway_after["waits"] - gateway_before["waits"],
     )
 
 
@@ -201,6 +206,7 @@ def summarise(runs: dict[str, list[GatewayRun]], settings: GatewaySettings) -> d
     for variant, variant_runs in runs.items():
         row = {field: round(_median(variant_runs, field), 1) for field in fields}
         row["token_requests"] = statistics.median(r.token_requests for r in variant_runs)
+        row["waited"] = max(r.waited for r in variant_runs)
         table[variant] = row
     base = table.get(FIXED)
     if base is not None:
@@ -225,6 +231,7 @@ def _print_table(summary: dict[str, Any]) -> None:
     header = (
         f"{'variant':<14}{'req/s':>9}{'vs fixed':>9}{'p50 µs':>9}{'p99 µs':>9}"
         f"{'p99 vs':>8}{'gw CPU µs':>11}{'AS+API µs':>11}{'load µs':>9}{'token req':>10}"
+        f"{'waited':>8}"
     )
     print(header)
     for variant, row in summary["variants"].items():
@@ -232,11 +239,13 @@ def _print_table(summary: dict[str, Any]) -> None:
             f"{variant:<14}{row['rps']:>9,.0f}{row.get('rps_vs_fixed', 0):>9.3f}"
             f"{row['p50_us']:>9,.0f}{row['p99_us']:>9,.0f}{row.get('p99_vs_fixed', 0):>8.3f}"
             f"{row['gateway_cpu_us']:>11.1f}{row['endpoint_cpu_us']:>11.1f}"
-            f"{row['load_cpu_us']:>9.1f}{row['token_requests']:>10,.0f}"
+            f"{row['load_cpu_us']:>9.1f}{row['token_requests']:>10,.0f}{row['waited']:>8,}"
         )
     print(
         "gw/AS+API/load CPU µs: CPU seconds of that process per forwarded request, while "
-        "measuring (the gateway's bounds what one gateway core can forward)"
+        "measuring (the gateway's bounds what one gateway core can forward); token req: "
+        "token requests the endpoint received while measuring; waited: forwarded requests that "
+        "waited for one (the most in any round)"
     )
     print(machine_line(summary["environment"]))
 

@@ -73,8 +73,9 @@ async def _gateway(config: dict[str, Any]) -> None:
         aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=config["connections"]), raise_for_status=False
         ) as session,
-        _authenticator(variant, config, clients, upstream) as forward,
+        _authenticator(variant, config, clients, upstream) as authenticator,
     ):
+        forward = authenticator.forward
         app = web.Application()
 
         async def handle(request: web.Request) -> web.Response:
@@ -91,7 +92,7 @@ async def _gateway(config: dict[str, Any]) -> None:
         stdin = await _lines()
         while line := await stdin.readline():
             if line.strip() == b"cpu":
-                _reply({"cpu_s": time.process_time()})
+                _reply({"cpu_s": time.process_time(), "waits": authenticator.waits()})
         await runner.cleanup()
 
 
@@ -108,14 +109,23 @@ class _Authenticator:
         self._variant, self._config, self._clients = variant, config, clients
         self._upstream = upstream
         self._closers: list[Callable[[], Awaitable[object]]] = []
+        self.forward: Forward
+        #: forwarded requests so far that waited for a token request (none for a fixed header)
+        self.waits: Callable[[], int] = lambda: 0
 
-    async def __aenter__(self) -> Forward:
+    async def __aenter__(self) -> _Authenticator:
+        self.forward = await self._start()
+        return self
+
+    async def _start(self) -> Forward:
         if self._variant in (AUTHLIB, AUTHLIB_RENEWING):
             return await self._authlib()
         tokens = TokenManager(
             {name: self._client(name, secret) for name, secret in self._clients.items()}
         )
         await tokens.start()
+        # a miss is a call that found no fresh token and waited for a request
+        self.waits = lambda: tokens.stats().misses
         self._closers.append(tokens.aclose)
         await asyncio.gather(*(tokens.get_token(name) for name in self._clients))
         if self._variant == FIXED:
@@ -168,14 +178,24 @@ class _Authenticator:
         }
         for client in oauth.values():
             self._closers.append(client.aclose)
+        waited = 0
+
+        def waits() -> int:
+            return waited
+
+        self.waits = waits
         await asyncio.gather(*(client.fetch_token() for client in oauth.values()))
 
         async def with_authlib(
             session: aiohttp.ClientSession, name: str, url: str
         ) -> tuple[int, bytes]:
+            nonlocal waited
             client = oauth[name]
+            before = client.token
             # what authlib's own requests do first: renew the token if it has expired
             await client.ensure_active_token(client.token)
+            # a new token came while this call awaited: it waited for (or on) a renewal
+            waited += client.token is not before
             header = {"Authorization": f"Bearer {client.token['access_token']}"}
             async with session.get(url, headers=header) as response:
                 return response.status, await response.read()
