@@ -214,3 +214,15 @@ async def test_keygen_jwk_set_registers_at_a_token_endpoint(tmp_path: Path) -> N
         )
         assert token.returncode == 0, token.stderr
         assert ep.token_info(token.stdout.strip()) is not None
+
+
+def test_keygen_leaves_no_private_key_without_its_jwk_set(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    out = tmp_path / "keys" / "k.pem"
+    result = cli("keygen", "--out", str(out), "--jwks-out", str(tmp_path / "a-file" / "j.json"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("jwtmint keygen: error: ") and "Traceback" not in result.stderr
+    assert not out.exists()  # the JWK Set could not be written: no key to register is left
+    result = cli("keygen", "--out", str(tmp_path / "a-file" / "k.pem"), "--jwks-out", str(out))
+    assert result.returncode == 2, result.stderr
+    assert not out.exists()  # the private key could not be written: its JWK Set is removed

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 import jwtmint
@@ -176,6 +177,50 @@ async def test_unreachable_exits_3_with_the_client_id(tmp_path: Path) -> None:
     assert (code, out) == (3, "")
     assert "client 'probe-app'" in err and "'cli'" not in err, err
     assert SECRET not in err
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type"),
+    [(404, "<html>Not Found</html>", "text/html"), (401, "", "text/plain")],
+)
+async def test_an_answer_that_is_not_oauth_exits_3(
+    status: int, body: str, content_type: str
+) -> None:
+    # a wrong URL or a proxy in the way: no RFC 6749 error, so not a refusal (exit 1)
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(status=status, text=body, content_type=content_type)
+
+    app = web.Application()
+    app.router.add_post("/token", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        code, out, err = await jwtmint_cli(
+            "token", "--client-id", "probe-app", "--token-endpoint",
+            f"http://127.0.0.1:{port}/token", "--secret-env", "PROBE_SECRET",
+            env={"PROBE_SECRET": SECRET},
+        )  # fmt: skip
+    finally:
+        await runner.cleanup()
+    assert (code, out) == (3, ""), err
+    assert f"HTTP {status}" in err and SECRET not in err
+
+
+async def test_a_file_of_several_clients_needs_client_before_any_is_built(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "clients.toml"
+    config.write_text(
+        '[invoice]\ntoken_endpoint = "https://idp.example/t"\nclient_secret_env = "UNSET_A"\n'
+        '[billing]\ntoken_endpoint = "https://idp.example/t"\nclient_secret_env = "UNSET_B"\n'
+    )
+    code, out, err = await jwtmint_cli("token", "--config", str(config))
+    assert (code, out) == (2, "")
+    assert "has 2 clients: name one with --client (billing, invoice)" in err, err
+    assert "UNSET_" not in err
 
 
 async def test_a_failed_discovery_exits_3_with_advice_in_flag_words(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ and exporter (no global provider touched), and a manager that works without Open
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -207,6 +208,25 @@ async def test_managers_on_one_provider_share_its_instruments(
     # the second manager's callbacks are not lost to the first's instruments
     assert value(hits, **{"jwtmint.client": "es"}) == 1
     assert value(hits, **{"jwtmint.client": "basic"}) == 2
+
+
+async def test_counters_never_go_back_when_a_manager_is_gone(
+    endpoint: TokenEndpoint, telemetry: Telemetry
+) -> None:
+    # a manager made again (a configuration reload): its predecessor's counts stay counted
+    async with telemetry.manager({"es": es_client(endpoint)}) as first:
+        for _ in range(5):
+            await first.get_token("es")
+    del first
+    gc.collect()
+    async with telemetry.manager({"es": es_client(endpoint)}) as second:
+        await second.get_token("es")  # a request of its own, then one hit
+        await second.get_token("es")
+        found = telemetry.metrics()
+    es = {"jwtmint.client": "es"}
+    assert value(found["jwtmint.token.cache.hits"], **es) == 4 + 1
+    requests = found["jwtmint.token.requests"]
+    assert value(requests, **es, **{"jwtmint.request.trigger": "caller"}) == 2
 
 
 def test_without_opentelemetry_the_manager_works_and_records_nothing() -> None:

@@ -78,7 +78,8 @@ async def test_the_quick_start_runs_as_written(
     code, out, err = await shell(keygen_argv, tmp_path)
     assert code == 0, err
     printed: dict[str, Any] = json.loads(out)
-    jwks = printed if "keys" in printed else {"keys": [printed]}  # older keygen: a bare JWK
+    jwks = printed  # a JWK Set (RFC 7517 §5), what servers register; a bare JWK fails here
+    assert list(jwks) == ["keys"] and len(jwks["keys"]) == 1, jwks
     key_file = tmp_path / keygen_argv[keygen_argv.index("--out") + 1]
     assert key_file.is_file() and os.stat(key_file).st_mode & 0o077 == 0
 

@@ -286,6 +286,8 @@ async def test_a_shared_tier_hit_is_a_hit(endpoint: TokenEndpoint) -> None:
         (InvalidTokenResponseError("html"), "invalid_response"),
         (TokenEndpointError("refused connection"), "unreachable"),
         (TokenEndpointError("bad gateway", status=502), "http_502"),
+        (TokenRequestError("a 404 page, no OAuth error", status=404), "http_404"),
+        (TokenRequestError("a bare 401", status=401), "http_401"),
         (ConfigurationError("no key"), "configuration"),
         (RuntimeError("a bug"), "other"),
     ],

@@ -42,7 +42,9 @@ def exit_code(error: BaseException) -> int:
     if isinstance(error, TokenEndpointError):
         return EXIT_UNREACHABLE
     if isinstance(error, TokenRequestError):
-        return EXIT_REFUSED
+        # a refusal names its RFC 6749 error; a 404 page or a bare 401 is no OAuth answer
+        # (a wrong URL, a proxy): a script must not take it for refused credentials
+        return EXIT_REFUSED if error.error is not None else EXIT_UNREACHABLE
     return EXIT_USAGE
 
 
@@ -70,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="jwtmint",
         description="Fast OAuth 2.0 client assertions (RFC 7523).",
         epilog="exit codes: 0 success; 1 refused by the token endpoint; 2 usage or "
-        "configuration; 3 token endpoint unreachable or timed out",
+        "configuration; 3 token endpoint unreachable, timed out or not answering OAuth",
     )
     parser.add_argument(
         "-V", "--version", action="version", version=version_line(),

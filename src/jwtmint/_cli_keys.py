@@ -185,11 +185,21 @@ def run_keygen(args: argparse.Namespace) -> int:
     else:
         key = _new_key(args.alg, args.bits, args.kid)
     private = _private_text(key)
-    if out is None:
-        sys.stdout.write(private if not hmac else private + "\n")
-    else:
-        _write_new(out, private, "--out", 0o600)
-    if hmac:
+    jwks = None if hmac else json.dumps({"keys": [key.public_jwk()]}, indent=2) + "\n"
+    if jwks is not None and jwks_out is not None:
+        # the public half first: if it cannot be written, no private key is left behind
+        # without the JWK Set that registers it
+        _write_new(jwks_out, jwks, "--jwks-out", 0o644)
+    try:
+        if out is None:
+            sys.stdout.write(private if not hmac else private + "\n")
+        else:
+            _write_new(out, private, "--out", 0o600)
+    except BaseException:
+        if jwks_out is not None:
+            jwks_out.unlink(missing_ok=True)
+        raise
+    if jwks is None:
         where = "printed above" if out is None else f"written to {out}"
         print(
             f"{args.alg} secret {where}: register it as the client's secret "
@@ -197,9 +207,6 @@ def run_keygen(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
-    jwks = json.dumps({"keys": [key.public_jwk()]}, indent=2) + "\n"
-    if jwks_out is not None:
-        _write_new(jwks_out, jwks, "--jwks-out", 0o644)
     jwks_stream: TextIO = sys.stderr if to_stdout else sys.stdout
     if out is not None or jwks_out is None:
         jwks_stream.write(jwks)

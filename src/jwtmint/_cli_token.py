@@ -154,7 +154,7 @@ def _in_cli_words(error: JwtMintError, *, file: bool) -> None:
 
 def _from_file(args: argparse.Namespace) -> tuple[TokenManager, str]:
     from .tokens import TokenManager
-    from .tokens._config import manager_from_config
+    from .tokens._config import client_names, manager_from_config
 
     given = [_LABELS[field] for dest, field in _CLIENT_FLAGS.items() if getattr(args, dest)]
     if given:
@@ -162,19 +162,20 @@ def _from_file(args: argparse.Namespace) -> tuple[TokenManager, str]:
             f"--config takes the client from the file: drop {', '.join(given)} (only --client, "
             "--scope, --resource and --json go with it)"
         )
-    if args.client is None:
-        tokens = TokenManager.from_config(args.config)
-        if len(tokens.clients) != 1:
+    name = args.client
+    if name is None:
+        # counted before any client is built: a missing --client is the mistake to name,
+        # not another client's unset secret
+        names = client_names(args.config)
+        if len(names) != 1:
             raise ConfigurationError(
-                f"{args.config} has {len(tokens.clients)} clients: name one with --client "
-                f"({', '.join(sorted(tokens.clients))})"
+                f"{args.config} has {len(names)} clients: name one with --client "
+                f"({', '.join(names)})"
             )
-        return tokens, next(iter(tokens.clients))
+        name = names[0]
     # only the client asked for: the others' secrets need not be set for this call
-    tokens = manager_from_config(
-        TokenManager, args.config, base_dir=None, overrides={}, only=args.client
-    )
-    return tokens, args.client
+    tokens = manager_from_config(TokenManager, args.config, base_dir=None, overrides={}, only=name)
+    return tokens, name
 
 
 def _from_flags(args: argparse.Namespace) -> tuple[TokenManager, str]:

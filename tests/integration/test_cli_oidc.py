@@ -52,7 +52,8 @@ def keygen(algorithm: str, out: Path) -> dict[str, Any]:
     )
     assert done.returncode == 0, done.stderr
     printed: dict[str, Any] = json.loads(done.stdout)
-    jwks = printed if "keys" in printed else {"keys": [printed]}
+    jwks = printed
+    assert list(jwks) == ["keys"], jwks  # a JWK Set, not a bare JWK
     assert all("d" not in jwk for jwk in jwks["keys"]), "keygen printed private key material"
     return jwks
 

@@ -93,6 +93,36 @@ def read_config(
     or the current directory for a mapping. ``only`` builds that one client and leaves the
     others' secrets and keys unread (the command line fetches a token for one client).
     """
+    try:
+        return _read_config(source, base_dir, only)
+    except ConfigurationError as exc:
+        error = exc
+    # raised bare: the frames of the reading held the file's text, secrets read from
+    # variables and files and key passwords, and the errors it caught held more; tools
+    # that capture locals (Sentry's default) would send them along with the error
+    error.__cause__ = error.__context__ = None
+    error.__suppress_context__ = True
+    raise error.with_traceback(None)
+
+
+def client_names(source: ConfigSource, *, base_dir: PathName | None = None) -> list[str]:
+    """The clients' table names in a clients file, nothing read or checked but the TOML."""
+    try:
+        tables = _tables(source, base_dir)[1]
+    except ConfigurationError as exc:
+        error = exc
+    else:
+        return sorted(
+            str(n) for n, t in tables.items() if isinstance(t, Mapping) and n != MANAGER_TABLE
+        )
+    error.__cause__ = error.__context__ = None
+    error.__suppress_context__ = True
+    raise error.with_traceback(None)
+
+
+def _read_config(
+    source: ConfigSource, base_dir: PathName | None, only: str | None
+) -> ClientsConfig:
     origin, tables = _tables(source, base_dir)
     if only is not None and (only == MANAGER_TABLE or not isinstance(tables.get(only), Mapping)):
         names = sorted(

@@ -210,6 +210,14 @@ class _Table:
             return None
         if not isinstance(value, str | os.PathLike) or not str(value):
             raise self.fail(field, f"must be {words}, got {kind(value)}")
+        if _looks_inline(str(value)):
+            # a PEM, a JWK or a pasted secret where its file's path belongs: never echoed
+            raise self.fail(
+                field,
+                f"must be {words}; what is written there looks like the key or secret itself, "
+                "which is never written inline: put it in a file and name the file (the value "
+                "is not shown)",
+            )
         return self.origin.path(value)
 
     def url(self, field: str, insecure: bool) -> str | None:
@@ -252,8 +260,12 @@ class _Table:
         try:
             data = path.read_bytes()
         except OSError as exc:
+            # a secret written where its file's path belongs shows only as a path that could
+            # be one: a file name with a "/" or "." in a directory that exists (base64 has
+            # "/" and a JWT ".", but their "directories" do not exist)
             raw = str(self.fields[file])
-            shown_path = path if "/" in raw or "." in raw else "the file it names (not shown)"
+            plausible = ("/" in raw or "." in raw) and path.parent.is_dir()
+            shown_path = path if plausible else "the file it names (not shown)"
             problem = exc.strerror or type(exc).__name__
             raise self.fail(file, f"cannot read {shown_path}: {problem}") from None
         # editors end a file with a newline; the secret does not
@@ -311,6 +323,18 @@ class _Table:
         if method == "private_key_jwt" and secret is not None:
             key = label("private_key")
             raise self.fail(secret, f"private_key_jwt signs with {key}, not a client secret")
+
+
+def _looks_inline(value: str) -> bool:
+    """Whether a path field holds key material or a secret: PEM armour, a JSON object, more
+    than one line, or longer than any path a system takes (PATH_MAX is 4,096)."""
+    return (
+        "-----BEGIN" in value
+        or value.lstrip().startswith("{")
+        or "\n" in value
+        or "\r" in value
+        or len(value) > 4096
+    )
 
 
 def build_client(

@@ -168,8 +168,11 @@ def error_code(error: BaseException) -> str:
         return "discovery"
     if isinstance(error, InvalidTokenResponseError):
         return "invalid_response"
+    if isinstance(error, TokenRequestError) and error.status is not None:
+        # a 5xx that stayed, or a 404 page or bare 401 with no OAuth error in it
+        return f"http_{error.status}"
     if isinstance(error, TokenEndpointError):
-        return "unreachable" if error.status is None else f"http_{error.status}"
+        return "unreachable"
     if isinstance(error, ManagerNotRunningError):
         return "closed"
     if isinstance(error, ConfigurationError):

@@ -23,6 +23,7 @@ assertion or a token, nor an exception's message.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 import weakref
@@ -66,7 +67,12 @@ class _Instruments:
 
     def __init__(self, meter: Meter) -> None:
         self._lock = threading.Lock()
-        self._sources: weakref.WeakSet[Telemetry] = weakref.WeakSet()
+        #: the live managers' counters, by a number of their Telemetry's
+        self._sources: dict[int, Mapping[str, ClientCounters]] = {}
+        self._numbers = itertools.count()
+        #: what managers that are gone had counted: a counter never goes back (a manager made
+        #: again on a reload, or one per job, would otherwise look like a reset to backends)
+        self._retired: dict[tuple[str, str, str], int] = {}
         self.duration = _histogram(
             meter,
             "jwtmint.token.request.duration",
@@ -106,43 +112,61 @@ class _Instruments:
 
     def add(self, source: Telemetry) -> None:
         with self._lock:
-            self._sources.add(source)
+            number = next(self._numbers)
+            self._sources[number] = source.counters
+        # the finalizer holds the counters, not the Telemetry: it runs when that goes
+        weakref.finalize(source, self._retire, number)
 
-    def _clients(self) -> Iterator[tuple[str, ClientCounters]]:
-        # collection may run on an exporter's thread while the loop's thread counts
+    def _retire(self, number: int) -> None:
         with self._lock:
-            sources = list(self._sources)
-        for source in sources:
-            yield from source.counters.items()
+            counters = self._sources.pop(number, None)
+            if counters is not None:
+                _fold(self._retired, counters)
 
-    def _summed(self, read: str) -> Iterable[Observation]:
-        totals: dict[str, int] = {}
-        for name, counters in self._clients():
-            totals[name] = totals.get(name, 0) + getattr(counters, read)
-        return [Observation(value, {CLIENT: name}) for name, value in totals.items()]
+    def _totals(self) -> dict[tuple[str, str, str], int]:
+        """(instrument, client, attribute value) -> count: the retired and the live managers'."""
+        # collection may run on an exporter's thread while the loop's thread counts, and
+        # the lock keeps a manager from being counted twice or not at all as it retires
+        with self._lock:
+            totals = dict(self._retired)
+            for counters in self._sources.values():
+                _fold(totals, counters)
+        return totals
+
+    def _observed(self, instrument: str, attribute: str | None) -> Iterable[Observation]:
+        return [
+            Observation(value, {CLIENT: name} | ({attribute: extra} if attribute else {}))
+            for (kind, name, extra), value in self._totals().items()
+            if kind == instrument
+        ]
 
     def _hits(self, options: CallbackOptions) -> Iterable[Observation]:
-        return self._summed("hits")
+        return self._observed("hits", None)
 
     def _joins(self, options: CallbackOptions) -> Iterable[Observation]:
-        return self._summed("joins")
+        return self._observed("joins", None)
 
     def _requests(self, options: CallbackOptions) -> Iterable[Observation]:
-        totals: dict[tuple[str, str], int] = {}
-        for name, c in self._clients():
-            renewals = c.renewals
-            for trigger, value in (("caller", c.requests - renewals), ("background", renewals)):
-                totals[name, trigger] = totals.get((name, trigger), 0) + value
-        return [Observation(v, {CLIENT: name, TRIGGER: t}) for (name, t), v in totals.items()]
+        return self._observed("requests", TRIGGER)
 
     def _failures(self, options: CallbackOptions) -> Iterable[Observation]:
-        totals: dict[tuple[str, str], int] = {}
-        for name, counters in self._clients():
-            for code, value in dict(counters.failures).items():  # a copy: see _clients
-                totals[name, code] = totals.get((name, code), 0) + value
-        return [
-            Observation(v, {CLIENT: name, ERROR_TYPE: code}) for (name, code), v in totals.items()
-        ]
+        return self._observed("failures", ERROR_TYPE)
+
+
+def _fold(totals: dict[tuple[str, str, str], int], counters: Mapping[str, ClientCounters]) -> None:
+    """Add one manager's counts to ``totals``, keyed as :meth:`_Instruments._totals` says."""
+
+    def add(key: tuple[str, str, str], value: int) -> None:
+        totals[key] = totals.get(key, 0) + value
+
+    for name, c in counters.items():
+        add(("hits", name, ""), c.hits)
+        add(("joins", name, ""), c.joins)
+        renewals = c.renewals
+        add(("requests", name, "caller"), c.requests - renewals)
+        add(("requests", name, "background"), renewals)
+        for code, value in dict(c.failures).items():  # a copy: the loop's thread counts
+            add(("failures", name, code), value)
 
 
 _registry: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = weakref.WeakKeyDictionary()
