@@ -33,4 +33,4 @@ def test_figures_are_consistent(algorithm: str) -> None:
 def test_cli_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "batch", "--quick", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
-    assert "fraction" in out and "predicted" in out and "CPU:" in out
+    assert "fraction" in out and "ideal cores" in out and "measured" in out and "CPU:" in out

@@ -192,6 +192,12 @@ def _measure(algorithm: str, n: int, rounds: int) -> dict[str, Any]:
         "serial_us": serial * 1e6,
         "signature_us": parallel * 1e6,
         "predicted": {str(k): (serial + parallel) / (serial + parallel / k) for k in _MODEL_CORES},
+        # the same with this machine's scaling: N processes get efficiency * N cores' worth
+        "efficiency": (loop / roof) / cores,
+        "predicted_here": {
+            str(k): (serial + parallel) / (serial + parallel / (k * (loop / roof) / cores))
+            for k in _MODEL_CORES
+        },
         "limit": (serial + parallel) / serial,
         "pinned_speedup": pinned,
     }
@@ -229,13 +235,19 @@ def _print(report: dict[str, Any]) -> None:
             f"{r['ceiling_ms']:>9.1f}{r['speedup']:>9.2f}x{r['ceiling_speedup']:>8.2f}x"
             f"{r['fraction_of_ceiling']:>10.2f}{r['serial_us']:>7.2f}{r['signature_us']:>8.1f}"
         )
-    print("model: speed-up on N cores = (s + p) / (s + p/N); measured with the process pinned")
+    print(
+        "model: speed-up on N cores = (s + p) / (s + p/N), s: per assertion under the GIL, "
+        "p: its signature; 'here': N replaced by e*N, e = the ceiling's speed-up / cores "
+        "(what this machine's cores give processes); measured: the process pinned to 1 and "
+        "to every core"
+    )
     for algorithm, r in report["results"].items():
         predicted = ", ".join(f"{k}: {v:.2f}x" for k, v in r["predicted"].items())
+        here = ", ".join(f"{k}: {v:.2f}x" for k, v in r["predicted_here"].items())
         measured = ", ".join(f"{k}: {v:.2f}x" for k, v in r["pinned_speedup"].items())
-        print(
-            f"  {algorithm}: predicted {predicted} (limit {r['limit']:.0f}x); measured {measured}"
-        )
+        print(f"  {algorithm}: ideal cores {predicted} (limit {r['limit']:.0f}x)")
+        pad = " " * len(algorithm)
+        print(f"  {pad}  here (e {r['efficiency']:.2f}) {here}; measured {measured}")
     print(machine_line(report["environment"]))
 
 
