@@ -17,7 +17,9 @@ from jwtmint.bench.settings import BASIC
 from jwtmint.bench.token_endpoint import EndpointProcess, MeasurementError
 from jwtmint.bench.token_peers import make_clients
 
-TINY = GatewaySettings(rounds=1, clients=3, concurrency=4, warmup_s=0.2, duration_s=0.4)
+TINY = GatewaySettings(
+    rounds=1, clients=3, concurrency=4, warmup_s=0.2, duration_s=0.4, paced_rate=200.0
+)
 
 
 def test_every_variant_forwards_checked_requests() -> None:
@@ -28,6 +30,7 @@ def test_every_variant_forwards_checked_requests() -> None:
     for variant, row in summary["variants"].items():
         assert row["rps"] > 0 and row["p99_us"] >= row["p50_us"] > 0, variant
         assert row["gateway_cpu_us"] > 0 and row["endpoint_cpu_us"] > 0, variant
+        assert row["paced_p99_us"] >= row["paced_p50_us"] > 0, variant
     assert summary["variants"][FIXED]["rps_vs_fixed"] == 1.0
     # the API verified a DPoP proof per request: that costs the API far more than a lookup
     variants = summary["variants"]

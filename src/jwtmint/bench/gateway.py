@@ -22,6 +22,7 @@ request (the figure that scales: on N cores a gateway process serves about
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -50,10 +51,16 @@ class GatewaySettings:
     concurrency: int
     warmup_s: float
     duration_s: float
+    #: requests a second of the paced phase, well under what the slowest variant forwards
+    paced_rate: float = 1000.0
 
 
-FULL = GatewaySettings(rounds=3, clients=100, concurrency=32, warmup_s=2.0, duration_s=5.0)
-QUICK = GatewaySettings(rounds=1, clients=20, concurrency=16, warmup_s=0.5, duration_s=1.5)
+FULL = GatewaySettings(
+    rounds=3, clients=100, concurrency=32, warmup_s=2.0, duration_s=5.0, paced_rate=2000.0
+)
+QUICK = GatewaySettings(
+    rounds=1, clients=20, concurrency=16, warmup_s=0.5, duration_s=1.5, paced_rate=500.0
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,11 @@ class GatewayRun:
     token_requests: int
     #: forwarded requests that waited for a token request (target for renewals: none)
     waited: int
+    #: latency at ``paced_rate`` requests a second (no queue of the load's own making)
+    paced_p50_us: float = 0.0
+    paced_p99_us: float = 0.0
+    #: the gateway's CPU per request at that rate: the same load for every variant
+    paced_gateway_cpu_us: float = 0.0
 
 
 class _Child:
@@ -114,9 +126,42 @@ class _Child:
         stdout.close()
 
 
+def _load(
+    url: str,
+    secrets: dict[str, str],
+    s: GatewaySettings,
+    variant: str,
+    loop: str,
+    rate: float | None,
+) -> _Child:
+    return _Child(
+        "load",
+        {
+            "url": url,
+            "clients": list(secrets),
+            "concurrency": s.concurrency,
+            "warmup_s": s.warmup_s,
+            "duration_s": s.duration_s,
+            "fixed_client": next(iter(secrets)) if variant == FIXED else None,
+            "loop": loop,
+            "rate": rate,
+        },
+    )  # fmt: skip
+
+
+def _checked(variant: str, result: dict[str, Any]) -> dict[str, Any]:
+    if result["failures"] or not result["requests"]:
+        raise MeasurementError(
+            f"{variant}: {result['failures']} of the answers were wrong or refused, the first: "
+            f"{result['first_failure']}"
+        )
+    return result
+
+
 def _one_run(
     variant: str, endpoint: EndpointProcess, secrets: dict[str, str], s: GatewaySettings, loop: str
 ) -> GatewayRun:
+    """One gateway process: flat out (throughput, CPU per request), then paced (latency)."""
     gateway = _Child(
         "gateway",
         {
@@ -130,33 +175,26 @@ def _one_run(
     )
     try:
         url = gateway.read()["url"]
-        load = _Child(
-            "load",
-            {
-                "url": url,
-                "clients": list(secrets),
-                "concurrency": s.concurrency,
-                "warmup_s": s.warmup_s,
-                "duration_s": s.duration_s,
-                "fixed_client": next(iter(secrets)) if variant == FIXED else None,
-                "loop": loop,
-            },
-        )
+        load = _load(url, secrets, s, variant, loop, None)
         try:
             load.read()  # measuring from now
             gateway_before, endpoint_before = gateway.sample(), endpoint.stats()
             load.read()  # measured
             gateway_after, endpoint_after = gateway.sample(), endpoint.stats()
-            result = load.read()
+            result = _checked(variant, load.read())
         finally:
             load.close()
+        paced = _load(url, secrets, s, variant, loop, s.paced_rate)
+        try:
+            paced.read()  # measuring from now
+            calm_before = gateway.sample()
+            paced.read()  # measured
+            calm_after = gateway.sample()
+            calm = _checked(variant, paced.read())
+        finally:
+            paced.close()
     finally:
         gateway.close()
-    if result["failures"] or not result["requests"]:
-        raise MeasurementError(
-            f"{variant}: {result['failures']} of the answers were wrong or refused, the first: "
-            f"{result['first_failure']}"
-        )
     forwarded = result["requests"]
     gateway_cpu = gateway_after["cpu_s"] - gateway_before["cpu_s"]
     return GatewayRun(
@@ -168,7 +206,11 @@ def _one_run(
         endpoint_cpu_us=(endpoint_after.cpu_s - endpoint_before.cpu_s) / forwarded * 1e6,
         load_cpu_us=result["cpu_s"] / forwarded * 1e6,
         token_requests=endpoint_after.requests - endpoint_before.requests,
-        waited=gateway_after["waits"] - gateway_before["waits"],
+        # both phases: the paced one's warm-up included (the renewals go on through it)
+        waited=calm_after["waits"] - gateway_before["waits"],
+        paced_p50_us=calm["p50_us"],
+        paced_p99_us=calm["p99_us"],
+        paced_gateway_cpu_us=(calm_after["cpu_s"] - calm_before["cpu_s"]) / calm["requests"] * 1e6,
     )
 
 
@@ -201,7 +243,10 @@ def _median(runs: list[GatewayRun], field: str) -> float:
 
 def summarise(runs: dict[str, list[GatewayRun]], settings: GatewaySettings) -> dict[str, Any]:
     """Medians per variant, and each against the fixed header (``vs_fixed``: rps and p99)."""
-    fields = ("rps", "p50_us", "p99_us", "gateway_cpu_us", "endpoint_cpu_us", "load_cpu_us")
+    fields = (
+        "rps", "p50_us", "p99_us", "gateway_cpu_us", "endpoint_cpu_us", "load_cpu_us",
+        "paced_p50_us", "paced_p99_us", "paced_gateway_cpu_us",
+    )  # fmt: skip
     table: dict[str, dict[str, float]] = {}
     for variant, variant_runs in runs.items():
         row = {field: round(_median(variant_runs, field), 1) for field in fields}
@@ -213,6 +258,10 @@ def summarise(runs: dict[str, list[GatewayRun]], settings: GatewaySettings) -> d
         for row in table.values():
             row["rps_vs_fixed"] = round(row["rps"] / base["rps"], 3)
             row["p99_vs_fixed"] = round(row["p99_us"] / base["p99_us"], 3)
+            row["paced_p99_vs_fixed"] = round(row["paced_p99_us"] / base["paced_p99_us"], 3)
+            row["paced_cpu_vs_fixed"] = round(
+                row["paced_gateway_cpu_us"] / base["paced_gateway_cpu_us"], 3
+            )
     return {
         "settings": asdict(settings),
         "variants": table,
@@ -224,28 +273,35 @@ def summarise(runs: dict[str, list[GatewayRun]], settings: GatewaySettings) -> d
 def _print_table(summary: dict[str, Any]) -> None:
     s = summary["settings"]
     print(
-        f"gateway: {s['clients']} named clients, {s['concurrency']} requests in flight, "
-        f"{s['duration_s']:g} s measured after {s['warmup_s']:g} s, medians of {s['rounds']} "
-        "interleaved round(s)"
+        f"gateway: {s['clients']} named clients; flat out: {s['concurrency']} requests in "
+        f"flight, then paced: {s['paced_rate']:,.0f} requests/s; each {s['duration_s']:g} s "
+        f"measured after {s['warmup_s']:g} s; medians of {s['rounds']} interleaved round(s)"
     )
-    header = (
-        f"{'variant':<14}{'req/s':>9}{'vs fixed':>9}{'p50 µs':>9}{'p99 µs':>9}"
-        f"{'p99 vs':>8}{'gw CPU µs':>11}{'AS+API µs':>11}{'load µs':>9}{'token req':>10}"
-        f"{'waited':>8}"
+    print(f"{'':<14}{'flat out':-^35}{'paced':-^24}{'CPU µs per request':-^30}{'token':>10}{'':>8}")
+    print(
+        f"{'variant':<14}{'req/s':>9}{'vs fixed':>9}{'p50 µs':>9}{'p99 µs':>8}"
+        f"{'p50 µs':>8}{'p99 µs':>8}{'p99 vs':>8}{'gw CPU':>8}{'vs':>8}"
+        f"{'gateway':>10}{'AS+API':>10}{'load':>10}"
+        f"{'requests':>10}{'waited':>8}"
     )
-    print(header)
     for variant, row in summary["variants"].items():
         print(
             f"{variant:<14}{row['rps']:>9,.0f}{row.get('rps_vs_fixed', 0):>9.3f}"
-            f"{row['p50_us']:>9,.0f}{row['p99_us']:>9,.0f}{row.get('p99_vs_fixed', 0):>8.3f}"
-            f"{row['gateway_cpu_us']:>11.1f}{row['endpoint_cpu_us']:>11.1f}"
-            f"{row['load_cpu_us']:>9.1f}{row['token_requests']:>10,.0f}{row['waited']:>8,}"
+            f"{row['p50_us']:>9,.0f}{row['p99_us']:>8,.0f}"
+            f"{row['paced_p50_us']:>8,.0f}{row['paced_p99_us']:>8,.0f}"
+            f"{row.get('paced_p99_vs_fixed', 0):>8.3f}{row['paced_gateway_cpu_us']:>8.1f}"
+            f"{row.get('paced_cpu_vs_fixed', 0):>8.3f}"
+            f"{row['gateway_cpu_us']:>10.1f}{row['endpoint_cpu_us']:>10.1f}"
+            f"{row['load_cpu_us']:>10.1f}{row['token_requests']:>10,.0f}{row['waited']:>8,}"
         )
     print(
-        "gw/AS+API/load CPU µs: CPU seconds of that process per forwarded request, while "
-        "measuring (the gateway's bounds what one gateway core can forward); token req: "
-        "token requests the endpoint received while measuring; waited: forwarded requests that "
-        "waited for one (the most in any round)"
+        "CPU µs: CPU seconds of that process per forwarded request (the gateway's bounds what "
+        "one gateway core forwards: 1e6 / it requests a second); flat out, three processes "
+        "share the machine's cores, so its latencies are mostly queueing, and a process does "
+        "less per request the busier it is; paced, every variant has the same load, and the "
+        "latencies are the forwarding's own. token requests: what the endpoint received while "
+        "measuring flat out; waited: forwarded requests that waited for a token request "
+        "(the most in any round, both phases)"
     )
     print(machine_line(summary["environment"]))
 
@@ -253,9 +309,7 @@ def _print_table(summary: dict[str, Any]) -> None:
 def main(*, quick: bool, as_json: bool, repeats: int | None = None) -> int:
     settings = QUICK if quick else FULL
     if repeats is not None:
-        settings = GatewaySettings(
-            repeats, settings.clients, settings.concurrency, settings.warmup_s, settings.duration_s
-        )
+        settings = dataclasses.replace(settings, rounds=repeats)
     summary = summarise(measure_gateway(settings), settings)
     if as_json:
         print(json.dumps(summary, indent=2))

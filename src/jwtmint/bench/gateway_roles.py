@@ -15,6 +15,7 @@ prints one JSON line of results.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 import time
@@ -230,12 +231,22 @@ async def _load(config: dict[str, Any]) -> dict[str, Any]:
     measuring = False
     stop = False
 
+    rate: float | None = config.get("rate")
+    slots = itertools.count()
+    begun = time.perf_counter_ns()
+
     async def worker(session: aiohttp.ClientSession, offset: int) -> None:
         i = offset
         clock = time.perf_counter_ns
         while not stop:
             name = names[i % len(names)]
             i += concurrency
+            if rate is not None:
+                # paced: the requests are due at a fixed rate, whatever the answers take (the
+                # workers outnumber what that rate keeps in flight)
+                delay = begun + next(slots) * 1e9 / rate - clock()
+                if delay > 0:
+                    await asyncio.sleep(delay / 1e9)
             started = clock()
             async with session.get(f"{base}/c/{name}/orders") as response:
                 body = await response.read()
