@@ -9,9 +9,12 @@ answer, so a gateway that sent one client's token for another is caught.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from jwtmint.bench.gateway import GatewaySettings, _Child, _one_run, measure_gateway, summarise
+from jwtmint.bench.gateway_plot import save_gateway_plot
 from jwtmint.bench.gateway_roles import CACHED, DPOP, FIXED, VARIANTS
 from jwtmint.bench.settings import BASIC
 from jwtmint.bench.token_endpoint import EndpointProcess, MeasurementError
@@ -82,3 +85,21 @@ def test_a_gateway_that_cannot_get_tokens_fails_the_run() -> None:
         wrong = {specs[0].client_id: "not-the-secret-" * 3}
         with pytest.raises(MeasurementError, match="ended unexpectedly"):
             _one_run(CACHED, endpoint, wrong, TINY, "asyncio")
+
+
+def test_the_plot_of_a_summary_is_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    row = {
+        "rps": 7000.0, "p50_us": 4000.0, "p99_us": 9000.0, "gateway_cpu_us": 120.0,
+        "endpoint_cpu_us": 60.0, "load_cpu_us": 70.0, "paced_p50_us": 800.0,
+        "paced_p99_us": 2000.0, "paced_gateway_cpu_us": 200.0, "token_requests": 0, "waited": 0,
+    }  # fmt: skip
+    summary = {
+        "settings": {"clients": 3, "rounds": 1, "paced_rate": 1000.0},
+        "variants": {variant: dict(row) for variant in VARIANTS},
+        "environment": {"cpu": "a CPU", "cpu_count": 2, "cpu_usable": 2, "platform": "Linux"},
+    }
+    path = tmp_path / "gateway.png"
+    save_gateway_plot(summary, path)
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and 10_000 < len(data) < 300_000

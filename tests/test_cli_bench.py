@@ -109,7 +109,7 @@ def test_progress_on_a_pipe_is_plain_lines() -> None:
         ),
         (
             ["tokens", "--plot", "out.png"],
-            "--plot draws the peer comparison only, not bench tokens",
+            "--plot draws the peer comparison and bench gateway only, not bench tokens",
         ),
         (["--repeats", "0"], "argument --repeats: '0' is not a whole number above 0"),
         (["--batch-ms", "inf"], "argument --batch-ms: 'inf' is not a number above 0"),

@@ -113,8 +113,10 @@ def run_demo(args: argparse.Namespace) -> int:
 def _check_plot(args: argparse.Namespace) -> None:
     """Refuse a --plot that cannot be written before minutes of timing, not after."""
     path: Path = args.plot
-    if args.mode is not None:
-        raise ConfigurationError(f"--plot draws the peer comparison only, not bench {args.mode}")
+    if args.mode not in (None, "gateway"):
+        raise ConfigurationError(
+            f"--plot draws the peer comparison and bench gateway only, not bench {args.mode}"
+        )
     if path.suffix.lower() != ".png":
         raise ConfigurationError(f"--plot writes a PNG: name the file *.png, not {path}")
     if not path.parent.is_dir():
@@ -150,7 +152,9 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.mode == "gateway":
         from .bench.gateway import main as run_gateway
 
-        return run_gateway(quick=args.quick, as_json=args.json, repeats=args.repeats)
+        return run_gateway(
+            quick=args.quick, as_json=args.json, repeats=args.repeats, plot=args.plot
+        )
     if args.mode == "pyjwt":
         from .bench.pyjwt_patch import main as run_pyjwt
 

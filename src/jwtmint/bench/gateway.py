@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from .environment import environment
@@ -56,7 +57,7 @@ class GatewaySettings:
 
 
 FULL = GatewaySettings(
-    rounds=3, clients=100, concurrency=32, warmup_s=2.0, duration_s=5.0, paced_rate=2000.0
+    rounds=3, clients=100, concurrency=32, warmup_s=2.0, duration_s=5.0, paced_rate=1000.0
 )
 QUICK = GatewaySettings(
     rounds=1, clients=20, concurrency=16, warmup_s=0.5, duration_s=1.5, paced_rate=500.0
@@ -306,7 +307,9 @@ def _print_table(summary: dict[str, Any]) -> None:
     print(machine_line(summary["environment"]))
 
 
-def main(*, quick: bool, as_json: bool, repeats: int | None = None) -> int:
+def main(
+    *, quick: bool, as_json: bool, repeats: int | None = None, plot: Path | None = None
+) -> int:
     settings = QUICK if quick else FULL
     if repeats is not None:
         settings = dataclasses.replace(settings, rounds=repeats)
@@ -315,4 +318,8 @@ def main(*, quick: bool, as_json: bool, repeats: int | None = None) -> int:
         print(json.dumps(summary, indent=2))
     else:
         _print_table(summary)
+    if plot is not None:
+        from .gateway_plot import save_gateway_plot
+
+        save_gateway_plot(summary, plot)
     return 0
