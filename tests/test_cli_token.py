@@ -22,11 +22,13 @@ SECRET = "a client secret that is long enough to use"
 
 
 async def jwtmint_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """``python -m jwtmint ARGS``: exit code, stdout, stderr."""
+    return await _run(sys.executable, "-m", "jwtmint", *args, env=env)
+
+
+async def _run(*argv: str, env: dict[str, str] | None) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "jwtmint",
-        *args,
+        *argv,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **(env or {})},
@@ -87,16 +89,7 @@ ENTRY_POINT = Path(sys.executable).parent / "jwtmint"
 
 async def installed_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     assert ENTRY_POINT.is_file(), f"{ENTRY_POINT} is missing: pip install -e . makes it"
-    process = await asyncio.create_subprocess_exec(
-        str(ENTRY_POINT),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await _run(str(ENTRY_POINT), *args, env=env)
 
 
 def write_pem(path: Path, key: jwtmint.SigningKey) -> None:

@@ -85,30 +85,18 @@ class _Instruments:
             "Time to sign a client assertion on the token request path",
             MINT_BUCKETS,
         )
-        meter.create_observable_counter(
-            "jwtmint.token.cache.hits",
-            [self._hits],
-            unit="{hit}",
-            description="Calls answered from the token cache without waiting",
-        )
-        meter.create_observable_counter(
-            "jwtmint.token.requests",
-            [self._requests],
-            unit="{request}",
-            description="Token requests started, by callers or by background renewal",
-        )
-        meter.create_observable_counter(
-            "jwtmint.token.request.failures",
-            [self._failures],
-            unit="{request}",
-            description="Token requests that failed, by error code",
-        )
-        meter.create_observable_counter(
-            "jwtmint.token.request.joins",
-            [self._joins],
-            unit="{call}",
-            description="Calls that joined a token request already in flight",
-        )
+        counters = (
+            ("jwtmint.token.cache.hits", self._hits, "{hit}",
+             "Calls answered from the token cache without waiting"),
+            ("jwtmint.token.requests", self._requests, "{request}",
+             "Token requests started, by callers or by background renewal"),
+            ("jwtmint.token.request.failures", self._failures, "{request}",
+             "Token requests that failed, by error code"),
+            ("jwtmint.token.request.joins", self._joins, "{call}",
+             "Calls that joined a token request already in flight"),
+        )  # fmt: skip
+        for name, callback, unit, description in counters:
+            meter.create_observable_counter(name, [callback], unit=unit, description=description)
 
     def add(self, source: Telemetry) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -81,11 +82,7 @@ class TokenRequester:
     ) -> Token:
         """The token for ``key``, traced and timed when OpenTelemetry is there."""
         telemetry = self.telemetry
-        if telemetry is None:
-            return await self._request(
-                session, key, client_assertion, force_renewal, deadline, None
-            )
-        with telemetry.request(key.client) as record:
+        with nullcontext() if telemetry is None else telemetry.request(key.client) as record:
             return await self._request(
                 session, key, client_assertion, force_renewal, deadline, record
             )
