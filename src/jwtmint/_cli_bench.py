@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -67,10 +68,22 @@ def add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )  # fmt: skip
 
 
+#: each mode's module in jwtmint.bench, and the options its main() takes besides quick, as_json
+#: and repeats (imported when asked for: each pulls in what only it needs)
+_MODES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "tokens": ("token_runner", ("batch_ms",)),
+    "redis": ("redis_runner", ("batch_ms",)),
+    "pyjwt": ("pyjwt_patch", ("batch_ms",)),
+    "dpop": ("dpop", ()),
+    "gateway": ("gateway", ("plot",)),
+    "batch": ("batch", ()),
+}
+
+
 def add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser("bench", help="jwtmint vs the peers vs the signing floor")
     bench.add_argument(
-        "mode", nargs="?", choices=["tokens", "redis", "pyjwt", "dpop", "gateway", "batch"],
+        "mode", nargs="?", choices=list(_MODES),
         help="tokens: TokenManager vs authlib's AsyncOAuth2Client, cached and cold tokens; "
         "redis: RedisTokenCache hits, misses and a fleet of 8 (starts its own redis-server); "
         "pyjwt: jwt.encode under patch_pyjwt() vs unpatched, jwtmint.encode and the floor; "
@@ -129,38 +142,13 @@ def _check_plot(args: argparse.Namespace) -> None:
 def run_bench(args: argparse.Namespace) -> int:
     if args.plot is not None:
         _check_plot(args)
-    if args.mode == "tokens":
-        from .bench.token_runner import main as run_tokens
-
-        return run_tokens(
-            quick=args.quick, as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms
-        )
-    if args.mode == "redis":
-        from .bench.redis_runner import main as run_redis
-
-        return run_redis(
-            quick=args.quick, as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms
-        )
-    if args.mode == "dpop":
-        from .bench.dpop import main as run_dpop
-
-        return run_dpop(quick=args.quick, as_json=args.json, repeats=args.repeats)
-    if args.mode == "batch":
-        from .bench.batch import main as run_batches
-
-        return run_batches(quick=args.quick, as_json=args.json, repeats=args.repeats)
-    if args.mode == "gateway":
-        from .bench.gateway import main as run_gateway
-
-        return run_gateway(
-            quick=args.quick, as_json=args.json, repeats=args.repeats, plot=args.plot
-        )
-    if args.mode == "pyjwt":
-        from .bench.pyjwt_patch import main as run_pyjwt
-
-        return run_pyjwt(
-            quick=args.quick, as_json=args.json, repeats=args.repeats, batch_ms=args.batch_ms
-        )
+    if args.mode is not None:
+        module_name, extra = _MODES[args.mode]
+        module = importlib.import_module(f"{__package__}.bench.{module_name}")
+        options = {"quick": args.quick, "as_json": args.json, "repeats": args.repeats}
+        options.update({name: getattr(args, name) for name in extra})
+        code: int = module.main(**options)
+        return code
     from .bench.runner import main as run_peers
 
     return run_peers(
