@@ -95,3 +95,41 @@ def test_mint_many_signs_through_chunks(algorithm: str) -> None:
     assert len(set(tokens)) == count
     for token in tokens:
         verify_assertion(token, key, algorithm)
+
+
+class _Sections:
+    """A chunk signer that records the sections it is given, and refuses single signatures."""
+
+    releases_gil = True
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.sections: list[int] = []
+
+    def __call__(self, data: bytes) -> bytes:
+        raise AssertionError("a chunk signer was asked for one signature at a time")
+
+    def sign_many(self, inputs: list[bytes]) -> list[bytes]:
+        self.sections.append(len(inputs))
+        signatures: list[bytes] = self.inner.sign_many(inputs)
+        return signatures
+
+
+def test_batches_are_signed_in_sections_of_the_chunk_signer() -> None:
+    signer, public = _ecdsa()
+    sections = _Sections(signer)
+    inputs = [b"message %d" % i for i in range(3 * _batch.SECTION + 5)]
+    signatures = _batch.sign_batch(signing_key("ES256"), "ES256", sections, inputs)
+    for message, signature in zip(inputs, signatures, strict=True):
+        public.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+    assert sum(sections.sections) == len(inputs)
+    assert max(sections.sections) <= _batch.SECTION and len(sections.sections) >= 4
+
+
+def test_a_precomputed_signer_signs_a_chunk_from_its_pairs() -> None:
+    from .test_precompute import _store
+
+    store = _store(depth=8)
+    assert store.fill() == 8
+    signatures = store.sign_many([b"a", b"b", b"c"])
+    assert len(signatures) == 3 and store.precomputed == 3 and store.available == 5

@@ -271,13 +271,20 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 
+#: Signatures per GIL-free section: enough to make the GIL handoff between them negligible,
+#: few enough that a huge batch still checks for Ctrl-C and holds small buffers.
+SECTION = 512
+
+
 def _sign_chunk(sign: SignFunction, chunk: list[bytes]) -> list[bytes]:
     many = getattr(sign, "sign_many", None)
     if many is not None:
-        # the extension's signers sign a whole chunk in one GIL-free section: taken and
+        # the extension's signers sign many messages in one GIL-free section: taken and
         # dropped per signature, the GIL went back and forth between the threads once per
         # item, and those handoffs cost as much as the parallel work saved (issue #13)
-        signatures: list[bytes] = many(chunk)
+        signatures: list[bytes] = []
+        for start in range(0, len(chunk), SECTION):
+            signatures += many(chunk[start : start + SECTION])
         return signatures
     return [sign(data) for data in chunk]
 

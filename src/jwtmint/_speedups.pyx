@@ -10,6 +10,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.number cimport PyNumber_Index
 from libc.stdint cimport uint64_t
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.string cimport memcpy
 from libc.math cimport floor as c_floor
 from libc.limits cimport LLONG_MAX
@@ -427,6 +428,8 @@ cdef class _SodiumSigner:
         cdef int* sizes
         if self.fn == NULL:
             raise RuntimeError("_SodiumSigner has no function: use sodium_signer()")
+        if n > (PY_SSIZE_T_MAX - 1) // 64:
+            raise MemoryError()
         signed_message = <unsigned char*>PyMem_Malloc(chunk.longest + 64)
         out = <unsigned char*>PyMem_Malloc(n * 64 + 1)
         sizes = <int*>PyMem_Malloc((n + 1) * sizeof(int))
@@ -519,6 +522,8 @@ cdef class _EcdsaSigner:
         cdef int* sizes
         if self.state.key == NULL:
             raise RuntimeError("_EcdsaSigner has no key: use ecdsa_signer()")
+        if n > (PY_SSIZE_T_MAX - 1) // stride:
+            raise MemoryError()
         out = <unsigned char*>PyMem_Malloc(n * stride + 1)
         sizes = <int*>PyMem_Malloc((n + 1) * sizeof(int))
         try:
@@ -792,6 +797,11 @@ cdef class _EcdsaPrecomputed(_EcdsaSigner):
 
     def __call__(self, bytes data not None):
         return self._sign(data)
+
+    def sign_many(self, inputs):
+        """One signature at a time, each from a pair when there is one: the inherited chunk
+        signer would sign past the store and its counters."""
+        return [self._sign(data) for data in inputs]
 
 
 def ecdsa_precomputed(bytes sec1_der not None, int bits, int depth, int low_water):
