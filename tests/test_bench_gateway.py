@@ -15,7 +15,14 @@ import pytest
 
 from jwtmint.bench.gateway import GatewaySettings, _Child, _one_run, measure_gateway, summarise
 from jwtmint.bench.gateway_plot import save_gateway_plot
-from jwtmint.bench.gateway_roles import CACHED, DPOP, FIXED, VARIANTS
+from jwtmint.bench.gateway_roles import (
+    AUTHLIB_RENEWING,
+    CACHED,
+    DPOP,
+    FIXED,
+    RENEWING,
+    VARIANTS,
+)
 from jwtmint.bench.settings import BASIC
 from jwtmint.bench.token_endpoint import EndpointProcess, MeasurementError
 from jwtmint.bench.token_peers import make_clients
@@ -103,3 +110,16 @@ def test_the_plot_of_a_summary_is_a_png(tmp_path: Path) -> None:
     save_gateway_plot(summary, path)
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and 10_000 < len(data) < 300_000
+
+
+def test_renewals_under_load_keep_jwtmint_from_waiting_and_not_authlib() -> None:
+    pytest.importorskip("authlib")
+    # 5-second tokens (the shortest jwtmint takes): a run of ~9 s outlives each client's
+    # first token, so every client renews (jwtmint: in the background, at half its life;
+    # authlib: when a request finds it expired, and that request waits)
+    settings = GatewaySettings(
+        rounds=1, clients=3, concurrency=4, warmup_s=2.0, duration_s=2.5, paced_rate=100.0
+    )
+    runs = measure_gateway(settings, (RENEWING, AUTHLIB_RENEWING), loop="asyncio")
+    assert runs[RENEWING][0].waited == 0
+    assert runs[AUTHLIB_RENEWING][0].waited > 0

@@ -2,7 +2,8 @@
 replaced, interleaved in one process: ``python tools/chunk_signing.py``.
 
 The per-item path is the old ``_batch._sign_chunk`` body (each signature takes and drops the
-GIL); both run the same signer, key and batch, rounds alternating, medians printed.
+GIL); both run the same signer, key and batch, in rounds whose order rotates, the collector paused
+while timing, medians printed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 import jwtmint
 from jwtmint import _batch
 from jwtmint._algorithms import SignFunction
+from jwtmint.bench.timing import gc_paused, rotated
 
 BATCHES = {"ES256": 2048, "EdDSA": 4096}
 ROUNDS = 11
@@ -37,12 +39,13 @@ def main() -> None:
         }
         times: dict[str, list[float]] = {name: [] for name in ways}
         try:
-            for _ in range(ROUNDS):
-                for name, run in ways.items():
+            for round_no in range(ROUNDS):
+                for name in rotated(list(ways), round_no):  # no contender always goes first
                     _batch._sign_chunk = _per_item if name == "per-item" else chunked
-                    started = time.perf_counter()
-                    run()
-                    times[name].append(time.perf_counter() - started)
+                    with gc_paused():
+                        started = time.perf_counter()
+                        ways[name]()
+                        times[name].append(time.perf_counter() - started)
         finally:
             _batch._sign_chunk = chunked
         loop = statistics.median(times["loop"])

@@ -4,7 +4,7 @@ For each algorithm, interleaved rounds time the same ``n`` assertions three
 ways: ``n`` calls of ``mint()`` on one thread (the loop), one
 ``mint_many(n)``, and the **ceiling**: one process per core, each minting
 ``n / cores`` with a signer of its own and sharing nothing, timed from the
-moment all of them are told to start (the slowest decides). ``mint_many``'s
+moment the parent tells them to start until the last one is done. ``mint_many``'s
 speed-up over the loop, divided by the ceiling's, is the fraction of what the
 machine gives that it reaches.
 
@@ -22,9 +22,11 @@ measured speed-up with the process pinned to one core and to every core
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import select
 import statistics
 import subprocess
 import sys
@@ -39,6 +41,7 @@ from .environment import environment
 from .job import AUDIENCE, CLIENT_ID, check_token, new_key
 from .report import machine_line
 from .timing import gc_paused, rotated
+from .token_endpoint import MeasurementError
 
 __all__ = ["ALGORITHMS", "BatchSettings", "main", "measure_batches", "worker"]
 
@@ -46,6 +49,8 @@ __all__ = ["ALGORITHMS", "BatchSettings", "main", "measure_batches", "worker"]
 ALGORITHMS = {"ES256": 2048, "EdDSA": 4096, "RS256": 64}
 _WORKER = "import sys; from jwtmint.bench.batch import worker; worker(sys.argv[1])"
 _MODEL_CORES = (1, 2, 8, 32)
+#: seconds a ceiling process may take for its share (an RSA batch on a busy machine included)
+_WORKER_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -64,17 +69,17 @@ def _signer(algorithm: str) -> AssertionSigner:
 
 
 def worker(algorithm: str) -> None:
-    """A ceiling process: mint the count on each stdin line, answer the seconds it took."""
+    """A ceiling process: mint the count on each stdin line, answer when it was done
+    (``time.perf_counter()``: CLOCK_MONOTONIC on Linux, the same clock in every process)."""
     signer = _signer(algorithm)
     signer.mint()
     for line in sys.stdin:
         count = int(line)
         with gc_paused():
-            started = time.perf_counter()
             for _ in range(count):
                 signer.mint()
-            elapsed = time.perf_counter() - started
-        sys.stdout.write(f"{elapsed}\n")
+            done = time.perf_counter()
+        sys.stdout.write(f"{done}\n")
         sys.stdout.flush()
 
 
@@ -82,35 +87,55 @@ class _Ceiling:
     """One process per core for one algorithm, told to start together."""
 
     def __init__(self, algorithm: str, cores: int) -> None:
-        self._processes = [
-            subprocess.Popen(
-                [sys.executable, "-c", _WORKER, algorithm],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(cores)
-        ]
+        self._processes: list[subprocess.Popen[str]] = []
+        try:
+            for _ in range(cores):
+                self._processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", _WORKER, algorithm],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        text=True,
+                    )
+                )
+        except BaseException:
+            self.close()
+            raise
 
     def _pipes(self, process: subprocess.Popen[str]) -> tuple[IO[str], IO[str]]:
         assert process.stdin is not None and process.stdout is not None
         return process.stdin, process.stdout
 
     def run(self, total: int) -> float:
-        """Seconds for the processes to mint ``total`` between them, the slowest deciding."""
+        """Seconds from telling the processes to mint ``total`` between them until the last
+        one is done (a late start counts against the ceiling, as a late thread would)."""
         shares = [total // len(self._processes)] * len(self._processes)
         shares[0] += total - sum(shares)
+        started = time.perf_counter()
         for process, share in zip(self._processes, shares, strict=True):
-            self._pipes(process)[0].write(f"{share}\n")
-        for process in self._processes:
-            self._pipes(process)[0].flush()
-        return max(float(self._pipes(p)[1].readline()) for p in self._processes)
+            stdin = self._pipes(process)[0]
+            stdin.write(f"{share}\n")
+            stdin.flush()
+        return max(self._done_at(p) for p in self._processes) - started
+
+    def _done_at(self, process: subprocess.Popen[str]) -> float:
+        stdout = self._pipes(process)[1]
+        ready, _, _ = select.select([stdout], [], [], _WORKER_TIMEOUT)
+        line = stdout.readline() if ready else ""
+        if not line:
+            raise MeasurementError("a ceiling process ended or did not answer in time")
+        return float(line)
 
     def close(self) -> None:
         for process in self._processes:
             stdin, stdout = self._pipes(process)
-            stdin.close()
-            process.wait(timeout=30)
+            with contextlib.suppress(OSError):
+                stdin.close()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
             stdout.close()
 
 

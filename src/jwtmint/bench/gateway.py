@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import select
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,8 @@ __all__ = ["GatewayRun", "main", "measure_gateway"]
 _ROLE = "import sys; from jwtmint.bench.gateway_roles import {0}; {0}(sys.argv[1])"
 #: the renewal variants' token lifetime: renewals happen many times within a run
 SHORT_LIFETIME = 5
+#: seconds any process of a run may take to say its next line (a phase is seconds long)
+_ANSWER_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,14 @@ class _Child:
         return stdin, stdout
 
     def read(self) -> dict[str, Any]:
-        line = self._pipes()[1].readline()
+        stdout = self._pipes()[1]
+        ready, _, _ = select.select([stdout], [], [], _ANSWER_TIMEOUT)
+        if not ready:
+            self._process.kill()
+            raise MeasurementError(
+                f"a gateway benchmark process did not answer within {_ANSWER_TIMEOUT:.0f} s"
+            )
+        line = stdout.readline()
         if not line:
             raise MeasurementError("a gateway benchmark process ended unexpectedly")
         answer: dict[str, Any] = json.loads(line)
@@ -176,6 +186,7 @@ def _one_run(
     )
     try:
         url = gateway.read()["url"]
+        ready = gateway.sample()  # every client's first token fetched: none is waited for
         load = _load(url, secrets, s, variant, loop, None)
         try:
             load.read()  # measuring from now
@@ -207,8 +218,8 @@ def _one_run(
         endpoint_cpu_us=(endpoint_after.cpu_s - endpoint_before.cpu_s) / forwarded * 1e6,
         load_cpu_us=result["cpu_s"] / forwarded * 1e6,
         token_requests=endpoint_after.requests - endpoint_before.requests,
-        # both phases: the paced one's warm-up included (the renewals go on through it)
-        waited=calm_after["waits"] - gateway_before["waits"],
+        # every forwarded request of the run, warm-ups included
+        waited=calm_after["waits"] - ready["waits"],
         paced_p50_us=calm["p50_us"],
         paced_p99_us=calm["p99_us"],
         paced_gateway_cpu_us=(calm_after["cpu_s"] - calm_before["cpu_s"]) / calm["requests"] * 1e6,
@@ -301,8 +312,8 @@ def _print_table(summary: dict[str, Any]) -> None:
         "share the machine's cores, so its latencies are mostly queueing, and a process does "
         "less per request the busier it is; paced, every variant has the same load, and the "
         "latencies are the forwarding's own. token requests: what the endpoint received while "
-        "measuring flat out; waited: forwarded requests that waited for a token request "
-        "(the most in any round, both phases)"
+        "measuring flat out; waited: forwarded requests that waited for a token request, "
+        "of all the run's (the most in any round)"
     )
     print(machine_line(summary["environment"]))
 
