@@ -392,10 +392,11 @@ def build_client(
             scope=scope,
             resource=resource,
             parameters=parameters,
-            assertion_lifetime=60 if lifetime is None else lifetime,
             allow_insecure_http=insecure,
             dpop_key=dpop_key,
             dpop_algorithm=dpop_algorithm,
+            # unset: the client's own default, not a copy of it here
+            **({} if lifetime is None else {"assertion_lifetime": lifetime}),
         )
     except ConfigurationError as exc:
         # the checks that span fields (a key that cannot sign with signing_algorithm, an

@@ -234,6 +234,7 @@ class TokenFlights:
         force_renewal: bool,
         replaced: Token | None = None,
     ) -> Token:
+        counters = self._counters[key.client]
         task = self._inflight.get(key)
         if task is None:
             if self._unauthenticated(key, client_assertion):
@@ -246,11 +247,9 @@ class TokenFlights:
             task = self._start(
                 key, client_assertion, force_renewal, background=False, replaced=replaced
             )
-            self._counters[key.client].misses += 1
         else:
-            counters = self._counters[key.client]
-            counters.misses += 1
             counters.joins += 1
+        counters.misses += 1  # once a flight is there to wait for: started, or joined
         return await wait_shared(task, self.is_closed)
 
     def _start(

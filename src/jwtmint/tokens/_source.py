@@ -29,12 +29,12 @@ class TokenSource:
         cache: TokenCache,
         flights: TokenFlights,
         clock: Callable[[], float],
-        dpop: ApiProofs | None = None,
-        counters: ClientCounters | None = None,
+        dpop: ApiProofs | None,
+        counters: ClientCounters,
     ) -> None:
         self.key = key
         # the client's stats (hits are counted here; the rest by the flights)
-        self._counters = counters if counters is not None else ClientCounters(key)
+        self._counters = counters
         #: the proofs a DPoP client adds to its API calls, or None for a bearer-only client
         self.dpop = dpop
         self._cache = cache
