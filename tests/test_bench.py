@@ -236,3 +236,13 @@ def test_jwtmint_minter_names_its_kernel_and_leaves_the_active_one(algorithm: st
     check_token(signer.mint(), key, algorithm, use_pyjwt=True)
     for token in signer.mint_many(3):
         check_token(token, key, algorithm, use_pyjwt=True)
+
+
+def test_percentile_is_the_nearest_rank() -> None:
+    from jwtmint.bench.timing import percentile
+
+    hundred = [float(n) for n in range(1, 101)]
+    assert percentile(hundred, 0.50) == 50.0 and percentile(hundred, 0.99) == 99.0
+    assert percentile(hundred, 1.0) == 100.0 and percentile(hundred, 0.0) == 1.0
+    assert percentile([7.0], 0.99) == 7.0
+    assert percentile([1.0, 2.0, 3.0], 0.5) == 2.0

@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import math
 import secrets
 import ssl
 import statistics
@@ -41,7 +40,7 @@ from .command import run_command
 from .dpop_report import format_dpop_report
 from .environment import environment
 from .settings import DPOP, DPoPSettings
-from .timing import gc_paused, rotated, run_batch, summarize
+from .timing import gc_paused, percentile, rotated, run_batch, summarize
 from .token_endpoint import MeasurementError
 
 __all__ = ["ALGORITHMS", "TARGETS", "main", "run"]
@@ -196,8 +195,8 @@ def _steady(call: Call, rate: float, count: int) -> dict[str, Any]:
         elapsed = time.perf_counter() - start
     latencies.sort()
     return {
-        "p50_us": round(_percentile(latencies, 0.50) * 1e6, 2),
-        "p99_us": round(_percentile(latencies, 0.99) * 1e6, 2),
+        "p50_us": round(percentile(latencies, 0.50) * 1e6, 2),
+        "p99_us": round(percentile(latencies, 0.99) * 1e6, 2),
         "max_us": round(latencies[-1] * 1e6, 2),
         "achieved_rate": round(count / elapsed, 1),
     }
@@ -235,10 +234,6 @@ def _counters(store: PrecomputedEcdsa | None) -> dict[str, int] | None:
         "precomputed": store.precomputed,
         "direct": store.direct,
     }
-
-
-def _percentile(ordered: list[float], fraction: float) -> float:
-    return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
 
 
 def _run_algorithm(jwt: Any, algorithm: str, settings: DPoPSettings) -> tuple[dict[str, Any], int]:

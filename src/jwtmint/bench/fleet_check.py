@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from .timing import percentile
 from .token_demo import KINDS, FleetRun
 
 __all__ = ["fleet_lines", "fleet_result", "percentile_us"]
@@ -31,11 +32,7 @@ _JWT_METHODS = ("private_key_jwt", "client_secret_jwt")
 
 def percentile_us(values: list[int], fraction: float) -> float | None:
     """The ``fraction`` percentile (nearest rank) of nanosecond values, in µs."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
-    return ordered[rank] / 1000
+    return percentile(sorted(values), fraction) / 1000 if values else None
 
 
 def _latency(values: list[int]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from aiohttp import web
 from .._keys import generate_key
 from ..tokens import ClientCredentialsClient, TokenManager
 from ..tokens._runner import run as run_on_loop
+from .timing import percentile
 from .token_endpoint import loop_kind
 from .token_peers import authlib_modules
 
@@ -274,7 +275,7 @@ async def _load(config: dict[str, Any]) -> dict[str, Any]:
     count = len(latencies)
 
     def quantile(q: float) -> float:
-        return latencies[min(count - 1, int(q * count))] / 1000 if count else 0.0
+        return percentile(latencies, q) / 1000 if count else 0.0
 
     return {
         "requests": count,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import math
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -28,6 +29,7 @@ __all__ = [
     "iqr",
     "measure",
     "measure_async",
+    "percentile",
     "rotated",
     "run_batch",
     "summarize",
@@ -36,6 +38,12 @@ __all__ = [
 _T = TypeVar("_T")
 #: ``await batch(n)``: n awaits of the contender in one coroutine, and the seconds they took
 Batch = Callable[[int], Awaitable[float]]
+
+
+def percentile(ordered: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile of ``ordered`` (sorted, not empty): the smallest value with
+    at least ``fraction`` of the values at or below it."""
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
 
 
 def iqr(values: Sequence[float]) -> float | None:

@@ -143,8 +143,8 @@ class ClientCounters:
     def __repr__(self) -> str:
         return f"ClientCounters(client={self.key.client!r}, hits={self.hits})"
 
-    def failed(self, error: BaseException, *, background: bool) -> str:
-        """Count a failed request; its code (see :func:`error_code`)."""
+    def failed(self, error: BaseException, *, background: bool) -> None:
+        """Count a failed request under its code (see :func:`error_code`)."""
         code = error_code(error)
         failures = self.failures
         if code not in failures and len(failures) >= MAX_ERROR_CODES:
@@ -153,7 +153,6 @@ class ClientCounters:
         self.last_error = code
         if background:
             self.background_failures += 1
-        return code
 
 
 def error_code(error: BaseException) -> str:
