@@ -40,7 +40,7 @@ from .._assertion import AssertionSigner
 from .environment import environment
 from .job import AUDIENCE, CLIENT_ID, check_token, new_key
 from .report import machine_line
-from .timing import gc_paused, rotated
+from .timing import gc_paused, rotated, run_batch
 from .token_endpoint import MeasurementError
 
 __all__ = ["ALGORITHMS", "BatchSettings", "main", "measure_batches", "worker"]
@@ -76,8 +76,7 @@ def worker(algorithm: str) -> None:
     for line in sys.stdin:
         count = int(line)
         with gc_paused():
-            for _ in range(count):
-                signer.mint()
+            run_batch(signer.mint, count)
             done = time.perf_counter()
         sys.stdout.write(f"{done}\n")
         sys.stdout.flush()
@@ -139,11 +138,9 @@ class _Ceiling:
             stdout.close()
 
 
-def _timed(fn: Callable[[], object]) -> float:
+def _timed(fn: Callable[[], object], calls: int = 1) -> float:
     with gc_paused():
-        started = time.perf_counter()
-        fn()
-        return time.perf_counter() - started
+        return run_batch(fn, calls)
 
 
 def _serial_part(signer: AssertionSigner, n: int) -> float:
@@ -184,7 +181,7 @@ def _measure(algorithm: str, n: int, rounds: int) -> dict[str, Any]:
     try:
         ceiling.run(cores * 4)  # warm: keys made, code paths taken
         contenders: dict[str, Callable[[], float]] = {
-            "loop": lambda: _timed(lambda: [signer.mint() for _ in range(n)]),
+            "loop": lambda: _timed(signer.mint, n),
             "mint_many": lambda: _timed(lambda: signer.mint_many(n)),
             "ceiling": lambda: ceiling.run(n),
         }
@@ -201,7 +198,7 @@ def _measure(algorithm: str, n: int, rounds: int) -> dict[str, Any]:
         every = sorted(os.sched_getaffinity(0))
         for label, allowed in (("1", {every[0]}), (str(len(every)), set(every))):
             pinned[label] = statistics.median(
-                _pinned(allowed, lambda: _timed(lambda: [signer.mint() for _ in range(n)]))
+                _pinned(allowed, lambda: _timed(signer.mint, n))
                 / _pinned(allowed, lambda: _timed(lambda: signer.mint_many(n)))
                 for _ in range(max(3, rounds // 2))
             )
