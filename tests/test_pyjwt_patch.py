@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
+from types import ModuleType
 from typing import Any
 
 import jwt
@@ -58,9 +59,18 @@ def _public_pem(key: Any) -> str:
     return pem.decode()
 
 
+@pytest.fixture(autouse=True)
+def _each_kernel(kernel: ModuleType) -> Iterator[None]:
+    """Every case with the extension's encoder (c) and with its pure-Python twin (py): a
+    patch binds the kernel active when it is made."""
+    yield
+    jwtmint.unpatch_pyjwt()
+
+
 @pytest.fixture
-def patch() -> Iterator[jwtmint.PyJWTPatch]:
+def patch(kernel: ModuleType) -> Iterator[jwtmint.PyJWTPatch]:
     patched = jwtmint.patch_pyjwt()
+    assert patched.implementation == kernel.IMPLEMENTATION
     yield patched
     jwtmint.unpatch_pyjwt()
 
@@ -400,9 +410,7 @@ def test_a_json_encoder_runs_once_when_the_json_fails(patch: jwtmint.PyJWTPatch)
     _same_as_pyjwt(payload, SECRET, json_encoder=Loud)
 
 
-def test_a_refused_key_is_not_parsed_again(
-    patch: jwtmint.PyJWTPatch, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_refused_key_is_not_parsed_again(monkeypatch: pytest.MonkeyPatch) -> None:
     from jwtmint import _pyjwt_patch
 
     tried: list[object] = []
@@ -412,13 +420,18 @@ def test_a_refused_key_is_not_parsed_again(
         tried.append(args[1])
         return real(*args)
 
+    # the patch binds jwtmint's signer when it is made
     monkeypatch.setattr(_pyjwt_patch, "sign_jws", counting)
-    weak = _pem(RSA_1024)
-    for _ in range(3):
-        with pytest.warns(jwt.warnings.InsecureKeyLengthWarning if hasattr(jwt, "warnings")
-                          else Warning):  # fmt: skip
-            jwt.encode(dict(CLAIMS), weak, algorithm="RS256")
-    assert len(tried) == 1 and patch.fallback == 3
+    patch = jwtmint.patch_pyjwt()
+    try:
+        weak = _pem(RSA_1024)
+        for _ in range(3):
+            with pytest.warns(jwt.warnings.InsecureKeyLengthWarning if hasattr(jwt, "warnings")
+                              else Warning):  # fmt: skip
+                jwt.encode(dict(CLAIMS), weak, algorithm="RS256")
+        assert len(tried) == 1 and patch.fallback == 3
+    finally:
+        jwtmint.unpatch_pyjwt()
 
 
 def test_unpatch_survives_a_changed_version_and_leaves_others_replacements(

@@ -58,6 +58,7 @@ def clear_signer_cache() -> None:
     """Forget every cached signer (they bind the kernel of their day: tests swap kernels)."""
     _cached_signer.cache_clear()
     _by_identity.clear()
+    _header_segments.clear()
 
 
 def _signer_for(key: KeySource, alg: Algorithm) -> tuple[SignFunction, int]:
@@ -126,6 +127,72 @@ def sign_jws(
     sort_headers: bool,
 ) -> str:
     """``encode`` once the algorithm is chosen (``patch_pyjwt`` calls this directly)."""
+    # the common call in C: plain JSON claims (no datetime), flat str headers, no encoder;
+    # the refusals in the general path's order: claims, algorithm, headers, key
+    if (
+        json_encoder is None
+        and type(payload) is dict
+        and type(payload.get("iss", "")) is str
+        and type(alg_name) is str
+        and type(sort_headers) is bool
+    ):
+        alg = get_algorithm(alg_name)
+        header_b64 = _header_segment(alg_name, headers, sort_headers)
+        if header_b64 is not None:
+            sign, ec_size = _signer_for(key, alg)
+            token: str | None = _kernels.kernel.jws_plain(payload, header_b64, sign, ec_size)
+            if token is not None:
+                return token
+    return _sign_general(payload, key, alg_name, headers, json_encoder, sort_headers)
+
+
+#: encoded headers by (alg, sort_headers, *flat str items): what _header_b64 wrote for them
+_header_segments: dict[tuple[Any, ...], bytes] = {}
+
+
+def _header_segment(alg_name: str, headers: Any, sort_headers: bool) -> bytes | None:
+    """The encoded header for a call without headers or with a flat ``dict`` of ``str``
+    (checked and encoded once per distinct one); None for any other headers."""
+    if not headers:
+        return _plain_header(_kernels.kernel, alg_name, sort_headers)
+    if type(headers) is not dict:
+        return None
+    items = _kernels.kernel.str_items(headers)
+    if items is None:
+        return None
+    slot = (alg_name, sort_headers, *items)
+    segment = _header_segments.get(slot)
+    if segment is None:
+        check_header_params(headers)
+        segment = _header_b64(alg_name, headers, None, sort_headers)
+        if len(_header_segments) >= 256:
+            _header_segments.clear()
+        _header_segments[slot] = segment
+    return segment
+
+
+def _header_b64(
+    alg_name: Any,
+    headers: Mapping[str, Any],
+    json_encoder: type[json.JSONEncoder] | None,
+    sort_headers: bool,
+) -> bytes:
+    header: dict[str, Any] = {"typ": "JWT", "alg": alg_name}
+    header.update(headers)
+    if not header["typ"]:
+        del header["typ"]
+    header.pop("b64", None)
+    return _kernels.kernel.b64url_encode(dumps_pyjwt(header, json_encoder, sort_keys=sort_headers))
+
+
+def _sign_general(
+    payload: Mapping[str, Any],
+    key: KeySource,
+    alg_name: Any,
+    headers: Mapping[str, Any] | None,
+    json_encoder: type[json.JSONEncoder] | None,
+    sort_headers: bool,
+) -> str:
     # never changed in place: copied when a datetime is converted (or it is no dict)
     claims = payload if type(payload) is dict else dict(payload)
     for name in _TIME_CLAIMS:
@@ -145,13 +212,7 @@ def sign_jws(
     kernel = _kernels.kernel
     claims_b64 = kernel.b64url_encode(dumps_pyjwt(claims, json_encoder))
     if headers or json_encoder is not None:
-        header: dict[str, Any] = {"typ": "JWT", "alg": alg_name}
-        if headers:
-            header.update(headers)
-        if not header["typ"]:
-            del header["typ"]
-        header.pop("b64", None)
-        header_b64 = kernel.b64url_encode(dumps_pyjwt(header, json_encoder, sort_keys=sort_headers))
+        header_b64 = _header_b64(alg_name, headers or {}, json_encoder, sort_headers)
     else:
         header_b64 = _plain_header(kernel, alg_name, bool(sort_headers))
     signing_input = header_b64 + b"." + claims_b64

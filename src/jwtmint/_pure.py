@@ -14,10 +14,15 @@ import hashlib
 import math
 import operator
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
+
+import orjson
+
+from ._pure_pyjwt import PathCounts, pyjwt_encoder
 
 __all__ = [
     "IMPLEMENTATION",
+    "PathCounts",
     "assertion_signing_input",
     "b64url_encode",
     "compact",
@@ -28,9 +33,12 @@ __all__ = [
     "ecdsa_precomputed",
     "ecdsa_signer",
     "hmac_signer",
+    "jws_plain",
     "mint",
     "minter",
+    "pyjwt_encoder",
     "sodium_signer",
+    "str_items",
 ]
 
 IMPLEMENTATION = "py"
@@ -125,6 +133,72 @@ def compact(signing_input: bytes, signature: bytes, ec_size: int) -> str:
     if ec_size:
         signature = der_to_raw(signature, ec_size)
     return (signing_input + b"." + b64url_encode(signature)).decode("ascii")
+
+
+#: nesting deeper than this is left to json (orjson refuses it; _json uses the same bound)
+_MAX_PLAIN_DEPTH = 200
+
+
+def _plain_json(obj: Any, depth: int = 0) -> bool:
+    """obj holds only str keys and exact str, int, bool, None, list and dict values: the
+    JSON values orjson writes as json.dumps does (floats and subclasses are not)."""
+    kind = type(obj)
+    if kind is str or kind is int or kind is bool or obj is None:
+        return True
+    if depth > _MAX_PLAIN_DEPTH:
+        return False
+    if kind is dict:
+        for name, value in obj.items():
+            if type(name) is not str:
+                return False
+            kind = type(value)
+            if kind is str or kind is int or kind is bool or value is None:
+                continue
+            if not _plain_json(value, depth + 1):
+                return False
+        return True
+    if kind is list:
+        return all(_plain_json(value, depth + 1) for value in obj)
+    return False
+
+
+def jws_plain(
+    claims: dict[str, Any], header_b64: bytes, sign: Callable[[bytes], bytes], ec_size: int
+) -> str | None:
+    """The compact JWS of ``claims`` written as ``json.dumps(claims, separators=(",", ":"))``
+    under ``header_b64``, signed with ``sign``; or None, before signing anything, when that
+    JSON is not orjson's: a value other than str, int, bool, None, list or dict (exact
+    types), a key that is not a str, an integer beyond 64 bits, or non-ASCII or DEL output.
+    """
+    if type(claims) is not dict:
+        raise TypeError(f"claims must be a dict, not {type(claims).__name__}")
+    if not _plain_json(claims):
+        return None
+    try:
+        claims_json = orjson.dumps(claims)
+    except orjson.JSONEncodeError:  # integers beyond 64 bits, lone surrogates, depth
+        return None
+    if not claims_json.isascii() or b"\x7f" in claims_json:  # json escapes DEL; orjson not
+        return None
+    header_b64.decode("ascii")
+    signing_input = header_b64 + b"." + b64url_encode(claims_json)
+    signature = sign(signing_input)
+    if type(signature) is not bytes:
+        raise TypeError("sign() must return bytes")
+    return compact(signing_input, signature, ec_size)
+
+
+def str_items(mapping: dict[Any, Any]) -> tuple[str, ...] | None:
+    """``(k1, v1, k2, v2, ...)`` of a dict whose keys and values are all exactly ``str``
+    (in its order), else None: a hashable stand-in for flat JOSE headers."""
+    if type(mapping) is not dict:
+        raise TypeError(f"mapping must be a dict, not {type(mapping).__name__}")
+    out: list[str] = []
+    for name, value in mapping.items():
+        if type(name) is not str or type(value) is not str:
+            return None
+        out += (name, value)
+    return tuple(out)
 
 
 def mint(

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import functools
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
+from . import _kernels, _pure
 from ._jws import sign_jws
 from ._keytypes import PRIVATE_KEY_TYPES
+from ._pure_pyjwt import PyJWTSpec
 from .errors import (
     ConfigurationError,
     InvalidKeyError,
@@ -42,17 +43,38 @@ _PRIVATE_PEM = (b"-----BEGIN PRIVATE KEY-----", b"-----BEGIN RSA PRIVATE KEY----
                 b"-----BEGIN EC PRIVATE KEY-----")  # fmt: skip
 #: inputs jwtmint refused, by value (secrets, PEM text): PyJWT's code, without a second parse
 _REFUSED_LIMIT = 256
+#: the methods PyJWT's encode goes through, on PyJWT, PyJWS and each algorithm's class
+_JWT_HOOKS = ("_encode_payload",)
+_JWS_HOOKS = ("encode", "_validate_headers", "get_algorithm_by_name")
+_ALGORITHM_METHODS = ("sign", "prepare_key", "check_key_length")
 
 
-@dataclass
 class PyJWTPatch:
     """The patch in force: how many ``encode`` calls took jwtmint's path (``fast``) and how
     many went to PyJWT's own code (``fallback``). The counters are not atomic across
     threads: they are for tests and curiosity, not accounting."""
 
-    fast: int = 0
-    fallback: int = 0
-    _originals: dict[str, Any] = field(default_factory=dict, repr=False)
+    __slots__ = ("_counts", "_originals", "implementation")
+
+    def __init__(self, counts: _pure.PathCounts, implementation: str) -> None:
+        self._counts = counts
+        self._originals: dict[str, Any] = {}
+        #: whose encoder is in place: "c" (the extension) or "py" (its pure-Python twin)
+        self.implementation = implementation
+
+    @property
+    def fast(self) -> int:
+        return int(self._counts.fast)
+
+    @property
+    def fallback(self) -> int:
+        return int(self._counts.fallback)
+
+    def __repr__(self) -> str:
+        return (
+            f"PyJWTPatch(implementation={self.implementation!r}, fast={self.fast}, "
+            f"fallback={self.fallback})"
+        )
 
 
 _state: PyJWTPatch | None = None
@@ -77,8 +99,10 @@ def patch_pyjwt() -> PyJWTPatch:
                 "PyJWT.encode is already replaced by something else (instrumentation, another "
                 "patch): call jwtmint.patch_pyjwt() first, at start-up"
             )
-        patch = PyJWTPatch()
-        method = _accelerated(original, patch, api_jwt, api_jws)
+        kernel = _kernels.kernel
+        patch = PyJWTPatch(kernel.PathCounts(), kernel.IMPLEMENTATION)
+        method = kernel.pyjwt_encoder(_spec(original, api_jwt, api_jws), patch._counts)
+        functools.update_wrapper(method, original)
         api_jwt.PyJWT.encode = method
         bound = api_jwt._jwt_global_obj.encode  # the patched method, bound to PyJWT's own
         patch._originals = {
@@ -134,99 +158,43 @@ def _pyjwt_modules() -> tuple[Any, Any, Any]:
     return jwt, api_jwt, api_jws
 
 
-def _accelerated(original: Any, patch: PyJWTPatch, api_jwt: Any, api_jws: Any) -> Any:
+def _spec(original: Any, api_jwt: Any, api_jws: Any) -> PyJWTSpec:
+    """PyJWT's objects as they are now: replaced later (a method on the class or on an
+    instance, an algorithm), PyJWT's own code runs instead, so the replacement takes effect."""
     from jwt.algorithms import get_default_algorithms
 
-    pyjwt_class, pyjws_class, unset = api_jwt.PyJWT, api_jws.PyJWS, api_jws._ALGORITHM_UNSET
-    defaults = get_default_algorithms()
-    # the methods PyJWT's encode goes through, as they are now: replaced later (on the class,
-    # or on an instance), PyJWT's own code runs instead, so the replacement takes effect
+    pyjwt_class, pyjws_class = api_jwt.PyJWT, api_jws.PyJWS
     jwt_methods, jws_methods = pyjwt_class.__dict__, pyjws_class.__dict__
-    encode_payload = jwt_methods["_encode_payload"]
-    jws_encode = jws_methods["encode"]
-    validate_headers = jws_methods["_validate_headers"]
-    by_name = jws_methods["get_algorithm_by_name"]
-    # per algorithm name, PyJWT's own: its class, that class's methods and its attributes
-    expected = {
-        name: (kind, kind.sign, kind.prepare_key, kind.check_key_length, dict(vars(default)))
-        for name, default in defaults.items()
-        for kind in (type(default),)
+    algorithms = {
+        name: (type(own), _methods_of(type(own)), dict(vars(own)))
+        for name, own in get_default_algorithms().items()
     }
-    jws_instance_hooks = frozenset({"encode", "_validate_headers", "get_algorithm_by_name"})
-    refused: dict[tuple[Any, str], bool] = {}
-
-    def own_algorithm(registered: Any, name: str) -> bool:
-        """``registered`` is PyJWT's own object for ``name``, unchanged, methods and all."""
-        own = expected.get(name)
-        if own is None or type(registered) is not own[0]:
-            return False
-        kind, sign, prepare_key, check_key_length, state = own
-        return (
-            kind.sign is sign
-            and kind.prepare_key is prepare_key
-            and kind.check_key_length is check_key_length
-            and registered.__dict__ == state
-        )
-
-    @functools.wraps(original)
-    def encode(
-        self: Any,
-        payload: Any,
-        key: Any,
-        algorithm: Any = unset,
-        headers: Any = None,
-        json_encoder: Any = None,
-        sort_headers: bool = True,
-    ) -> str:
-        name = "HS256" if algorithm is unset else algorithm
-        if headers:
-            name = (headers.get("alg") or name) if type(headers) is dict else None
-        jws = self._jws
-        if (
-            type(name) is str
-            and type(self) is pyjwt_class
-            and type(jws) is pyjws_class
-            and type(payload) is dict
-            and (headers is None or type(headers) is dict)
-            and jws.header_typ == "JWT"
-            and jwt_methods["_encode_payload"] is encode_payload
-            and jws_methods["encode"] is jws_encode
-            and jws_methods["_validate_headers"] is validate_headers
-            and jws_methods["get_algorithm_by_name"] is by_name
-            and "_encode_payload" not in self.__dict__
-            and jws_instance_hooks.isdisjoint(jws.__dict__)
-            and name in jws._valid_algs
-            and own_algorithm(jws._algorithms.get(name), name)
-            and (
-                # the common case inline (a str secret); every other key asks _plain_key
-                (type(key) is str and name[:2] == "HS" and "----" not in key and key[:1] != "0")
-                or _plain_key(key, hmac=name[:2] == "HS")
-            )
-        ):
-            remembered = (key, name) if isinstance(key, (str, bytes)) else None
-            if not refused or remembered is None or remembered not in refused:
-                try:
-                    token = sign_jws(payload, key, name, headers, json_encoder, sort_headers)
-                except JwtMintError as exc:  # refused: PyJWT answers as it would
-                    # remembered when the key or the algorithm was the reason (not claims
-                    # or headers, which the next call may have right)
-                    if (
-                        remembered is not None
-                        and isinstance(exc, InvalidKeyError | UnsupportedAlgorithmError)
-                        and len(refused) < _REFUSED_LIMIT
-                    ):
-                        refused[remembered] = True
-                else:
-                    patch.fast += 1
-                    return token
-        patch.fallback += 1
-        result: str = original(self, payload, key, algorithm, headers, json_encoder, sort_headers)
-        return result
-
-    return encode
+    return PyJWTSpec(
+        original=original,
+        pyjwt_class=pyjwt_class,
+        pyjws_class=pyjws_class,
+        unset=api_jws._ALGORITHM_UNSET,
+        class_hooks=(
+            *((jwt_methods, name, jwt_methods[name]) for name in _JWT_HOOKS),
+            *((jws_methods, name, jws_methods[name]) for name in _JWS_HOOKS),
+        ),
+        jwt_instance_hooks=frozenset(_JWT_HOOKS),
+        jws_instance_hooks=frozenset(_JWS_HOOKS),
+        algorithms=algorithms,
+        plain_key=_plain_key,
+        sign=sign_jws,
+        declined=JwtMintError,
+        remember=(InvalidKeyError, UnsupportedAlgorithmError),
+        refused={},
+        refused_limit=_REFUSED_LIMIT,
+    )
 
 
-def _plain_key(key: Any, *, hmac: bool) -> bool:
+def _methods_of(kind: type) -> tuple[tuple[str, Any], ...]:
+    return tuple((method, getattr(kind, method, None)) for method in _ALGORITHM_METHODS)
+
+
+def _plain_key(key: Any, hmac: bool) -> bool:
     """A key PyJWT and jwtmint read the same way: for HMAC a ``str``/``bytes`` secret with no
     armour (PyJWT refuses PEM, RFC 4716 and SSH keys) and no leading ASN.1 SEQUENCE byte
     (PyJWT parses those as DER, and may warn); else one ASCII PEM private key, or a

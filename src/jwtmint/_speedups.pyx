@@ -15,8 +15,12 @@ from libc.string cimport memcpy
 from libc.math cimport floor as c_floor
 from libc.limits cimport LLONG_MAX
 from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 
 import math
+
+from orjson import JSONEncodeError as _JSONEncodeError, dumps as _orjson_dumps
 
 cdef extern from "Python.h":
     object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
@@ -278,6 +282,85 @@ def compact(bytes signing_input not None, bytes signature not None, int ec_size)
     DER), or 0 when the signature is used as it is.
     """
     return _compact(signing_input, signature, ec_size, False)
+
+
+#: nesting deeper than this is left to json (orjson refuses it; _json uses the same bound)
+cdef enum:
+    MAX_PLAIN_DEPTH = 200
+
+
+cdef bint _plain_json(object obj, int depth):
+    """obj holds only str keys and exact str, int, bool, None, list and dict values: the
+    JSON values orjson writes as json.dumps does (floats and subclasses are not)."""
+    cdef type kind = type(obj)
+    if kind is str or kind is int or kind is bool or obj is None:
+        return True
+    if depth > MAX_PLAIN_DEPTH:
+        return False
+    if kind is dict:
+        # only type checks below: no Python code runs, so the dict cannot change under us
+        for name, value in (<dict>obj).items():
+            if type(name) is not str:
+                return False
+            kind = type(value)
+            if kind is str or kind is int or kind is bool or value is None:
+                continue
+            if not _plain_json(value, depth + 1):
+                return False
+        return True
+    if kind is list:
+        for value in <list>obj:
+            if not _plain_json(value, depth + 1):
+                return False
+        return True
+    return False
+
+
+def jws_plain(dict claims not None, bytes header_b64 not None, sign, int ec_size):
+    """The compact JWS of ``claims`` written as ``json.dumps(claims, separators=(",", ":"))``
+    under ``header_b64``, signed with ``sign``; or None, before signing anything, when that
+    JSON is not orjson's: a value other than str, int, bool, None, list or dict (exact
+    types), a key that is not a str, an integer beyond 64 bits, or non-ASCII or DEL output.
+    """
+    if not _plain_json(claims, 0):
+        return None
+    try:
+        claims_json = _orjson_dumps(claims)
+    except _JSONEncodeError:  # integers beyond 64 bits, lone surrogates, depth
+        return None
+    cdef const unsigned char* c = <const unsigned char*>PyBytes_AS_STRING(claims_json)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(claims_json)
+    cdef Py_ssize_t i
+    if not _is_ascii(c, n):
+        return None
+    for i in range(n):
+        if c[i] == 0x7f:  # json escapes DEL as \u007f; orjson writes it as it is
+            return None
+    if not _is_ascii(<const unsigned char*>PyBytes_AS_STRING(header_b64), PyBytes_GET_SIZE(header_b64)):
+        header_b64.decode("ascii")
+    cdef Py_ssize_t hlen = PyBytes_GET_SIZE(header_b64)
+    signing_input = PyBytes_FromStringAndSize(NULL, hlen + 1 + _b64len(n))
+    cdef unsigned char* buf = <unsigned char*>PyBytes_AS_STRING(signing_input)
+    memcpy(buf, PyBytes_AS_STRING(header_b64), hlen)
+    buf[hlen] = c'.'
+    _b64enc(c, n, buf + hlen + 1)
+    return _compact(signing_input, _call_sign(sign, signing_input), ec_size, True)
+
+
+def str_items(dict mapping not None):
+    """``(k1, v1, k2, v2, ...)`` of a dict whose keys and values are all exactly ``str``
+    (in its order), else None: a hashable stand-in for flat JOSE headers."""
+    cdef Py_ssize_t i = 0
+    out = PyTuple_New(2 * len(mapping))
+    for name, value in mapping.items():
+        if type(name) is not str or type(value) is not str:
+            return None
+        Py_INCREF(name)
+        PyTuple_SET_ITEM(out, i, name)
+        Py_INCREF(value)
+        PyTuple_SET_ITEM(out, i + 1, value)
+        i += 2
+    return out
 
 
 cdef class _HmacSigner:
@@ -1036,3 +1119,124 @@ def dpop_prover(bytes header_b64 not None, clock, entropy, sign, int ec_size,
     bound.ec_size = ec_size
     bound.htm_of, bound.htu_of, bound.ath_of, bound.nonce_of = htm_of, htu_of, ath_of, nonce_of
     return bound
+
+
+cdef extern from "Python.h":
+    object PyObject_GenericGetDict(object o, void* context)
+
+
+cdef class PathCounts:
+    """How many calls took jwtmint's path (``fast``) and how many PyJWT's (``fallback``)."""
+    cdef public long long fast
+    cdef public long long fallback
+
+
+cdef inline bint _lacks(dict attributes, tuple names):
+    for name in names:
+        if name in attributes:
+            return False
+    return True
+
+
+cdef inline bint _is_hmac(str name):
+    return len(name) >= 2 and name[0] == u'H' and name[1] == u'S'
+
+
+cdef bint _plain_secret(object key, str name) except -1:
+    """A ``str`` HMAC secret jwtmint and PyJWT read alike: no armour, no leading DER byte."""
+    if type(key) is not str or not _is_hmac(name):
+        return False
+    if len(<str>key) and (<str>key)[0] == u'0':
+        return False
+    return u"----" not in <str>key
+
+
+cdef class _PyJWTGuard:
+    """The checks of ``_pure_pyjwt`` (which documents them), on the spec's objects."""
+    cdef object pyjwt_class, pyjws_class, unset
+    cdef tuple class_hooks, jwt_instance_hooks, jws_instance_hooks
+    cdef dict algorithms
+
+    cdef object name_of(self, object algorithm, object headers):
+        cdef object name = "HS256" if algorithm is self.unset else algorithm
+        cdef object from_headers
+        if type(headers) is dict:
+            from_headers = (<dict>headers).get("alg")
+            if from_headers is not None:
+                if type(from_headers) is not str:
+                    return None
+                if len(<str>from_headers):
+                    name = from_headers
+        elif headers is not None:
+            return None
+        return name if type(name) is str else None
+
+    cdef bint made_by_pyjwt(self, object obj, object payload, str name) except -1:
+        if type(obj) is not self.pyjwt_class or type(payload) is not dict:
+            return False
+        jws = getattr(obj, "_jws", None)
+        if type(jws) is not self.pyjws_class or getattr(jws, "header_typ", None) != "JWT":
+            return False
+        for methods, method, function in self.class_hooks:
+            try:
+                if methods[method] is not function:
+                    return False
+            except KeyError:
+                return False
+        if not _lacks(PyObject_GenericGetDict(obj, NULL), self.jwt_instance_hooks):
+            return False
+        if not _lacks(PyObject_GenericGetDict(jws, NULL), self.jws_instance_hooks):
+            return False
+        valid = getattr(jws, "_valid_algs", None)
+        algorithms = getattr(jws, "_algorithms", None)
+        if type(valid) is not set or name not in <set>valid or type(algorithms) is not dict:
+            return False
+        own = self.algorithms.get(name)
+        registered = (<dict>algorithms).get(name)
+        if own is None or type(registered) is not (<tuple>own)[0]:
+            return False
+        kind, methods_of, state = <tuple>own
+        for method, function in methods_of:
+            if getattr(kind, method, None) is not function:
+                return False
+        return PyObject_GenericGetDict(registered, NULL) == state
+
+
+def pyjwt_encoder(spec, PathCounts counts not None):
+    """``encode(self, payload, key, algorithm, headers, json_encoder, sort_headers)`` with
+    ``PyJWT.encode``'s signature and outcome; ``counts`` counts the two paths."""
+    cdef _PyJWTGuard guard = _PyJWTGuard.__new__(_PyJWTGuard)
+    guard.pyjwt_class, guard.pyjws_class, guard.unset = spec.pyjwt_class, spec.pyjws_class, spec.unset
+    guard.class_hooks = tuple(spec.class_hooks)
+    guard.jwt_instance_hooks = tuple(spec.jwt_instance_hooks)
+    guard.jws_instance_hooks = tuple(spec.jws_instance_hooks)
+    guard.algorithms = dict(spec.algorithms)
+    cdef object original = spec.original, sign = spec.sign, plain_key = spec.plain_key
+    cdef object declined = spec.declined, remember = spec.remember
+    cdef dict refused = spec.refused
+    cdef Py_ssize_t refused_limit = spec.refused_limit
+
+    def encode(self, payload, key, algorithm=spec.unset, headers=None, json_encoder=None,
+               sort_headers=True):
+        cdef object name = guard.name_of(algorithm, headers)
+        cdef bint by_value
+        if (
+            name is not None
+            and guard.made_by_pyjwt(self, payload, <str>name)
+            and (_plain_secret(key, <str>name) or plain_key(key, _is_hmac(<str>name)))
+        ):
+            # a str/bytes key jwtmint refused for this algorithm goes straight to PyJWT
+            by_value = type(key) is str or type(key) is bytes
+            if not (refused and by_value and (key, name) in refused):
+                try:
+                    token = sign(payload, key, name, headers, json_encoder, sort_headers)
+                except declined as exc:
+                    if by_value and isinstance(exc, remember) and len(refused) < refused_limit:
+                        refused[key, name] = True
+                else:
+                    counts.fast += 1
+                    return token
+        counts.fallback += 1
+        return original(self, payload, key, algorithm, headers, json_encoder, sort_headers)
+
+    return encode

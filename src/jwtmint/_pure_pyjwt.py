@@ -1,0 +1,151 @@
+"""The pure-Python twin of the extension's ``pyjwt_encoder``: the function that
+``patch_pyjwt()`` puts in place of ``PyJWT.encode``.
+
+It signs with jwtmint (``spec.sign``) only when every object PyJWT's own
+``encode`` would go through is still as PyJWT made it (see :class:`PyJWTSpec`),
+and calls PyJWT's own ``encode`` for everything else, including every input
+jwtmint declines. ``_speedups.pyx`` defines the same decisions in C; the
+suite runs both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["PathCounts", "PyJWTSpec", "pyjwt_encoder"]
+
+
+class PathCounts:
+    """How many calls took jwtmint's path (``fast``) and how many PyJWT's (``fallback``)."""
+
+    __slots__ = ("fallback", "fast")
+
+    def __init__(self) -> None:
+        self.fast = 0
+        self.fallback = 0
+
+
+@dataclass(frozen=True)
+class PyJWTSpec:
+    """What the accelerated ``encode`` compares against on every call, captured at patch time."""
+
+    #: PyJWT's own ``PyJWT.encode``: every call jwtmint does not sign goes there
+    original: Callable[..., str]
+    pyjwt_class: type
+    pyjws_class: type
+    #: PyJWT's "algorithm not given" default
+    unset: object
+    #: (a class's ``__dict__``, a method name, the function it held): replaced, PyJWT's code
+    #: runs, so the replacement takes effect
+    class_hooks: tuple[tuple[Mapping[str, Any], str, Any], ...]
+    #: names that, set on the PyJWT or the PyJWS instance, replace a method ``encode`` uses
+    jwt_instance_hooks: frozenset[str]
+    jws_instance_hooks: frozenset[str]
+    #: per algorithm name: PyJWT's class for it, ((method name, the function)...) of that class,
+    #: and the attributes of PyJWT's object for it
+    algorithms: Mapping[str, tuple[type, tuple[tuple[str, Any], ...], dict[str, Any]]]
+    #: ``plain_key(key, hmac)``: PyJWT and jwtmint read ``key`` the same way
+    plain_key: Callable[[Any, bool], bool]
+    #: ``sign(payload, key, name, headers, json_encoder, sort_headers)``: jwtmint's token
+    sign: Callable[..., str]
+    #: jwtmint's refusals: PyJWT answers instead
+    declined: type[Exception]
+    #: the refusals (of the key or the algorithm) worth remembering for a str/bytes key
+    remember: tuple[type[Exception], ...]
+    #: (key, algorithm name) pairs refused before: straight to PyJWT, without a second parse
+    refused: dict[tuple[Any, str], bool]
+    refused_limit: int
+
+
+def _algorithm_name(spec: PyJWTSpec, algorithm: Any, headers: Any) -> Any:
+    """The name PyJWT signs with, when it is a ``str`` from a plain call; else None."""
+    name = "HS256" if algorithm is spec.unset else algorithm
+    if type(headers) is dict:
+        from_headers = headers.get("alg")
+        if from_headers is not None:
+            if type(from_headers) is not str:
+                return None
+            if from_headers:
+                name = from_headers
+    elif headers is not None:
+        return None
+    return name if type(name) is str else None
+
+
+def _as_pyjwt_made_it(spec: PyJWTSpec, obj: Any, payload: Any, name: str) -> bool:
+    """``obj``, its PyJWS and PyJWT's algorithm object for ``name`` are PyJWT's own, with
+    none of the methods ``encode`` goes through replaced, and the payload a plain dict."""
+    if type(obj) is not spec.pyjwt_class or type(payload) is not dict:
+        return False
+    jws = getattr(obj, "_jws", None)
+    if type(jws) is not spec.pyjws_class or getattr(jws, "header_typ", None) != "JWT":
+        return False
+    for methods, method, function in spec.class_hooks:
+        if methods.get(method) is not function:
+            return False
+    if not spec.jwt_instance_hooks.isdisjoint(obj.__dict__):
+        return False
+    if not spec.jws_instance_hooks.isdisjoint(jws.__dict__):
+        return False
+    valid, algorithms = getattr(jws, "_valid_algs", None), getattr(jws, "_algorithms", None)
+    if type(valid) is not set or name not in valid or type(algorithms) is not dict:
+        return False
+    own = spec.algorithms.get(name)
+    registered = algorithms.get(name)
+    if own is None or type(registered) is not own[0]:
+        return False
+    kind, methods_of, state = own
+    for method, function in methods_of:
+        if getattr(kind, method, None) is not function:
+            return False
+    return bool(registered.__dict__ == state)
+
+
+def _plain_secret(key: Any, name: str) -> bool:
+    """A ``str`` HMAC secret jwtmint and PyJWT read alike: no armour, no leading DER byte."""
+    return type(key) is str and name[:2] == "HS" and "----" not in key and key[:1] != "0"
+
+
+def pyjwt_encoder(spec: PyJWTSpec, counts: PathCounts) -> Callable[..., str]:
+    """``encode(self, payload, key, algorithm, headers, json_encoder, sort_headers)`` with
+    ``PyJWT.encode``'s signature and outcome; ``counts`` counts the two paths."""
+    original, sign, refused = spec.original, spec.sign, spec.refused
+
+    def encode(
+        self: Any,
+        payload: Any,
+        key: Any,
+        algorithm: Any = spec.unset,
+        headers: Any = None,
+        json_encoder: Any = None,
+        sort_headers: bool = True,
+    ) -> str:
+        name = _algorithm_name(spec, algorithm, headers)
+        if (
+            name is not None
+            and _as_pyjwt_made_it(spec, self, payload, name)
+            and (_plain_secret(key, name) or spec.plain_key(key, name[:2] == "HS"))
+        ):
+            # a str/bytes key jwtmint refused for this algorithm goes straight to PyJWT
+            by_value = type(key) is str or type(key) is bytes
+            if not (refused and by_value and (key, name) in refused):
+                try:
+                    token = sign(payload, key, name, headers, json_encoder, sort_headers)
+                except spec.declined as exc:
+                    # remembered when the key or the algorithm was the reason (not the claims
+                    # or the headers, which the next call may have right)
+                    if (
+                        by_value
+                        and isinstance(exc, spec.remember)
+                        and len(refused) < spec.refused_limit
+                    ):
+                        refused[key, name] = True
+                else:
+                    counts.fast += 1
+                    return token
+        counts.fallback += 1
+        return original(self, payload, key, algorithm, headers, json_encoder, sort_headers)
+
+    return encode
