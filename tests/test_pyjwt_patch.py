@@ -360,22 +360,80 @@ def test_methods_replaced_after_the_patch_take_effect(
     def reversed_sign(self: Any, msg: bytes, key: bytes) -> bytes:
         return b"signed" + msg[::-1][:8]
 
+    def no_algorithm(self: Any, alg_name: str) -> Any:
+        raise NotImplementedError(f"no {alg_name} today")
+
+    def own_encode(self: Any, *args: Any, **kwargs: Any) -> str:
+        return "not.a.token"
+
     instance = jwt.PyJWT()
     for owner, name, replacement in (
         (jwt.api_jwt.PyJWT, "_encode_payload", upper_payload),
         (instance, "_encode_payload", upper_payload.__get__(instance)),
         (jwt.api_jws.PyJWS, "_validate_headers", no_headers),
+        (jwt.api_jws.PyJWS, "get_algorithm_by_name", no_algorithm),
+        (jwt.api_jws.PyJWS, "encode", own_encode),
+        (instance._jws, "encode", own_encode.__get__(instance._jws)),
         (HMACAlgorithm, "sign", reversed_sign),
     ):
+        target: Any = instance if owner in (instance, instance._jws) else GLOBAL
+        claims, extra = dict(CLAIMS), {"k": 1}
+        # a fast call first: what was found unchanged then must not be taken as unchanged now
+        fast = patch.fast
+        target.encode(claims, SECRET, headers=extra)
+        assert patch.fast == fast + 1, name
         with monkeypatch.context() as patched:
             patched.setattr(owner, name, replacement)
-            target: Any = instance if owner is instance else GLOBAL
-            claims, extra = dict(CLAIMS), {"k": 1}
             reference = _outcome(functools.partial(ORIGINAL, target, claims, SECRET, headers=extra))
             fast = patch.fast
             got = _outcome(functools.partial(target.encode, claims, SECRET, headers=extra))
             assert got == reference, name
             assert patch.fast == fast, name
+        # put back: the fast path again
+        target.encode(claims, SECRET, headers=extra)
+        assert patch.fast == fast + 1, name
+
+
+def test_classes_changed_elsewhere_keep_the_fast_path(
+    patch: jwtmint.PyJWTPatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jwt.algorithms import Algorithm
+
+    for owner in (jwt.api_jwt.PyJWT, jwt.api_jws.PyJWS, HMACAlgorithm, Algorithm):
+        assert _same_as_pyjwt(dict(CLAIMS), SECRET) == "fast"
+        # an attribute none of encode's methods is: the classes are looked at again, and pass
+        monkeypatch.setattr(owner, "jwtmint_test_marker", object(), raising=False)
+        assert _same_as_pyjwt(dict(CLAIMS), SECRET) == "fast", owner
+
+
+def test_a_key_object_is_judged_per_algorithm(patch: jwtmint.PyJWTPatch) -> None:
+    # its class is remembered as a private key's after the first call: for RS256 only
+    assert _same_as_pyjwt(dict(CLAIMS), RSA_KEY, algorithm="RS256") == "fast"
+    assert _same_as_pyjwt(dict(CLAIMS), RSA_KEY, algorithm="RS256") == "fast"
+    assert _same_as_pyjwt(dict(CLAIMS), RSA_KEY, algorithm="HS256") == "fallback"
+    assert _same_as_pyjwt(dict(CLAIMS), RSA_KEY, algorithm="ES256") == "fallback"
+
+
+def test_a_key_posing_as_another_class_is_not_remembered_as_one(
+    patch: jwtmint.PyJWTPatch,
+) -> None:
+    class Posing:
+        """Claims to be an RSA key through __class__ (isinstance believes it), holds one."""
+
+        def __init__(self, key: Any) -> None:
+            self._key = key
+
+        @property  # type: ignore[misc]
+        def __class__(self) -> type:
+            return type(RSA_KEY)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._key, name)
+
+    from jwtmint import _pyjwt_patch
+
+    _same_as_pyjwt(dict(CLAIMS), Posing(RSA_KEY), algorithm="RS256")
+    assert Posing not in _pyjwt_patch._KEY_CLASSES
 
 
 def test_an_algorithm_object_changed_after_a_fast_call_is_used_as_changed(

@@ -48,6 +48,8 @@ class PyJWTSpec:
     algorithms: Mapping[str, tuple[type, tuple[tuple[str, Any], ...], dict[str, Any]]]
     #: ``plain_key(key, hmac)``: PyJWT and jwtmint read ``key`` the same way
     plain_key: Callable[[Any, bool], bool]
+    #: classes of private key objects ``plain_key`` accepted (for the asymmetric algorithms)
+    key_classes: set[type]
     #: ``sign(payload, key, name, headers, json_encoder, sort_headers)``: jwtmint's token
     sign: Callable[..., str]
     #: jwtmint's refusals: PyJWT answers instead
@@ -126,7 +128,11 @@ def pyjwt_encoder(spec: PyJWTSpec, counts: PathCounts) -> Callable[..., str]:
         if (
             name is not None
             and _as_pyjwt_made_it(spec, self, payload, name)
-            and (_plain_secret(key, name) or spec.plain_key(key, name[:2] == "HS"))
+            and (
+                _plain_secret(key, name)
+                or (type(key) in spec.key_classes and name[:2] != "HS")
+                or spec.plain_key(key, name[:2] == "HS")
+            )
         ):
             # a str/bytes key jwtmint refused for this algorithm goes straight to PyJWT
             by_value = type(key) is str or type(key) is bytes

@@ -43,6 +43,9 @@ _PRIVATE_PEM = (b"-----BEGIN PRIVATE KEY-----", b"-----BEGIN RSA PRIVATE KEY----
                 b"-----BEGIN EC PRIVATE KEY-----")  # fmt: skip
 #: inputs jwtmint refused, by value (secrets, PEM text): PyJWT's code, without a second parse
 _REFUSED_LIMIT = 256
+#: classes of the cryptography private keys _plain_key has seen (isinstance on their ABCs
+#: is slow; a class, once registered with an ABC, stays registered)
+_KEY_CLASSES: set[type] = set()
 #: the methods PyJWT's encode goes through, on PyJWT, PyJWS and each algorithm's class
 _JWT_HOOKS = ("_encode_payload",)
 _JWS_HOOKS = ("encode", "_validate_headers", "get_algorithm_by_name")
@@ -182,6 +185,7 @@ def _spec(original: Any, api_jwt: Any, api_jws: Any) -> PyJWTSpec:
         jws_instance_hooks=frozenset(_JWS_HOOKS),
         algorithms=algorithms,
         plain_key=_plain_key,
+        key_classes=_KEY_CLASSES,
         sign=sign_jws,
         declined=JwtMintError,
         remember=(InvalidKeyError, UnsupportedAlgorithmError),
@@ -211,7 +215,12 @@ def _plain_key(key: Any, hmac: bool) -> bool:
         if not key.isascii():
             return False
     else:
-        # after the str/bytes checks: isinstance against these ABCs is the slow part
-        return not hmac and isinstance(key, PRIVATE_KEY_TYPES)
+        # after the str/bytes checks: isinstance against these ABCs is the slow part, so a
+        # class found to be one (and not posing as another through __class__) is remembered
+        if hmac or not isinstance(key, PRIVATE_KEY_TYPES):
+            return False
+        if key.__class__ is type(key) and len(_KEY_CLASSES) < _REFUSED_LIMIT:
+            _KEY_CLASSES.add(type(key))
+        return True
     pem: bytes = key
     return pem.count(b"-----BEGIN") == 1 and pem.lstrip().startswith(_PRIVATE_PEM)

@@ -1151,11 +1151,49 @@ cdef bint _plain_secret(object key, str name) except -1:
     return u"----" not in <str>key
 
 
+cdef extern from *:
+    """
+    /* The type's version tag: CPython gives a type a new one (never an old one again) after
+       it or one of its bases changes, and 0 while it has none. Its specialised attribute
+       lookups rely on this; so do the checks below. */
+    static unsigned int jm_type_tag(PyObject *type) {
+        PyTypeObject *t = (PyTypeObject *)type;
+    #ifdef Py_TPFLAGS_VALID_VERSION_TAG
+        if (!(t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) return 0;
+    #endif
+        return t->tp_version_tag;
+    }
+    """
+    unsigned int jm_type_tag(object type)
+
+
+cdef class _OwnAlgorithm:
+    """PyJWT's object for one algorithm name, as ``_pure_pyjwt.PyJWTSpec.algorithms`` has it."""
+    cdef object kind
+    cdef tuple methods
+    cdef dict state
+    #: the class's version tag when its methods were last found unchanged (0: check them)
+    cdef unsigned int tag
+
+    cdef bint methods_unchanged(self) except -1:
+        cdef unsigned int tag = jm_type_tag(self.kind)
+        if tag != 0 and tag == self.tag:
+            return True
+        for method, function in self.methods:
+            if getattr(self.kind, method, None) is not function:
+                return False
+        self.tag = jm_type_tag(self.kind)
+        return True
+
+
 cdef class _PyJWTGuard:
-    """The checks of ``_pure_pyjwt`` (which documents them), on the spec's objects."""
+    """The checks of ``_pure_pyjwt`` (which documents them), on the spec's objects. The
+    classes' methods are compared once per version of the class (see jm_type_tag), the
+    instances' attributes on every call."""
     cdef object pyjwt_class, pyjws_class, unset
     cdef tuple class_hooks, jwt_instance_hooks, jws_instance_hooks
     cdef dict algorithms
+    cdef unsigned int jwt_tag, jws_tag
 
     cdef object name_of(self, object algorithm, object headers):
         cdef object name = "HS256" if algorithm is self.unset else algorithm
@@ -1171,18 +1209,29 @@ cdef class _PyJWTGuard:
             return None
         return name if type(name) is str else None
 
-    cdef bint made_by_pyjwt(self, object obj, object payload, str name) except -1:
-        if type(obj) is not self.pyjwt_class or type(payload) is not dict:
-            return False
-        jws = getattr(obj, "_jws", None)
-        if type(jws) is not self.pyjws_class or getattr(jws, "header_typ", None) != "JWT":
-            return False
+    cdef bint class_hooks_unchanged(self) except -1:
+        cdef unsigned int jwt_tag = jm_type_tag(self.pyjwt_class)
+        cdef unsigned int jws_tag = jm_type_tag(self.pyjws_class)
+        if jwt_tag != 0 and jwt_tag == self.jwt_tag and jws_tag != 0 and jws_tag == self.jws_tag:
+            return True
         for methods, method, function in self.class_hooks:
             try:
                 if methods[method] is not function:
                     return False
             except KeyError:
                 return False
+        self.jwt_tag = jm_type_tag(self.pyjwt_class)
+        self.jws_tag = jm_type_tag(self.pyjws_class)
+        return True
+
+    cdef bint made_by_pyjwt(self, object obj, object payload, str name) except -1:
+        if type(obj) is not self.pyjwt_class or type(payload) is not dict:
+            return False
+        jws = getattr(obj, "_jws", None)
+        if type(jws) is not self.pyjws_class or getattr(jws, "header_typ", None) != "JWT":
+            return False
+        if not self.class_hooks_unchanged():
+            return False
         if not _lacks(PyObject_GenericGetDict(obj, NULL), self.jwt_instance_hooks):
             return False
         if not _lacks(PyObject_GenericGetDict(jws, NULL), self.jws_instance_hooks):
@@ -1193,13 +1242,17 @@ cdef class _PyJWTGuard:
             return False
         own = self.algorithms.get(name)
         registered = (<dict>algorithms).get(name)
-        if own is None or type(registered) is not (<tuple>own)[0]:
+        if own is None or type(registered) is not (<_OwnAlgorithm>own).kind:
             return False
-        kind, methods_of, state = <tuple>own
-        for method, function in methods_of:
-            if getattr(kind, method, None) is not function:
-                return False
-        return PyObject_GenericGetDict(registered, NULL) == state
+        if not (<_OwnAlgorithm>own).methods_unchanged():
+            return False
+        return PyObject_GenericGetDict(registered, NULL) == (<_OwnAlgorithm>own).state
+
+
+cdef _OwnAlgorithm _own_algorithm(tuple entry):
+    cdef _OwnAlgorithm own = _OwnAlgorithm.__new__(_OwnAlgorithm)
+    own.kind, own.methods, own.state = entry
+    return own
 
 
 def pyjwt_encoder(spec, PathCounts counts not None):
@@ -1210,8 +1263,10 @@ def pyjwt_encoder(spec, PathCounts counts not None):
     guard.class_hooks = tuple(spec.class_hooks)
     guard.jwt_instance_hooks = tuple(spec.jwt_instance_hooks)
     guard.jws_instance_hooks = tuple(spec.jws_instance_hooks)
-    guard.algorithms = dict(spec.algorithms)
+    guard.algorithms = {name: _own_algorithm(tuple(entry))
+                        for name, entry in spec.algorithms.items()}
     cdef object original = spec.original, sign = spec.sign, plain_key = spec.plain_key
+    cdef set key_classes = spec.key_classes
     cdef object declined = spec.declined, remember = spec.remember
     cdef dict refused = spec.refused
     cdef Py_ssize_t refused_limit = spec.refused_limit
@@ -1223,7 +1278,11 @@ def pyjwt_encoder(spec, PathCounts counts not None):
         if (
             name is not None
             and guard.made_by_pyjwt(self, payload, <str>name)
-            and (_plain_secret(key, <str>name) or plain_key(key, _is_hmac(<str>name)))
+            and (
+                _plain_secret(key, <str>name)
+                or (type(key) in key_classes and not _is_hmac(<str>name))
+                or plain_key(key, _is_hmac(<str>name))
+            )
         ):
             # a str/bytes key jwtmint refused for this algorithm goes straight to PyJWT
             by_value = type(key) is str or type(key) is bytes
