@@ -245,6 +245,42 @@ def test_sort_headers_false_keeps_the_callers_order(kernel: ModuleType) -> None:
     assert list(jwt.get_unverified_header(sorted_token)) == ["aa", "alg", "kid", "typ", "zz"]
 
 
+#: claims whose JSON orjson writes as json does: encode's common call, in the kernel
+ASCII_CLAIMS: dict[str, Any] = {"iss": "c", "sub": "c", "aud": "https://idp", "jti": "j", "n": 1}
+
+
+def test_each_distinct_header_is_written_for_itself(kernel: ModuleType) -> None:
+    variants: list[dict[str, Any] | None] = [
+        None,
+        {},
+        {"kid": "a"},
+        {"kid": "b"},
+        {"kid": "a", "cty": "x"},
+        {"cty": "x", "kid": "a"},  # the same items in another order
+        {"typ": ""},
+        {"typ": "at+jwt"},
+        {"alg": "HS512", "kid": "a"},
+        {"b64": "true"},
+        {"kid": "a", "n": 1},  # not all str: the general path
+    ]
+    for _ in range(2):  # the second round finds the first round's encoded headers
+        for sort_headers in (True, False):
+            for headers in variants:
+                same_as_pyjwt(ASCII_CLAIMS, SECRET * 2, SECRET * 2, "HS256", headers, sort_headers)
+
+
+def test_a_refused_header_is_refused_every_time_and_before_the_key(kernel: ModuleType) -> None:
+    for _ in range(2):
+        with pytest.raises(jwtmint.InvalidHeaderError):
+            jwtmint.encode(ASCII_CLAIMS, SECRET, headers={"kid": "a", "crit": "exp"})
+        with pytest.raises(jwtmint.InvalidHeaderError):  # the header's error, not the key's
+            jwtmint.encode(ASCII_CLAIMS, "short", headers={"kid": "a", "crit": "exp"})
+    with pytest.raises(jwtmint.InvalidKeyError):
+        jwtmint.encode(ASCII_CLAIMS, "short", headers={"kid": "a"})
+    with pytest.raises(jwtmint.InvalidPayloadError):  # the claims' error before the others
+        jwtmint.encode({"iss": 1}, "short", algorithm="XX", headers={"crit": "exp"})
+
+
 @pytest.mark.parametrize("typ", [None, "", "JWT", "at+jwt", "dpop+jwt"])
 def test_typ_header(kernel: ModuleType, typ: str | None) -> None:
     token = same_as_pyjwt(PAYLOAD, SECRET, SECRET, "HS256", {"typ": typ})

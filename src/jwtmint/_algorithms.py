@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 
 from . import _kernels
 from ._curves import CURVES
-from ._pure import _hmac_sign as hmac_sign
-from ._pure import _hmac_states as hmac_states
+from ._pure_signers import _hmac_sign as hmac_sign
+from ._pure_signers import _hmac_states as hmac_states
 from .errors import InvalidKeyError, UnsupportedAlgorithmError
 
 __all__ = [

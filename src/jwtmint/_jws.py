@@ -139,10 +139,12 @@ def sign_jws(
         alg = get_algorithm(alg_name)
         header_b64 = _header_segment(alg_name, headers, sort_headers)
         if header_b64 is not None:
-            sign, ec_size = _signer_for(key, alg)
-            token: str | None = _kernels.kernel.jws_plain(payload, header_b64, sign, ec_size)
+            signer = _signer_for(key, alg)
+            token: str | None = _kernels.kernel.jws_plain(payload, header_b64, *signer)
             if token is not None:
                 return token
+            # claims the kernel declined: the same signer (a key read once, not twice)
+            return _sign_general(payload, key, alg_name, headers, None, sort_headers, signer)
     return _sign_general(payload, key, alg_name, headers, json_encoder, sort_headers)
 
 
@@ -192,6 +194,7 @@ def _sign_general(
     headers: Mapping[str, Any] | None,
     json_encoder: type[json.JSONEncoder] | None,
     sort_headers: bool,
+    signer: tuple[SignFunction, int] | None = None,
 ) -> str:
     # never changed in place: copied when a datetime is converted (or it is no dict)
     claims = payload if type(payload) is dict else dict(payload)
@@ -208,7 +211,7 @@ def _sign_general(
         check_header_params(headers)
     # every refusal (the algorithm, the headers, the key) comes before any JSON is written,
     # and the claims before the header, as PyJWT writes them: a json_encoder runs once
-    sign, ec_size = _signer_for(key, alg)
+    sign, ec_size = signer if signer is not None else _signer_for(key, alg)
     kernel = _kernels.kernel
     claims_b64 = kernel.b64url_encode(dumps_pyjwt(claims, json_encoder))
     if headers or json_encoder is not None:

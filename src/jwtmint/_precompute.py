@@ -49,7 +49,7 @@ from . import _kernels
 from ._algorithms import get_algorithm
 from ._forksafe import reset_in_child
 from ._keys import SigningKey
-from ._pure import PrecomputedEcdsa
+from ._pure_signers import PrecomputedEcdsa
 from .errors import ConfigurationError
 
 __all__ = [

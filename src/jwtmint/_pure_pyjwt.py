@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PathCounts", "PyJWTSpec", "pyjwt_encoder"]
+__all__ = ["PathCounts", "PyJWTSpec", "path_counts", "pyjwt_encoder"]
 
 
 class PathCounts:
@@ -25,6 +25,11 @@ class PathCounts:
     def __init__(self) -> None:
         self.fast = 0
         self.fallback = 0
+
+
+def path_counts() -> PathCounts:
+    """New counters of the calls that took jwtmint's path (``fast``) and PyJWT's (``fallback``)."""
+    return PathCounts()
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ import functools
 import threading
 from typing import Any
 
-from . import _kernels, _pure
+from . import _kernels
 from ._jws import sign_jws
 from ._keytypes import PRIVATE_KEY_TYPES
-from ._pure_pyjwt import PyJWTSpec
+from ._pure_pyjwt import PathCounts, PyJWTSpec
 from .errors import (
     ConfigurationError,
     InvalidKeyError,
@@ -59,7 +59,7 @@ class PyJWTPatch:
 
     __slots__ = ("_counts", "_originals", "implementation")
 
-    def __init__(self, counts: _pure.PathCounts, implementation: str) -> None:
+    def __init__(self, counts: PathCounts, implementation: str) -> None:
         self._counts = counts
         self._originals: dict[str, Any] = {}
         #: whose encoder is in place: "c" (the extension) or "py" (its pure-Python twin)
@@ -103,7 +103,7 @@ def patch_pyjwt() -> PyJWTPatch:
                 "patch): call jwtmint.patch_pyjwt() first, at start-up"
             )
         kernel = _kernels.kernel
-        patch = PyJWTPatch(kernel.PathCounts(), kernel.IMPLEMENTATION)
+        patch = PyJWTPatch(kernel.path_counts(), kernel.IMPLEMENTATION)
         method = kernel.pyjwt_encoder(_spec(original, api_jwt, api_jws), patch._counts)
         functools.update_wrapper(method, original)
         api_jwt.PyJWT.encode = method

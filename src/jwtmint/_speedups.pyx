@@ -1125,10 +1125,15 @@ cdef extern from "Python.h":
     object PyObject_GenericGetDict(object o, void* context)
 
 
-cdef class PathCounts:
+cdef class _PathCounts:
     """How many calls took jwtmint's path (``fast``) and how many PyJWT's (``fallback``)."""
     cdef public long long fast
     cdef public long long fallback
+
+
+def path_counts():
+    """New counters of the calls that took jwtmint's path (``fast``) and PyJWT's (``fallback``)."""
+    return _PathCounts()
 
 
 cdef inline bint _lacks(dict attributes, tuple names):
@@ -1255,7 +1260,7 @@ cdef _OwnAlgorithm _own_algorithm(tuple entry):
     return own
 
 
-def pyjwt_encoder(spec, PathCounts counts not None):
+def pyjwt_encoder(spec, _PathCounts counts not None):
     """``encode(self, payload, key, algorithm, headers, json_encoder, sort_headers)`` with
     ``PyJWT.encode``'s signature and outcome; ``counts`` counts the two paths."""
     cdef _PyJWTGuard guard = _PyJWTGuard.__new__(_PyJWTGuard)
