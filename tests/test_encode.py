@@ -281,6 +281,52 @@ def test_a_refused_header_is_refused_every_time_and_before_the_key(kernel: Modul
         jwtmint.encode({"iss": 1}, "short", algorithm="XX", headers={"crit": "exp"})
 
 
+def test_a_headers_dict_changed_by_another_thread_never_mixes_two_headers(
+    kernel: ModuleType,
+) -> None:
+    import sys
+    import threading
+
+    shared = {"kid": "k0"}
+    stop = threading.Event()
+
+    def rotate() -> None:
+        flip = 0
+        while not stop.is_set():
+            flip ^= 1
+            shared["kid"] = f"k{flip}"
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    rotator = threading.Thread(target=rotate)
+    rotator.start()
+    kept: list[tuple[tuple[Any, ...], bytes]] = []
+    try:
+        for _ in range(300):
+            _jws._header_segments.clear()  # every call encodes its header afresh
+            token = jwtmint.encode(ASCII_CLAIMS, SECRET, headers=shared)
+            assert jwt.get_unverified_header(token)["kid"] in ("k0", "k1")
+            kept += _jws._header_segments.items()
+    finally:
+        stop.set()
+        rotator.join(timeout=10)
+        sys.setswitchinterval(interval)
+    # each encoded header kept is the header of the items it is kept under
+    for slot, segment in kept:
+        header = json.loads(base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4)))
+        assert header["kid"] == dict(zip(slot[2::2], slot[3::2], strict=True))["kid"], slot
+    for kid in ("k0", "k1"):
+        token = jwtmint.encode(ASCII_CLAIMS, SECRET, headers={"kid": kid})
+        assert jwt.get_unverified_header(token)["kid"] == kid
+
+
+def test_a_datetime_that_cannot_convert_is_the_first_error(kernel: ModuleType) -> None:
+    far = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))
+    for algorithm, key in (("XX999", SECRET), ("HS256", "short"), ("HS256", SECRET)):
+        with pytest.raises(OverflowError):  # as utctimetuple() raises it, before the others
+            jwtmint.encode({"iss": "c", "exp": far}, key, algorithm=algorithm)
+
+
 @pytest.mark.parametrize("typ", [None, "", "JWT", "at+jwt", "dpop+jwt"])
 def test_typ_header(kernel: ModuleType, typ: str | None) -> None:
     token = same_as_pyjwt(PAYLOAD, SECRET, SECRET, "HS256", {"typ": typ})

@@ -102,7 +102,7 @@ def _same_as_pyjwt(payload: Any, key: Any, **options: Any) -> str:
 
 def _same_token(token: str, reference: str, key: Any) -> None:
     header = jwt.get_unverified_header(reference)
-    if not header.get("alg", "").startswith(RANDOMISED):
+    if not str(header.get("alg") or "").startswith(RANDOMISED):
         assert token == reference
         return
     assert jwt.get_unverified_header(token) == header
@@ -286,12 +286,21 @@ _json_values = st.recursive(
 @settings(max_examples=150, deadline=None)
 @given(
     payload=st.dictionaries(st.text(), _json_values, max_size=6),
-    headers=st.none() | st.dictionaries(st.sampled_from(["kid", "cty", "x5t", "zip"]), st.text()),
+    headers=st.none()
+    | st.dictionaries(st.sampled_from(["kid", "cty", "x5t", "zip"]), st.text())
+    | st.dictionaries(
+        st.sampled_from(["kid", "cty", "alg", "typ", "b64"]),
+        st.sampled_from(["", "HS256", "HS384", "RS256", "JWT", "at+jwt"])
+        | st.text()
+        | st.none()
+        | st.booleans()
+        | st.integers(),
+    ),
     algorithm=st.sampled_from(["HS256", "HS384", "RS256", "EdDSA"]),
     sort_headers=st.booleans(),
 )
 def test_hypothesis_same_bytes_as_pyjwt(
-    payload: dict[str, Any], headers: dict[str, str] | None, algorithm: str, sort_headers: bool
+    payload: dict[str, Any], headers: dict[str, Any] | None, algorithm: str, sort_headers: bool
 ) -> None:
     key = {"HS256": SECRET, "HS384": SECRET * 2, "RS256": RSA_KEY, "EdDSA": ED25519}[algorithm]
     jwtmint.patch_pyjwt()
@@ -301,7 +310,11 @@ def test_hypothesis_same_bytes_as_pyjwt(
         )
     finally:
         jwtmint.unpatch_pyjwt()
-    if "iss" not in payload or isinstance(payload["iss"], str):
+    plain_headers = headers is None or all(
+        name in ("kid", "cty", "x5t", "zip") and type(value) is str
+        for name, value in headers.items()
+    )
+    if plain_headers and ("iss" not in payload or isinstance(payload["iss"], str)):
         assert path == "fast"
 
 
@@ -394,16 +407,95 @@ def test_methods_replaced_after_the_patch_take_effect(
         assert patch.fast == fast + 1, name
 
 
-def test_classes_changed_elsewhere_keep_the_fast_path(
-    patch: jwtmint.PyJWTPatch, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from jwt.algorithms import Algorithm
+def _rsa_min_size_warns(self: Any, *args: Any, **kwargs: Any) -> None:
+    raise AssertionError("never called")
 
-    for owner in (jwt.api_jwt.PyJWT, jwt.api_jws.PyJWS, HMACAlgorithm, Algorithm):
-        assert _same_as_pyjwt(dict(CLAIMS), SECRET) == "fast"
-        # an attribute none of encode's methods is: the classes are looked at again, and pass
-        monkeypatch.setattr(owner, "jwtmint_test_marker", object(), raising=False)
-        assert _same_as_pyjwt(dict(CLAIMS), SECRET) == "fast", owner
+
+# every class PyJWT's encode goes through, changed in ways the methods above do not cover:
+# helpers they call, class constants, an attribute encode never reads, a base class
+CLASS_CHANGES: list[tuple[str, Callable[[], Any], str, Any, str, Callable[[], Any]]] = [
+    ("PyJWS._validate_kid", lambda: jwt.api_jws.PyJWS, "_validate_kid",
+     lambda self, kid: (_ for _ in ()).throw(jwt.InvalidTokenError("kid refused")), "HS256",
+     lambda: SECRET),
+    ("RSAAlgorithm._MIN_KEY_SIZE", lambda: jwt.algorithms.RSAAlgorithm, "_MIN_KEY_SIZE", 3072,
+     "RS256", lambda: RSA_KEY),
+    ("Algorithm.check_crypto_key_type", lambda: jwt.algorithms.Algorithm,
+     "check_crypto_key_type",
+     lambda self, key: (_ for _ in ()).throw(jwt.InvalidKeyError("not today")), "ES256",
+     lambda: P256),
+    ("HMACAlgorithm._is_der_key", lambda: HMACAlgorithm, "_is_der_key",
+     staticmethod(lambda key: True), "HS256", lambda: SECRET),
+    ("PyJWT, an unread attribute", lambda: jwt.api_jwt.PyJWT, "jwtmint_marker", 1, "HS256",
+     lambda: SECRET),
+    ("PyJWS, an unread attribute", lambda: jwt.api_jws.PyJWS, "jwtmint_marker", 1, "HS256",
+     lambda: SECRET),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("owner", "name", "value", "algorithm", "key"),
+    [change[1:] for change in CLASS_CHANGES],
+    ids=[change[0] for change in CLASS_CHANGES],
+)
+def test_any_change_to_pyjwts_classes_hands_the_call_to_pyjwt(
+    patch: jwtmint.PyJWTPatch,
+    monkeypatch: pytest.MonkeyPatch,
+    owner: Callable[[], Any],
+    name: str,
+    value: Any,
+    algorithm: str,
+    key: Callable[[], Any],
+) -> None:
+    import sys
+
+    headers = {"kid": "k1"}
+    assert _same_as_pyjwt(dict(CLAIMS), key(), algorithm=algorithm, headers=headers) == "fast"
+    with monkeypatch.context() as changed:
+        changed.setattr(owner(), name, value, raising=False)
+        assert (
+            _same_as_pyjwt(dict(CLAIMS), key(), algorithm=algorithm, headers=headers) == "fallback"
+        )
+        sys._clear_type_cache()  # a cleared method cache must not make the change unseen
+        assert (
+            _same_as_pyjwt(dict(CLAIMS), key(), algorithm=algorithm, headers=headers) == "fallback"
+        )
+    assert _same_as_pyjwt(dict(CLAIMS), key(), algorithm=algorithm, headers=headers) == "fast"
+
+
+@pytest.mark.parametrize("name", ["_validate_kid", "header_typ", "options_of_mine"])
+def test_an_instance_attribute_named_like_a_class_one_hands_the_call_to_pyjwt(
+    patch: jwtmint.PyJWTPatch, name: str
+) -> None:
+    instance = jwt.PyJWT()
+    assert instance.encode(dict(CLAIMS), SECRET) and patch.fast == 1
+    if name == "options_of_mine":  # no class has it: the fast path stays
+        instance._jws.options_of_mine = 1  # type: ignore[attr-defined]
+        assert instance.encode(dict(CLAIMS), SECRET) and patch.fast == 2
+        return
+    value = (lambda kid: None) if name == "_validate_kid" else "JWT"
+    setattr(instance._jws, name, value)
+    token = instance.encode(dict(CLAIMS), SECRET)
+    assert token == ORIGINAL(instance, dict(CLAIMS), SECRET)
+    assert patch.fast == 1 and patch.fallback == 1
+
+
+def test_classes_are_compared_again_only_after_a_change(
+    patch: jwtmint.PyJWTPatch, kernel: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    counts: Any = patch._counts
+    jwt.encode(dict(CLAIMS), SECRET)  # PyJWT, PyJWS, HMACAlgorithm and its bases compared
+    before = counts.class_checks
+    for _ in range(50):
+        jwt.encode(dict(CLAIMS), SECRET)
+    if kernel.IMPLEMENTATION == "py" or sys.version_info < (3, 11):
+        assert counts.class_checks >= before + 50  # every call (no version tags to go by)
+        return
+    assert counts.class_checks == before  # unchanged classes: not compared again
+    monkeypatch.setattr(jwt.api_jws.PyJWS, "jwtmint_marker", 1, raising=False)
+    jwt.encode(dict(CLAIMS), SECRET)
+    assert counts.class_checks > before  # changed: compared (and found changed)
 
 
 def test_a_key_object_is_judged_per_algorithm(patch: jwtmint.PyJWTPatch) -> None:
@@ -412,6 +504,50 @@ def test_a_key_object_is_judged_per_algorithm(patch: jwtmint.PyJWTPatch) -> None
     assert _same_as_pyjwt(dict(CLAIMS), RSA_KEY, algorithm="RS256") == "fast"
     assert _same_as_pyjwt(dict(CLAIMS), RSA_KEY, algorithm="HS256") == "fallback"
     assert _same_as_pyjwt(dict(CLAIMS), RSA_KEY, algorithm="ES256") == "fallback"
+
+
+class _KeptKey(ec.EllipticCurvePrivateKey):
+    """A key that signs but never exports itself, as an HSM's or a KMS's does."""
+
+    def __init__(self, inner: ec.EllipticCurvePrivateKey) -> None:
+        self._inner = inner
+
+    def sign(self, data: Any, signature_algorithm: Any) -> bytes:
+        return self._inner.sign(data, signature_algorithm)
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self._inner.public_key()
+
+    @property
+    def curve(self) -> ec.EllipticCurve:
+        return self._inner.curve
+
+    @property
+    def key_size(self) -> int:
+        return self._inner.key_size
+
+    def private_bytes(self, *args: Any, **kwargs: Any) -> bytes:
+        raise NotImplementedError("this key never leaves its module")
+
+    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
+        raise NotImplementedError("this key never leaves its module")
+
+    def exchange(self, *args: Any, **kwargs: Any) -> bytes:
+        raise NotImplementedError
+
+    def __copy__(self) -> _KeptKey:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> _KeptKey:
+        return self
+
+
+def test_a_key_class_of_its_own_signs_the_way_pyjwt_signs_with_it(
+    patch: jwtmint.PyJWTPatch,
+) -> None:
+    # a Python subclass of cryptography's key classes is PyJWT's to use, never jwtmint's
+    assert _same_as_pyjwt(dict(CLAIMS), _KeptKey(P256), algorithm="ES256") == "fallback"
+    assert _same_as_pyjwt(dict(CLAIMS), P256, algorithm="ES256") == "fast"
 
 
 def test_a_key_posing_as_another_class_is_not_remembered_as_one(

@@ -136,10 +136,15 @@ def sign_jws(
         and type(alg_name) is str
         and type(sort_headers) is bool
     ):
-        alg = get_algorithm(alg_name)
-        header_b64 = _header_segment(alg_name, headers, sort_headers)
-        if header_b64 is not None:
-            signer = _signer_for(key, alg)
+        try:
+            alg = get_algorithm(alg_name)
+            header_b64 = _header_segment(alg_name, headers, sort_headers)
+            signer = _signer_for(key, alg) if header_b64 is not None else None
+        except Exception:
+            # the general path raises it again, after the claims' own errors (a datetime
+            # that does not convert comes first, as it always did)
+            signer = None
+        if signer is not None and header_b64 is not None:
             token: str | None = _kernels.kernel.jws_plain(payload, header_b64, *signer)
             if token is not None:
                 return token
@@ -165,8 +170,10 @@ def _header_segment(alg_name: str, headers: Any, sort_headers: bool) -> bytes | 
     slot = (alg_name, sort_headers, *items)
     segment = _header_segments.get(slot)
     if segment is None:
-        check_header_params(headers)
-        segment = _header_b64(alg_name, headers, None, sort_headers)
+        # from the items the slot names, not the caller's dict: another thread may change it
+        snapshot = dict(zip(items[::2], items[1::2], strict=True))
+        check_header_params(snapshot)
+        segment = _header_b64(alg_name, snapshot, None, sort_headers)
         if len(_header_segments) >= 256:
             _header_segments.clear()
         _header_segments[slot] = segment

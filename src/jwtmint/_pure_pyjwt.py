@@ -18,13 +18,16 @@ __all__ = ["PathCounts", "PyJWTSpec", "path_counts", "pyjwt_encoder"]
 
 
 class PathCounts:
-    """How many calls took jwtmint's path (``fast``) and how many PyJWT's (``fallback``)."""
+    """How many calls took jwtmint's path (``fast``) and how many PyJWT's (``fallback``);
+    ``class_checks``: how many times a class was compared with its patch-time copy (here each
+    class on every call; the extension compares a class again only after it changed)."""
 
-    __slots__ = ("fallback", "fast")
+    __slots__ = ("class_checks", "fallback", "fast")
 
     def __init__(self) -> None:
         self.fast = 0
         self.fallback = 0
+        self.class_checks = 0
 
 
 def path_counts() -> PathCounts:
@@ -42,15 +45,15 @@ class PyJWTSpec:
     pyjws_class: type
     #: PyJWT's "algorithm not given" default
     unset: object
-    #: (a class's ``__dict__``, a method name, the function it held): replaced, PyJWT's code
-    #: runs, so the replacement takes effect
-    class_hooks: tuple[tuple[Mapping[str, Any], str, Any], ...]
-    #: names that, set on the PyJWT or the PyJWS instance, replace a method ``encode`` uses
-    jwt_instance_hooks: frozenset[str]
-    jws_instance_hooks: frozenset[str]
-    #: per algorithm name: PyJWT's class for it, ((method name, the function)...) of that class,
-    #: and the attributes of PyJWT's object for it
-    algorithms: Mapping[str, tuple[type, tuple[tuple[str, Any], ...], dict[str, Any]]]
+    #: PyJWT and PyJWS with a copy of each one's namespace at patch time: an attribute of
+    #: either replaced, added or removed since, PyJWT's code runs, so the change takes effect
+    classes: tuple[tuple[type, dict[str, Any]], ...]
+    #: the attribute names of PyJWT's and of PyJWS's class: none may be set on the instance
+    jwt_names: frozenset[str]
+    jws_names: frozenset[str]
+    #: per algorithm name: PyJWT's class for it, that class and its bases (``object`` aside)
+    #: with their namespaces, and the attributes of PyJWT's object for it
+    algorithms: Mapping[str, tuple[type, tuple[tuple[type, dict[str, Any]], ...], dict[str, Any]]]
     #: ``plain_key(key, hmac)``: PyJWT and jwtmint read ``key`` the same way
     plain_key: Callable[[Any, bool], bool]
     #: classes of private key objects ``plain_key`` accepted (for the asymmetric algorithms)
@@ -81,20 +84,38 @@ def _algorithm_name(spec: PyJWTSpec, algorithm: Any, headers: Any) -> Any:
     return name if type(name) is str else None
 
 
-def _as_pyjwt_made_it(spec: PyJWTSpec, obj: Any, payload: Any, name: str) -> bool:
-    """``obj``, its PyJWS and PyJWT's algorithm object for ``name`` are PyJWT's own, with
-    none of the methods ``encode`` goes through replaced, and the payload a plain dict."""
+def _unchanged(classes: tuple[tuple[type, dict[str, Any]], ...], counts: PathCounts) -> bool:
+    """Each class's namespace holds exactly the objects it held at patch time."""
+    for cls, namespace in classes:
+        counts.class_checks += 1
+        now = cls.__dict__
+        if len(now) != len(namespace):
+            return False
+        for name, value in namespace.items():
+            if now.get(name, _MISSING) is not value:
+                return False
+    return True
+
+
+_MISSING = object()
+
+
+def _as_pyjwt_made_it(
+    spec: PyJWTSpec, counts: PathCounts, obj: Any, payload: Any, name: str
+) -> bool:
+    """``obj``, its PyJWS and PyJWT's algorithm object for ``name`` are PyJWT's own: their
+    classes as they were at patch time, no class attribute shadowed on an instance, and the
+    payload a plain dict."""
     if type(obj) is not spec.pyjwt_class or type(payload) is not dict:
         return False
     jws = getattr(obj, "_jws", None)
     if type(jws) is not spec.pyjws_class or getattr(jws, "header_typ", None) != "JWT":
         return False
-    for methods, method, function in spec.class_hooks:
-        if methods.get(method) is not function:
-            return False
-    if not spec.jwt_instance_hooks.isdisjoint(obj.__dict__):
+    if not _unchanged(spec.classes, counts):
         return False
-    if not spec.jws_instance_hooks.isdisjoint(jws.__dict__):
+    if not spec.jwt_names.isdisjoint(obj.__dict__):
+        return False
+    if not spec.jws_names.isdisjoint(jws.__dict__):
         return False
     valid, algorithms = getattr(jws, "_valid_algs", None), getattr(jws, "_algorithms", None)
     if type(valid) is not set or name not in valid or type(algorithms) is not dict:
@@ -103,11 +124,9 @@ def _as_pyjwt_made_it(spec: PyJWTSpec, obj: Any, payload: Any, name: str) -> boo
     registered = algorithms.get(name)
     if own is None or type(registered) is not own[0]:
         return False
-    kind, methods_of, state = own
-    for method, function in methods_of:
-        if getattr(kind, method, None) is not function:
-            return False
-    return bool(registered.__dict__ == state)
+    if not _unchanged(own[1], counts):
+        return False
+    return bool(registered.__dict__ == own[2])
 
 
 def _plain_secret(key: Any, name: str) -> bool:
@@ -132,7 +151,7 @@ def pyjwt_encoder(spec: PyJWTSpec, counts: PathCounts) -> Callable[..., str]:
         name = _algorithm_name(spec, algorithm, headers)
         if (
             name is not None
-            and _as_pyjwt_made_it(spec, self, payload, name)
+            and _as_pyjwt_made_it(spec, counts, self, payload, name)
             and (
                 _plain_secret(key, name)
                 or (type(key) in spec.key_classes and name[:2] != "HS")

@@ -46,10 +46,8 @@ _REFUSED_LIMIT = 256
 #: classes of the cryptography private keys _plain_key has seen (isinstance on their ABCs
 #: is slow; a class, once registered with an ABC, stays registered)
 _KEY_CLASSES: set[type] = set()
-#: the methods PyJWT's encode goes through, on PyJWT, PyJWS and each algorithm's class
-_JWT_HOOKS = ("_encode_payload",)
-_JWS_HOOKS = ("encode", "_validate_headers", "get_algorithm_by_name")
-_ALGORITHM_METHODS = ("sign", "prepare_key", "check_key_length")
+#: where cryptography's own key classes live (its Rust bindings)
+_CRYPTOGRAPHY_KEYS = "cryptography.hazmat.bindings."
 
 
 class PyJWTPatch:
@@ -104,9 +102,13 @@ def patch_pyjwt() -> PyJWTPatch:
             )
         kernel = _kernels.kernel
         patch = PyJWTPatch(kernel.path_counts(), kernel.IMPLEMENTATION)
-        method = kernel.pyjwt_encoder(_spec(original, api_jwt, api_jws), patch._counts)
+        spec = _spec(original, api_jwt, api_jws)
+        method = kernel.pyjwt_encoder(spec, patch._counts)
         functools.update_wrapper(method, original)
         api_jwt.PyJWT.encode = method
+        for cls, namespace in spec.classes:  # PyJWT's namespace as patched: this encode in it
+            if cls is api_jwt.PyJWT:
+                namespace["encode"] = method
         bound = api_jwt._jwt_global_obj.encode  # the patched method, bound to PyJWT's own
         patch._originals = {
             "modules": (jwt, api_jwt),
@@ -162,14 +164,13 @@ def _pyjwt_modules() -> tuple[Any, Any, Any]:
 
 
 def _spec(original: Any, api_jwt: Any, api_jws: Any) -> PyJWTSpec:
-    """PyJWT's objects as they are now: replaced later (a method on the class or on an
-    instance, an algorithm), PyJWT's own code runs instead, so the replacement takes effect."""
+    """PyJWT's objects as they are now: changed later (a class attribute, one shadowed on an
+    instance, an algorithm), PyJWT's own code runs instead, so the change takes effect."""
     from jwt.algorithms import get_default_algorithms
 
     pyjwt_class, pyjws_class = api_jwt.PyJWT, api_jws.PyJWS
-    jwt_methods, jws_methods = pyjwt_class.__dict__, pyjws_class.__dict__
     algorithms = {
-        name: (type(own), _methods_of(type(own)), dict(vars(own)))
+        name: (type(own), _namespaces(type(own)), dict(vars(own)))
         for name, own in get_default_algorithms().items()
     }
     return PyJWTSpec(
@@ -177,12 +178,9 @@ def _spec(original: Any, api_jwt: Any, api_jws: Any) -> PyJWTSpec:
         pyjwt_class=pyjwt_class,
         pyjws_class=pyjws_class,
         unset=api_jws._ALGORITHM_UNSET,
-        class_hooks=(
-            *((jwt_methods, name, jwt_methods[name]) for name in _JWT_HOOKS),
-            *((jws_methods, name, jws_methods[name]) for name in _JWS_HOOKS),
-        ),
-        jwt_instance_hooks=frozenset(_JWT_HOOKS),
-        jws_instance_hooks=frozenset(_JWS_HOOKS),
+        classes=(*_namespaces(pyjwt_class), *_namespaces(pyjws_class)),
+        jwt_names=_names(pyjwt_class),
+        jws_names=_names(pyjws_class),
         algorithms=algorithms,
         plain_key=_plain_key,
         key_classes=_KEY_CLASSES,
@@ -194,8 +192,13 @@ def _spec(original: Any, api_jwt: Any, api_jws: Any) -> PyJWTSpec:
     )
 
 
-def _methods_of(kind: type) -> tuple[tuple[str, Any], ...]:
-    return tuple((method, getattr(kind, method, None)) for method in _ALGORITHM_METHODS)
+def _namespaces(cls: type) -> tuple[tuple[type, dict[str, Any]], ...]:
+    """The class and its bases (``object`` aside), each with a copy of its namespace."""
+    return tuple((each, dict(vars(each))) for each in cls.__mro__ if each is not object)
+
+
+def _names(cls: type) -> frozenset[str]:
+    return frozenset(name for each in cls.__mro__ if each is not object for name in vars(each))
 
 
 def _plain_key(key: Any, hmac: bool) -> bool:
@@ -219,6 +222,8 @@ def _plain_key(key: Any, hmac: bool) -> bool:
         # class found to be one (and not posing as another through __class__) is remembered
         if hmac or not isinstance(key, PRIVATE_KEY_TYPES):
             return False
+        if not type(key).__module__.startswith(_CRYPTOGRAPHY_KEYS):
+            return False  # a Python subclass (an HSM's key, say) may sign its own way
         if key.__class__ is type(key) and len(_KEY_CLASSES) < _REFUSED_LIMIT:
             _KEY_CLASSES.add(type(key))
         return True

@@ -1126,21 +1126,16 @@ cdef extern from "Python.h":
 
 
 cdef class _PathCounts:
-    """How many calls took jwtmint's path (``fast``) and how many PyJWT's (``fallback``)."""
+    """How many calls took jwtmint's path (``fast``) and how many PyJWT's (``fallback``);
+    ``class_checks``: how many times a class was compared with its patch-time copy."""
     cdef public long long fast
     cdef public long long fallback
+    cdef public long long class_checks
 
 
 def path_counts():
     """New counters of the calls that took jwtmint's path (``fast``) and PyJWT's (``fallback``)."""
     return _PathCounts()
-
-
-cdef inline bint _lacks(dict attributes, tuple names):
-    for name in names:
-        if name in attributes:
-            return False
-    return True
 
 
 cdef inline bint _is_hmac(str name):
@@ -1158,47 +1153,92 @@ cdef bint _plain_secret(object key, str name) except -1:
 
 cdef extern from *:
     """
-    /* The type's version tag: CPython gives a type a new one (never an old one again) after
-       it or one of its bases changes, and 0 while it has none. Its specialised attribute
-       lookups rely on this; so do the checks below. */
+    /* The type's version tag: CPython gives a type a new one, never an old one again, after
+       it or one of its bases changes, and 0 while it has none; its specialised attribute
+       lookups rely on this. Unique from 3.11 on (older releases may hand a tag out again:
+       0 there, so every call compares); from 3.13 the valid-tag flag is no longer kept
+       (a tag of 0 says "none"). A lookup (any name) gives a type without a tag a new one. */
     static unsigned int jm_type_tag(PyObject *type) {
+    #if PY_VERSION_HEX < 0x030B0000
+        (void)type;
+        return 0;
+    #else
         PyTypeObject *t = (PyTypeObject *)type;
-    #ifdef Py_TPFLAGS_VALID_VERSION_TAG
+    #if PY_VERSION_HEX < 0x030D0000
         if (!(t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) return 0;
     #endif
         return t->tp_version_tag;
+    #endif
+    }
+    static unsigned int jm_type_tag_now(PyObject *type, PyObject *name) {
+        (void)_PyType_Lookup((PyTypeObject *)type, name);
+        return jm_type_tag(type);
     }
     """
     unsigned int jm_type_tag(object type)
+    unsigned int jm_type_tag_now(object type, object name)
 
 
-cdef class _OwnAlgorithm:
-    """PyJWT's object for one algorithm name, as ``_pure_pyjwt.PyJWTSpec.algorithms`` has it."""
-    cdef object kind
-    cdef tuple methods
-    cdef dict state
-    #: the class's version tag when its methods were last found unchanged (0: check them)
+cdef class _ClassState:
+    """A class and a copy of its namespace at patch time (``_pure_pyjwt.PyJWTSpec.classes``)."""
+    cdef object cls
+    cdef dict namespace
+    #: the class's version tag when it was last found as copied (0: compare it next time)
     cdef unsigned int tag
 
-    cdef bint methods_unchanged(self) except -1:
-        cdef unsigned int tag = jm_type_tag(self.kind)
+    cdef bint unchanged(self, _PathCounts counts) except -1:
+        cdef unsigned int tag = jm_type_tag(self.cls)
         if tag != 0 and tag == self.tag:
             return True
-        for method, function in self.methods:
-            if getattr(self.kind, method, None) is not function:
+        counts.class_checks += 1
+        tag = jm_type_tag_now(self.cls, "__init__")  # the tag of the state compared below
+        now = self.cls.__dict__
+        if len(now) != len(self.namespace):
+            return False
+        for name, value in self.namespace.items():
+            if now.get(name, _MISSING) is not value:
                 return False
-        self.tag = jm_type_tag(self.kind)
+        if tag != 0 and jm_type_tag(self.cls) == tag:
+            self.tag = tag
         return True
 
 
+cdef object _MISSING = object()
+
+
+cdef bint _all_unchanged(tuple states, _PathCounts counts) except -1:
+    for state in states:
+        if not (<_ClassState>state).unchanged(counts):
+            return False
+    return True
+
+
+cdef tuple _class_states(object classes):
+    cdef _ClassState state
+    cdef list states = []
+    for cls, namespace in classes:
+        state = _ClassState.__new__(_ClassState)
+        state.cls, state.namespace = cls, namespace
+        states.append(state)
+    return tuple(states)
+
+
+cdef inline bint _disjoint(dict attributes, frozenset names):
+    for name in attributes:
+        if name in names:
+            return False
+    return True
+
+
 cdef class _PyJWTGuard:
-    """The checks of ``_pure_pyjwt`` (which documents them), on the spec's objects. The
-    classes' methods are compared once per version of the class (see jm_type_tag), the
-    instances' attributes on every call."""
+    """The checks of ``_pure_pyjwt`` (which documents them), on the spec's objects. A class is
+    compared with its patch-time copy once per version of the class (see jm_type_tag), the
+    instances on every call."""
     cdef object pyjwt_class, pyjws_class, unset
-    cdef tuple class_hooks, jwt_instance_hooks, jws_instance_hooks
+    cdef tuple classes
+    cdef frozenset jwt_names, jws_names
+    #: per algorithm name: (PyJWT's class for it, its _ClassState tuple, its object's attributes)
     cdef dict algorithms
-    cdef unsigned int jwt_tag, jws_tag
 
     cdef object name_of(self, object algorithm, object headers):
         cdef object name = "HS256" if algorithm is self.unset else algorithm
@@ -1214,32 +1254,18 @@ cdef class _PyJWTGuard:
             return None
         return name if type(name) is str else None
 
-    cdef bint class_hooks_unchanged(self) except -1:
-        cdef unsigned int jwt_tag = jm_type_tag(self.pyjwt_class)
-        cdef unsigned int jws_tag = jm_type_tag(self.pyjws_class)
-        if jwt_tag != 0 and jwt_tag == self.jwt_tag and jws_tag != 0 and jws_tag == self.jws_tag:
-            return True
-        for methods, method, function in self.class_hooks:
-            try:
-                if methods[method] is not function:
-                    return False
-            except KeyError:
-                return False
-        self.jwt_tag = jm_type_tag(self.pyjwt_class)
-        self.jws_tag = jm_type_tag(self.pyjws_class)
-        return True
-
-    cdef bint made_by_pyjwt(self, object obj, object payload, str name) except -1:
+    cdef bint made_by_pyjwt(self, _PathCounts counts, object obj, object payload,
+                            str name) except -1:
         if type(obj) is not self.pyjwt_class or type(payload) is not dict:
             return False
         jws = getattr(obj, "_jws", None)
         if type(jws) is not self.pyjws_class or getattr(jws, "header_typ", None) != "JWT":
             return False
-        if not self.class_hooks_unchanged():
+        if not _all_unchanged(self.classes, counts):
             return False
-        if not _lacks(PyObject_GenericGetDict(obj, NULL), self.jwt_instance_hooks):
+        if not _disjoint(PyObject_GenericGetDict(obj, NULL), self.jwt_names):
             return False
-        if not _lacks(PyObject_GenericGetDict(jws, NULL), self.jws_instance_hooks):
+        if not _disjoint(PyObject_GenericGetDict(jws, NULL), self.jws_names):
             return False
         valid = getattr(jws, "_valid_algs", None)
         algorithms = getattr(jws, "_algorithms", None)
@@ -1247,17 +1273,11 @@ cdef class _PyJWTGuard:
             return False
         own = self.algorithms.get(name)
         registered = (<dict>algorithms).get(name)
-        if own is None or type(registered) is not (<_OwnAlgorithm>own).kind:
+        if own is None or type(registered) is not (<tuple>own)[0]:
             return False
-        if not (<_OwnAlgorithm>own).methods_unchanged():
+        if not _all_unchanged((<tuple>own)[1], counts):
             return False
-        return PyObject_GenericGetDict(registered, NULL) == (<_OwnAlgorithm>own).state
-
-
-cdef _OwnAlgorithm _own_algorithm(tuple entry):
-    cdef _OwnAlgorithm own = _OwnAlgorithm.__new__(_OwnAlgorithm)
-    own.kind, own.methods, own.state = entry
-    return own
+        return PyObject_GenericGetDict(registered, NULL) == (<tuple>own)[2]
 
 
 def pyjwt_encoder(spec, _PathCounts counts not None):
@@ -1265,11 +1285,10 @@ def pyjwt_encoder(spec, _PathCounts counts not None):
     ``PyJWT.encode``'s signature and outcome; ``counts`` counts the two paths."""
     cdef _PyJWTGuard guard = _PyJWTGuard.__new__(_PyJWTGuard)
     guard.pyjwt_class, guard.pyjws_class, guard.unset = spec.pyjwt_class, spec.pyjws_class, spec.unset
-    guard.class_hooks = tuple(spec.class_hooks)
-    guard.jwt_instance_hooks = tuple(spec.jwt_instance_hooks)
-    guard.jws_instance_hooks = tuple(spec.jws_instance_hooks)
-    guard.algorithms = {name: _own_algorithm(tuple(entry))
-                        for name, entry in spec.algorithms.items()}
+    guard.classes = _class_states(spec.classes)
+    guard.jwt_names, guard.jws_names = frozenset(spec.jwt_names), frozenset(spec.jws_names)
+    guard.algorithms = {name: (kind, _class_states(classes), state)
+                        for name, (kind, classes, state) in spec.algorithms.items()}
     cdef object original = spec.original, sign = spec.sign, plain_key = spec.plain_key
     cdef set key_classes = spec.key_classes
     cdef object declined = spec.declined, remember = spec.remember
@@ -1282,7 +1301,7 @@ def pyjwt_encoder(spec, _PathCounts counts not None):
         cdef bint by_value
         if (
             name is not None
-            and guard.made_by_pyjwt(self, payload, <str>name)
+            and guard.made_by_pyjwt(counts, self, payload, <str>name)
             and (
                 _plain_secret(key, <str>name)
                 or (type(key) in key_classes and not _is_hmac(<str>name))
