@@ -58,7 +58,7 @@ def clear_signer_cache() -> None:
     """Forget every cached signer (they bind the kernel of their day: tests swap kernels)."""
     _cached_signer.cache_clear()
     _by_identity.clear()
-    _header_segments.clear()
+    _prepared.clear()
 
 
 def _signer_for(key: KeySource, alg: Algorithm) -> tuple[SignFunction, int]:
@@ -127,8 +127,7 @@ def sign_jws(
     sort_headers: bool,
 ) -> str:
     """``encode`` once the algorithm is chosen (``patch_pyjwt`` calls this directly)."""
-    # the common call in C: plain JSON claims (no datetime), flat str headers, no encoder;
-    # the refusals in the general path's order: claims, algorithm, headers, key
+    # the common call in C: plain JSON claims (no datetime), flat str headers, no encoder
     if (
         json_encoder is None
         and type(payload) is dict
@@ -136,48 +135,64 @@ def sign_jws(
         and type(alg_name) is str
         and type(sort_headers) is bool
     ):
-        try:
-            alg = get_algorithm(alg_name)
-            header_b64 = _header_segment(alg_name, headers, sort_headers)
-            signer = _signer_for(key, alg) if header_b64 is not None else None
-        except Exception:
-            # the general path raises it again, after the claims' own errors (a datetime
-            # that does not convert comes first, as it always did)
-            signer = None
-        if signer is not None and header_b64 is not None:
-            token: str | None = _kernels.kernel.jws_plain(payload, header_b64, *signer)
+        prepared = _prepared_call(key, alg_name, headers, sort_headers)
+        if prepared is not None:
+            _, header_b64, sign, ec_size = prepared
+            token: str | None = _kernels.kernel.jws_plain(payload, header_b64, sign, ec_size)
             if token is not None:
                 return token
             # claims the kernel declined: the same signer (a key read once, not twice)
+            signer = (sign, ec_size)
             return _sign_general(payload, key, alg_name, headers, None, sort_headers, signer)
     return _sign_general(payload, key, alg_name, headers, json_encoder, sort_headers)
 
 
-#: encoded headers by (alg, sort_headers, *flat str items): what _header_b64 wrote for them
-_header_segments: dict[tuple[Any, ...], bytes] = {}
+_Prepared = tuple[Any, bytes, SignFunction, int]
+
+#: (key, encoded header, sign, ec_size) of calls by (key, algorithm, sort_headers, *header
+#: items): a str/bytes key by value, a key object by identity (held, so its id stays its own)
+_prepared: dict[tuple[Any, ...], _Prepared] = {}
 
 
-def _header_segment(alg_name: str, headers: Any, sort_headers: bool) -> bytes | None:
-    """The encoded header for a call without headers or with a flat ``dict`` of ``str``
-    (checked and encoded once per distinct one); None for any other headers."""
-    if not headers:
-        return _plain_header(_kernels.kernel, alg_name, sort_headers)
-    if type(headers) is not dict:
-        return None
-    items = _kernels.kernel.str_items(headers)
+def _prepared_call(key: Any, alg_name: str, headers: Any, sort_headers: bool) -> _Prepared | None:
+    """The encoded header and the signer of a call without headers or with a flat ``dict`` of
+    ``str`` (checked, encoded and loaded once per distinct key, algorithm and header); None for
+    any other headers, or when a check refuses: the general path then raises, in its order
+    (the claims' errors, such as a datetime that does not convert, before the others)."""
+    items = () if not headers else _str_items(headers)
     if items is None:
         return None
-    slot = (alg_name, sort_headers, *items)
-    segment = _header_segments.get(slot)
-    if segment is None:
-        # from the items the slot names, not the caller's dict: another thread may change it
-        snapshot = dict(zip(items[::2], items[1::2], strict=True))
-        check_header_params(snapshot)
-        segment = _header_b64(alg_name, snapshot, None, sort_headers)
-        if len(_header_segments) >= 256:
-            _header_segments.clear()
-        _header_segments[slot] = segment
-    return segment
+    by_value = type(key) is str or type(key) is bytes
+    slot = (key if by_value else id(key), alg_name, sort_headers, *items)
+    entry = _prepared.get(slot)
+    if entry is not None and (by_value or entry[0] is key):
+        return entry
+    try:
+        alg = get_algorithm(alg_name)
+        header_b64 = _header_segment(alg_name, items, sort_headers)
+        sign, ec_size = _signer_for(key, alg)
+    except Exception:
+        return None
+    entry = (key, header_b64, sign, ec_size)
+    if by_value or isinstance(key, _KEY_OBJECTS):  # paths and mappings are read every time
+        if len(_prepared) >= 256:
+            _prepared.clear()
+        _prepared[slot] = entry
+    return entry
+
+
+def _str_items(headers: Any) -> tuple[str, ...] | None:
+    return _kernels.kernel.str_items(headers) if type(headers) is dict else None
+
+
+def _header_segment(alg_name: str, items: tuple[str, ...], sort_headers: bool) -> bytes:
+    """The encoded header of a call whose headers are ``items`` (k1, v1, ...), checked: built
+    from the items, not the caller's dict, which another thread may be changing."""
+    if not items:
+        return _plain_header(_kernels.kernel, alg_name, sort_headers)
+    headers = dict(zip(items[::2], items[1::2], strict=True))
+    check_header_params(headers)
+    return _header_b64(alg_name, headers, None, sort_headers)
 
 
 def _header_b64(
