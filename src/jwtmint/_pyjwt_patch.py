@@ -3,11 +3,13 @@
 Like ``uvloop.install()``, :func:`patch_pyjwt` changes the running process:
 ``jwt.encode``, ``jwt.api_jwt.encode`` and ``jwt.PyJWT.encode`` then take
 jwtmint's signer (parsed-key cache, C kernel) for the inputs where the result
-is provably what PyJWT would return: a plain ``PyJWT`` whose methods and
-algorithm objects are all PyJWT's own as it comes (none replaced on the class,
-on the instance or with ``register_algorithm``), a ``dict`` payload, a key that
-is a ``str``/``bytes`` secret, a single ASCII PEM private key or a
-cryptography private key object, and inputs jwtmint accepts at all.
+is provably what PyJWT would return: a plain ``PyJWT`` whose classes (PyJWT,
+PyJWS, the algorithm's class and its bases) are exactly as they were at patch
+time, with no class attribute shadowed on an instance and PyJWT's own algorithm
+objects (none replaced with ``register_algorithm``), a ``dict`` payload, a key
+that is a ``str``/``bytes`` secret, a single ASCII PEM private key or a key
+object of cryptography's own classes, and inputs jwtmint accepts at all.
+Module-level functions PyJWT's methods call are not watched (README).
 Everything else, and every input jwtmint refuses (``none``, short secrets
 PyJWT warns about, small RSA keys, PyJWK keys, ES256K, unknown algorithms,
 ...), goes to PyJWT's own code, which returns, warns or raises exactly as it
