@@ -1123,6 +1123,9 @@ def dpop_prover(bytes header_b64 not None, clock, entropy, sign, int ec_size,
 
 cdef extern from "Python.h":
     object PyObject_GenericGetDict(object o, void* context)
+    ctypedef struct PyObject
+    PyObject* PyDict_GetItem(object p, object key)
+    bint PyDict_CheckExact(object p)
 
 
 cdef class _PathCounts:
@@ -1174,9 +1177,15 @@ cdef extern from *:
         (void)_PyType_Lookup((PyTypeObject *)type, name);
         return jm_type_tag(type);
     }
+    /* The namespace a class's __dict__ shows (a heap type's own dict, borrowed), or NULL. */
+    static PyObject *jm_type_dict(PyObject *type) {
+        return PyType_HasFeature((PyTypeObject *)type, Py_TPFLAGS_HEAPTYPE)
+            ? ((PyTypeObject *)type)->tp_dict : NULL;
+    }
     """
     unsigned int jm_type_tag(object type)
     unsigned int jm_type_tag_now(object type, object name)
+    PyObject* jm_type_dict(object type)
 
 
 cdef class _ClassState:
@@ -1192,18 +1201,19 @@ cdef class _ClassState:
             return True
         counts.class_checks += 1
         tag = jm_type_tag_now(self.cls, "__init__")  # the tag of the state compared below
-        now = self.cls.__dict__
+        cdef PyObject* own = jm_type_dict(self.cls)
+        if own == NULL or not PyDict_CheckExact(<object>own):
+            return False  # not a class of Python code: never PyJWT's
+        cdef dict now = <dict>own
         if len(now) != len(self.namespace):
             return False
         for name, value in self.namespace.items():
-            if now.get(name, _MISSING) is not value:
+            # borrowed, and only compared: the lookups run no Python code (str keys)
+            if PyDict_GetItem(now, name) != <PyObject*>value:
                 return False
         if tag != 0 and jm_type_tag(self.cls) == tag:
             self.tag = tag
         return True
-
-
-cdef object _MISSING = object()
 
 
 cdef bint _all_unchanged(tuple states, _PathCounts counts) except -1:
