@@ -12,12 +12,15 @@ import binascii
 import math
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import orjson
 
 from ._pure_pyjwt import path_counts, pyjwt_encoder
 from ._pure_signers import ecdsa_precomputed, ecdsa_signer, hmac_signer, sodium_signer
+
+if TYPE_CHECKING:  # not at run time: this module's public names are the kernel's only
+    from typing import Any
 
 __all__ = [
     "IMPLEMENTATION",
