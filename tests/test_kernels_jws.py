@@ -161,6 +161,16 @@ def test_c_and_py_decide_and_write_alike(claims: dict[str, Any]) -> None:
     assert SPEEDUPS.jws_plain(claims, HEADER, sign, 0) == _pure.jws_plain(claims, HEADER, sign, 0)
 
 
+@pytest.mark.skipif(SPEEDUPS is None, reason="C extension not built")
+@pytest.mark.parametrize("levels", range(197, 204))
+def test_c_and_py_draw_the_nesting_bound_at_the_same_depth(levels: int) -> None:
+    assert SPEEDUPS is not None
+    claims = {"deep": _deep(levels)}
+    ours = SPEEDUPS.jws_plain(claims, HEADER, sign, 0)
+    assert ours == _pure.jws_plain(claims, HEADER, sign, 0)
+    assert (ours is None) == (levels > 200)  # the bound of jwtmint._json's orjson check
+
+
 @pytest.mark.parametrize(
     ("mapping", "expected"),
     [

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from ._json import _orjson_exact
 from ._pure_pyjwt import path_counts, pyjwt_encoder
 from ._pure_signers import ecdsa_precomputed, ecdsa_signer, hmac_signer, sodium_signer
 
@@ -137,33 +138,6 @@ def compact(signing_input: bytes, signature: bytes, ec_size: int) -> str:
     return (signing_input + b"." + b64url_encode(signature)).decode("ascii")
 
 
-#: nesting deeper than this is left to json (orjson refuses it; _json uses the same bound)
-_MAX_PLAIN_DEPTH = 200
-
-
-def _plain_json(obj: Any, depth: int = 0) -> bool:
-    """obj holds only str keys and exact str, int, bool, None, list and dict values: the
-    JSON values orjson writes as json.dumps does (floats and subclasses are not)."""
-    kind = type(obj)
-    if kind is str or kind is int or kind is bool or obj is None:
-        return True
-    if depth > _MAX_PLAIN_DEPTH:
-        return False
-    if kind is dict:
-        for name, value in obj.items():
-            if type(name) is not str:
-                return False
-            kind = type(value)
-            if kind is str or kind is int or kind is bool or value is None:
-                continue
-            if not _plain_json(value, depth + 1):
-                return False
-        return True
-    if kind is list:
-        return all(_plain_json(value, depth + 1) for value in obj)
-    return False
-
-
 def jws_plain(
     claims: dict[str, Any], header_b64: bytes, sign: Callable[[bytes], bytes], ec_size: int
 ) -> str | None:
@@ -174,7 +148,7 @@ def jws_plain(
     """
     if type(claims) is not dict:
         raise TypeError(f"claims must be a dict, not {type(claims).__name__}")
-    if not _plain_json(claims):
+    if not _orjson_exact(claims):  # the scan jwtmint's JSON module makes, the same bound
         return None
     try:
         claims_json = orjson.dumps(claims)

@@ -284,7 +284,7 @@ def compact(bytes signing_input not None, bytes signature not None, int ec_size)
     return _compact(signing_input, signature, ec_size, False)
 
 
-#: nesting deeper than this is left to json (orjson refuses it; _json uses the same bound)
+#: nesting deeper than this is left to json (orjson refuses it; _json._MAX_DEPTH is the same)
 cdef enum:
     MAX_PLAIN_DEPTH = 200
 
