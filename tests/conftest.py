@@ -13,7 +13,7 @@ from typing import Any
 import jwt
 import pytest
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric import ed448
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
 
 import jwtmint
 from jwtmint import _jws, _kernels, _pure
@@ -198,3 +198,39 @@ def redis_server() -> Iterator[RedisServer]:
     require_redis_server()
     with RedisServer() as server:
         yield server
+
+
+class KeptEcKey(ec.EllipticCurvePrivateKey):
+    """A key that signs but never exports itself, as an HSM's or a KMS's does."""
+
+    def __init__(self, inner: ec.EllipticCurvePrivateKey) -> None:
+        self._inner = inner
+
+    def sign(self, data: Any, signature_algorithm: Any) -> bytes:
+        return self._inner.sign(data, signature_algorithm)
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self._inner.public_key()
+
+    @property
+    def curve(self) -> ec.EllipticCurve:
+        return self._inner.curve
+
+    @property
+    def key_size(self) -> int:
+        return self._inner.key_size
+
+    def private_bytes(self, *args: Any, **kwargs: Any) -> bytes:
+        raise NotImplementedError("this key never leaves its module")
+
+    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
+        raise NotImplementedError("this key never leaves its module")
+
+    def exchange(self, *args: Any, **kwargs: Any) -> bytes:
+        raise NotImplementedError
+
+    def __copy__(self) -> KeptEcKey:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> KeptEcKey:
+        return self

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import jwtmint
 from jwtmint import _jws
-from tests.conftest import signing_key, verification_key
+from tests.conftest import KeptEcKey, signing_key, verification_key
 
 
 def hypothesis_settings(max_examples: int) -> settings:
@@ -618,6 +618,48 @@ def test_each_key_object_signs_for_itself_however_many_come_and_go(kernel: Modul
         del private  # the allocator hands its address to the next key, unless it is held
         assert jwt.decode(token, public, algorithms=["EdDSA"]) == {"i": i}
         assert jwt.get_unverified_header(token)["kid"] == f"k{i % 7}"
+
+
+class _KeptEd25519Key(ed25519.Ed25519PrivateKey):
+    """An Ed25519 key that signs but never exports itself."""
+
+    def __init__(self, inner: ed25519.Ed25519PrivateKey) -> None:
+        self._inner = inner
+
+    def sign(self, data: bytes | bytearray | memoryview) -> bytes:
+        return self._inner.sign(data)
+
+    def public_key(self) -> ed25519.Ed25519PublicKey:
+        return self._inner.public_key()
+
+    def private_bytes(self, *args: Any, **kwargs: Any) -> bytes:
+        raise NotImplementedError("this key never leaves its module")
+
+    def private_bytes_raw(self) -> bytes:
+        raise NotImplementedError("this key never leaves its module")
+
+    def __copy__(self) -> _KeptEd25519Key:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> _KeptEd25519Key:
+        return self
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA"])
+def test_a_key_object_of_another_class_signs_with_its_own_sign(
+    kernel: ModuleType, algorithm: str
+) -> None:
+    # an HSM's key: it signs, but never exports its private value
+    private: Any
+    if algorithm == "ES256":
+        private = ec.generate_private_key(ec.SECP256R1())
+        kept: Any = KeptEcKey(private)
+    else:
+        private = ed25519.Ed25519PrivateKey.generate()
+        kept = _KeptEd25519Key(private)
+    token = jwtmint.encode(ASCII_CLAIMS, kept, algorithm=algorithm)
+    claims = jwt.decode(token, private.public_key(), algorithms=[algorithm], audience="https://idp")
+    assert claims == ASCII_CLAIMS
 
 
 def _counting_secrets(monkeypatch: pytest.MonkeyPatch) -> list[object]:

@@ -29,6 +29,7 @@ from jwt.algorithms import HMACAlgorithm
 
 import jwtmint
 from jwtmint.errors import ConfigurationError
+from tests.conftest import KeptEcKey
 
 ORIGINAL = jwt.api_jwt.PyJWT.encode
 GLOBAL = jwt.api_jwt._jwt_global_obj
@@ -506,47 +507,11 @@ def test_a_key_object_is_judged_per_algorithm(patch: jwtmint.PyJWTPatch) -> None
     assert _same_as_pyjwt(dict(CLAIMS), RSA_KEY, algorithm="ES256") == "fallback"
 
 
-class _KeptKey(ec.EllipticCurvePrivateKey):
-    """A key that signs but never exports itself, as an HSM's or a KMS's does."""
-
-    def __init__(self, inner: ec.EllipticCurvePrivateKey) -> None:
-        self._inner = inner
-
-    def sign(self, data: Any, signature_algorithm: Any) -> bytes:
-        return self._inner.sign(data, signature_algorithm)
-
-    def public_key(self) -> ec.EllipticCurvePublicKey:
-        return self._inner.public_key()
-
-    @property
-    def curve(self) -> ec.EllipticCurve:
-        return self._inner.curve
-
-    @property
-    def key_size(self) -> int:
-        return self._inner.key_size
-
-    def private_bytes(self, *args: Any, **kwargs: Any) -> bytes:
-        raise NotImplementedError("this key never leaves its module")
-
-    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
-        raise NotImplementedError("this key never leaves its module")
-
-    def exchange(self, *args: Any, **kwargs: Any) -> bytes:
-        raise NotImplementedError
-
-    def __copy__(self) -> _KeptKey:
-        return self
-
-    def __deepcopy__(self, memo: Any) -> _KeptKey:
-        return self
-
-
 def test_a_key_class_of_its_own_signs_the_way_pyjwt_signs_with_it(
     patch: jwtmint.PyJWTPatch,
 ) -> None:
     # a Python subclass of cryptography's key classes is PyJWT's to use, never jwtmint's
-    assert _same_as_pyjwt(dict(CLAIMS), _KeptKey(P256), algorithm="ES256") == "fallback"
+    assert _same_as_pyjwt(dict(CLAIMS), KeptEcKey(P256), algorithm="ES256") == "fallback"
     assert _same_as_pyjwt(dict(CLAIMS), P256, algorithm="ES256") == "fast"
 
 

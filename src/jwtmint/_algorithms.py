@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 
 from . import _kernels
 from ._curves import CURVES
+from ._keytypes import is_cryptographys_own
 from ._pure_signers import _hmac_sign as hmac_sign
 from ._pure_signers import _hmac_states as hmac_states
 from .errors import InvalidKeyError, UnsupportedAlgorithmError
@@ -129,7 +130,7 @@ class Algorithm:
             return functools.partial(obj.sign, padding=pss, algorithm=_HASHES[bits]())
         if family == "ES":
             assert isinstance(obj, ec.EllipticCurvePrivateKey)
-            if bits == "256":
+            if bits == "256" and is_cryptographys_own(obj):
                 # P-256 on OpenSSL directly when the extension has it: cryptography holds
                 # the GIL for part of each ECDSA call, so threads scale poorly on it. Only
                 # P-256: the system OpenSSL the extension links may be older than
@@ -144,7 +145,12 @@ class Algorithm:
                     return direct
             return functools.partial(obj.sign, signature_algorithm=ec.ECDSA(_HASHES[bits]()))
         assert isinstance(obj, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey)
-        if isinstance(obj, ed25519.Ed25519PrivateKey) and ed25519_backend() == "libsodium":
+        # a key of another class (an HSM's) signs with its own sign(), and may not export
+        if (
+            isinstance(obj, ed25519.Ed25519PrivateKey)
+            and is_cryptographys_own(obj)
+            and ed25519_backend() == "libsodium"
+        ):
             return _sodium_ed25519_signer(obj, kernel)
         return obj.sign
 

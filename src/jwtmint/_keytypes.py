@@ -19,6 +19,7 @@ __all__ = [
     "NON_JWS_PRIVATE_KEY_TYPES",
     "PRIVATE_KEY_TYPES",
     "PrivateKey",
+    "is_cryptographys_own",
     "kty_crv",
     "public_der",
 ]
@@ -42,6 +43,13 @@ NON_JWS_PRIVATE_KEY_TYPES = (
     x25519.X25519PrivateKey,
     x448.X448PrivateKey,
 )
+
+
+def is_cryptographys_own(key: object) -> bool:
+    """``key`` is of one of cryptography's own key classes (its Rust bindings), not a Python
+    subclass of their interfaces: an HSM's or a KMS's key signs its own way, and may refuse
+    to hand its private value over."""
+    return type(key).__module__.startswith("cryptography.hazmat.bindings.")
 
 
 def kty_crv(key: object) -> tuple[str, str | None]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from . import _kernels
 from ._jws import sign_jws
-from ._keytypes import PRIVATE_KEY_TYPES
+from ._keytypes import PRIVATE_KEY_TYPES, is_cryptographys_own
 from ._pure_pyjwt import PathCounts, PyJWTSpec
 from .errors import (
     ConfigurationError,
@@ -48,8 +48,6 @@ _REFUSED_LIMIT = 256
 #: classes of the cryptography private keys _plain_key has seen (isinstance on their ABCs
 #: is slow; a class, once registered with an ABC, stays registered)
 _KEY_CLASSES: set[type] = set()
-#: where cryptography's own key classes live (its Rust bindings)
-_CRYPTOGRAPHY_KEYS = "cryptography.hazmat.bindings."
 
 
 class PyJWTPatch:
@@ -224,8 +222,8 @@ def _plain_key(key: Any, hmac: bool) -> bool:
         # class found to be one (and not posing as another through __class__) is remembered
         if hmac or not isinstance(key, PRIVATE_KEY_TYPES):
             return False
-        if not type(key).__module__.startswith(_CRYPTOGRAPHY_KEYS):
-            return False  # a Python subclass (an HSM's key, say) may sign its own way
+        if not is_cryptographys_own(key):
+            return False  # a Python subclass (an HSM's key, say) is PyJWT's to use
         if key.__class__ is type(key) and len(_KEY_CLASSES) < _REFUSED_LIMIT:
             _KEY_CLASSES.add(type(key))
         return True
