@@ -314,7 +314,7 @@ def test_a_headers_dict_changed_by_another_thread_never_mixes_two_headers(
     # each encoded header kept is the header of the items it is kept under
     for slot, segment in kept:
         header = json.loads(base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4)))
-        assert header["kid"] == dict(zip(slot[3::2], slot[4::2], strict=True))["kid"], slot
+        assert header["kid"] == dict(zip(slot[4::2], slot[5::2], strict=True))["kid"], slot
     for kid in ("k0", "k1"):
         token = jwtmint.encode(ASCII_CLAIMS, SECRET, headers={"kid": kid})
         assert jwt.get_unverified_header(token)["kid"] == kid
@@ -504,6 +504,33 @@ def _public_key_texts() -> dict[str, str | bytes]:
         "ssh-public-key": ssh.decode(),
         "rsa-private-pem": private_pem(rsa_obj, serialization.PrivateFormat.PKCS8).decode(),
     }
+
+
+_JWK_IN_ARRAY = '[{"kty": "oct", "k": "' + "a" * 40 + '"}]'
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "\ufeff" + _JWK_IN_ARRAY,
+        b"\xef\xbb\xbf" + _JWK_IN_ARRAY.encode(),
+        _JWK_IN_ARRAY.encode("utf-16"),
+        _JWK_IN_ARRAY.encode("utf-32-le"),
+        '[{"kty": 1}, ' + "1" * 5000 + ', "' + "a" * 40 + '"]',
+        '{"a":' * 2000 + "1" + "}" * 2000,  # an object nested beyond the parser
+        "[" * 2000 + '"kty": "' + "a" * 40,
+    ],
+    ids=["bom", "bom-bytes", "utf-16", "utf-32", "long-integer", "deep-object", "deep-kty"],
+)
+def test_a_jwk_however_encoded_is_refused_as_a_secret(kernel: ModuleType, secret: Any) -> None:
+    # as PyJWT reads a key: json.loads on the bytes (BOMs, UTF-16/32, integers left unread)
+    with pytest.raises(jwtmint.InvalidKeyError, match="looks like a key"):
+        jwtmint.encode(PAYLOAD, secret, algorithm="HS256")
+
+
+def test_deep_brackets_without_a_jwk_are_a_secret(kernel: ModuleType) -> None:
+    secret = "[" * 2000 + "a" * 40  # beyond the JSON parser: a secret, as PyJWT takes it
+    assert jwtmint.encode(PAYLOAD, secret) == jwt.encode(PAYLOAD, secret)
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,7 @@ K256 = ec.generate_private_key(ec.SECP256K1())
 ED25519 = ed25519.Ed25519PrivateKey.generate()
 ED448 = ed448.Ed448PrivateKey.generate()
 RANDOMISED = ("ES", "PS")
+JWK_IN_ARRAY = '[{"kty": "oct", "k": "' + "a" * 40 + '"}]'
 
 
 def _pem(key: Any) -> str:
@@ -354,6 +355,18 @@ def test_an_unsupported_pyjwt_is_refused_and_left_alone(
         ),
         ("---- BEGIN PRIVATE KEY ----\nMIIBVQ==\n---- END PRIVATE KEY ----", "HS256"),
         (b"0\x82\x01\x0aa secret that starts like DER, 32+ bytes", "HS256"),
+        # JSON PyJWT parses (and refuses for the JWK inside) where a plain reading would not:
+        # a BOM, UTF-16, integers beyond Python's digit limit; and nesting beyond the parser
+        ("\ufeff" + JWK_IN_ARRAY, "HS256"),
+        (b"\xef\xbb\xbf" + JWK_IN_ARRAY.encode(), "HS256"),
+        (JWK_IN_ARRAY.encode("utf-16"), "HS256"),
+        (JWK_IN_ARRAY.encode("utf-32-le"), "HS256"),
+        ('[{"kty": 1}, ' + "1" * 5000 + ', "' + "a" * 40 + '"]', "HS256"),
+        ('{"kty": 1, "n": ' + "1" * 5000 + "}", "HS256"),
+        (" " + JWK_IN_ARRAY, "HS256"),
+        ("[" * 2000 + "a" * 40, "HS256"),  # PyJWT: a token
+        ('{"a":' * 2000 + "1" + "}" * 2000, "HS256"),  # PyJWT: refused
+        ("[" * 2000 + '"kty": "' + "a" * 40, "HS256"),  # PyJWT: refused
     ],
 )
 def test_keys_pyjwt_reads_its_own_way(
@@ -461,6 +474,54 @@ def test_any_change_to_pyjwts_classes_hands_the_call_to_pyjwt(
             _same_as_pyjwt(dict(CLAIMS), key(), algorithm=algorithm, headers=headers) == "fallback"
         )
     assert _same_as_pyjwt(dict(CLAIMS), key(), algorithm=algorithm, headers=headers) == "fast"
+
+
+def test_a_base_class_swapped_hands_the_call_to_pyjwt(patch: jwtmint.PyJWTPatch) -> None:
+    from jwt.algorithms import Algorithm
+
+    class Forging(Algorithm):
+        def __getattribute__(self, name: str) -> Any:
+            if name == "sign":
+                return lambda msg, key: b"forged"
+            return super().__getattribute__(name)
+
+    assert _same_as_pyjwt(dict(CLAIMS), SECRET) == "fast"
+    HMACAlgorithm.__bases__ = (Forging,)
+    try:
+        assert _same_as_pyjwt(dict(CLAIMS), SECRET) == "fallback"  # PyJWT's forged token
+    finally:
+        HMACAlgorithm.__bases__ = (Algorithm,)
+    assert _same_as_pyjwt(dict(CLAIMS), SECRET) == "fast"
+
+
+def test_str_and_bytes_keys_are_never_compared(kernel: ModuleType) -> None:
+    # under python -b a str compared with bytes warns; -W error turns the warning into a failure
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import jwt, jwtmint\n"
+        "secret = 'x' * 40\n"
+        "jwtmint.patch_pyjwt()\n"
+        "for key in (secret, secret.encode(), secret, secret.encode()):\n"
+        "    assert jwt.encode({'a': 1}, key) == jwtmint.encode({'a': 1}, key)\n"
+        "for key in ('y' * 40, b'y' * 40):  # refused by jwtmint for RS256: remembered\n"
+        "    for _ in range(2):\n"
+        "        try:\n"
+        "            jwt.encode({'a': 1}, key, algorithm='RS256')\n"
+        "        except jwt.InvalidKeyError:\n"
+        "            pass\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-b", "-W", "error::BytesWarning", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "JWTMINT_NO_EXTENSIONS": "1" if kernel.IMPLEMENTATION == "py" else ""},
+    )
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("name", ["_validate_kid", "header_typ", "options_of_mine"])

@@ -36,7 +36,7 @@ _UNSET: Final = _Unset()
 _TIME_CLAIMS = ("exp", "iat", "nbf")
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256, typed=True)  # typed: a str is never compared with bytes
 def _cached_signer(key: Any, algorithm: str) -> tuple[SignFunction, int]:
     alg = get_algorithm(algorithm)
     if alg.kty == "oct" and isinstance(key, str | bytes):
@@ -163,7 +163,8 @@ def _prepared_call(key: Any, alg_name: str, headers: Any, sort_headers: bool) ->
     if items is None:
         return None
     by_value = type(key) is str or type(key) is bytes
-    slot = (key if by_value else id(key), alg_name, sort_headers, *items)
+    # the key's type first: a str key is never compared with a bytes one (python -b warns)
+    slot = (type(key), key if by_value else id(key), alg_name, sort_headers, *items)
     entry = _prepared.get(slot)
     if entry is not None and (by_value or entry[0] is key):
         return entry

@@ -98,15 +98,10 @@ _PKCS7_OID_PREFIX = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07"
 def sniff(data: bytes) -> KeyFormat:
     """The format of key input ``data`` (str input is passed as its UTF-8 bytes)."""
     stripped = data.strip()
-    if stripped[:1] in (b"{", b"["):
-        try:
-            value = json.loads(stripped)
-        except ValueError:  # also UnicodeDecodeError
-            pass
-        else:
-            found = classify_json(value)
-            if found is not None:
-                return found
+    if stripped[:1] in (b"{", b"[") or data[:1] in _JSON_ENCODING_LEADS or b"\0" in data[:4]:
+        found = _sniff_json(data)
+        if found is not None:
+            return found
     if b"-----BEGIN " in data:
         labels = {match.group(1) for match in PEM_BLOCK.finditer(data)}
         if labels & PRIVATE_PEM_LABELS or OPENSSH_PRIVATE_PEM_LABEL in labels:
@@ -125,6 +120,30 @@ def sniff(data: bytes) -> KeyFormat:
     if _spans_one_sequence(data):
         return _sniff_der(data)
     return KeyFormat.RAW
+
+
+#: first bytes of the BOMs json.loads reads from bytes (UTF-8, UTF-16, UTF-32); UTF-16 and
+#: -32 without one have a zero byte in the first four
+_JSON_ENCODING_LEADS = frozenset((b"\xef", b"\xff", b"\xfe"))
+
+
+def _sniff_json(data: bytes) -> KeyFormat | None:
+    """JWK or JWK_SET when ``data`` is JSON holding one, read as PyJWT reads a key it is given
+    (``json.loads`` on the bytes: the encoding by BOM or zero bytes, integers of any length
+    left unread), so that nothing PyJWT takes for a JWK passes for a secret here."""
+    try:
+        value = json.loads(data, parse_int=_any_int)
+    except RecursionError:
+        # nested beyond the parser: an object, or an array naming "kty", is taken for a JWK
+        lead = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+        return KeyFormat.JWK if lead == b"{" or b'"kty"' in data else None
+    except ValueError:  # also UnicodeDecodeError
+        return None
+    return classify_json(value)
+
+
+def _any_int(_digits: str) -> int:
+    return 0
 
 
 def classify_json(value: object) -> KeyFormat | None:

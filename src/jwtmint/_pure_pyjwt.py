@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PathCounts", "PyJWTSpec", "path_counts", "pyjwt_encoder"]
+__all__ = ["SECRET_LEADS", "PathCounts", "PyJWTSpec", "path_counts", "pyjwt_encoder"]
 
 
 class PathCounts:
@@ -45,15 +45,18 @@ class PyJWTSpec:
     pyjws_class: type
     #: PyJWT's "algorithm not given" default
     unset: object
-    #: PyJWT and PyJWS with a copy of each one's namespace at patch time: an attribute of
-    #: either replaced, added or removed since, PyJWT's code runs, so the change takes effect
-    classes: tuple[tuple[type, dict[str, Any]], ...]
+    #: PyJWT and PyJWS with a copy of each one's namespace and its MRO at patch time: an
+    #: attribute of either replaced, added or removed since (or a base class swapped), PyJWT's
+    #: code runs, so the change takes effect
+    classes: tuple[tuple[type, dict[str, Any], tuple[type, ...]], ...]
     #: the attribute names of PyJWT's and of PyJWS's class: none may be set on the instance
     jwt_names: frozenset[str]
     jws_names: frozenset[str]
     #: per algorithm name: PyJWT's class for it, that class and its bases (``object`` aside)
-    #: with their namespaces, and the attributes of PyJWT's object for it
-    algorithms: Mapping[str, tuple[type, tuple[tuple[type, dict[str, Any]], ...], dict[str, Any]]]
+    #: as in ``classes``, and the attributes of PyJWT's object for it
+    algorithms: Mapping[
+        str, tuple[type, tuple[tuple[type, dict[str, Any], tuple[type, ...]], ...], dict[str, Any]]
+    ]
     #: ``plain_key(key, hmac)``: PyJWT and jwtmint read ``key`` the same way
     plain_key: Callable[[Any, bool], bool]
     #: classes of private key objects ``plain_key`` accepted (for the asymmetric algorithms)
@@ -64,8 +67,9 @@ class PyJWTSpec:
     declined: type[Exception]
     #: the refusals (of the key or the algorithm) worth remembering for a str/bytes key
     remember: tuple[type[Exception], ...]
-    #: (key, algorithm name) pairs refused before: straight to PyJWT, without a second parse
-    refused: dict[tuple[Any, str], bool]
+    #: (key type, key, algorithm name) refused before: straight to PyJWT, without a second
+    #: parse (the type first: a str is never compared with bytes, which ``python -b`` warns of)
+    refused: dict[tuple[type, Any, str], bool]
     refused_limit: int
 
 
@@ -84,12 +88,15 @@ def _algorithm_name(spec: PyJWTSpec, algorithm: Any, headers: Any) -> Any:
     return name if type(name) is str else None
 
 
-def _unchanged(classes: tuple[tuple[type, dict[str, Any]], ...], counts: PathCounts) -> bool:
-    """Each class's namespace holds exactly the objects it held at patch time."""
-    for cls, namespace in classes:
+def _unchanged(
+    classes: tuple[tuple[type, dict[str, Any], tuple[type, ...]], ...], counts: PathCounts
+) -> bool:
+    """Each class's namespace holds exactly the objects it held at patch time, and its
+    bases are the same."""
+    for cls, namespace, mro in classes:
         counts.class_checks += 1
         now = cls.__dict__
-        if len(now) != len(namespace):
+        if cls.__mro__ != mro or len(now) != len(namespace):
             return False
         for name, value in namespace.items():
             if now.get(name, _MISSING) is not value:
@@ -129,9 +136,21 @@ def _as_pyjwt_made_it(
     return bool(registered.__dict__ == own[2])
 
 
+#: first characters of secrets PyJWT reads as something else first: DER (0x30), JSON
+#: (PyJWT refuses a JWK inside any JSON it can parse), whitespace or a BOM before JSON
+SECRET_LEADS = frozenset("0{[ \t\r\n\ufeff")
+
+
 def _plain_secret(key: Any, name: str) -> bool:
-    """A ``str`` HMAC secret jwtmint and PyJWT read alike: no armour, no leading DER byte."""
-    return type(key) is str and name[:2] == "HS" and "----" not in key and key[:1] != "0"
+    """A ``str`` HMAC secret jwtmint and PyJWT read alike: no armour, nothing PyJWT could
+    parse as DER or JSON (UTF-16 and -32 JSON have a zero byte in their first four)."""
+    return (
+        type(key) is str
+        and name[:2] == "HS"
+        and key[:1] not in SECRET_LEADS
+        and "\x00" not in key[:4]
+        and "----" not in key
+    )
 
 
 def pyjwt_encoder(spec: PyJWTSpec, counts: PathCounts) -> Callable[..., str]:
@@ -160,7 +179,7 @@ def pyjwt_encoder(spec: PyJWTSpec, counts: PathCounts) -> Callable[..., str]:
         ):
             # a str/bytes key jwtmint refused for this algorithm goes straight to PyJWT
             by_value = type(key) is str or type(key) is bytes
-            if not (refused and by_value and (key, name) in refused):
+            if not (refused and by_value and (type(key), key, name) in refused):
                 try:
                     token = sign(payload, key, name, headers, json_encoder, sort_headers)
                 except spec.declined as exc:
@@ -171,7 +190,7 @@ def pyjwt_encoder(spec: PyJWTSpec, counts: PathCounts) -> Callable[..., str]:
                         and isinstance(exc, spec.remember)
                         and len(refused) < spec.refused_limit
                     ):
-                        refused[key, name] = True
+                        refused[type(key), key, name] = True
                 else:
                     counts.fast += 1
                     return token

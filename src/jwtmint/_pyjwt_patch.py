@@ -26,7 +26,7 @@ from typing import Any
 from . import _kernels
 from ._jws import sign_jws
 from ._keytypes import PRIVATE_KEY_TYPES, is_cryptographys_own
-from ._pure_pyjwt import PathCounts, PyJWTSpec
+from ._pure_pyjwt import SECRET_LEADS, PathCounts, PyJWTSpec
 from .errors import (
     ConfigurationError,
     InvalidKeyError,
@@ -48,6 +48,10 @@ _REFUSED_LIMIT = 256
 #: classes of the cryptography private keys _plain_key has seen (isinstance on their ABCs
 #: is slow; a class, once registered with an ABC, stays registered)
 _KEY_CLASSES: set[type] = set()
+#: SECRET_LEADS as bytes, and the first bytes of the BOMs json.loads reads (UTF-8, -16)
+_SECRET_BYTE_LEADS = frozenset(
+    [*(lead.encode() for lead in SECRET_LEADS if lead.isascii()), b"\xef", b"\xff", b"\xfe"]
+)
 
 
 class PyJWTPatch:
@@ -106,7 +110,7 @@ def patch_pyjwt() -> PyJWTPatch:
         method = kernel.pyjwt_encoder(spec, patch._counts)
         functools.update_wrapper(method, original)
         api_jwt.PyJWT.encode = method
-        for cls, namespace in spec.classes:  # PyJWT's namespace as patched: this encode in it
+        for cls, namespace, _ in spec.classes:  # PyJWT's namespace as patched: this encode in it
             if cls is api_jwt.PyJWT:
                 namespace["encode"] = method
         bound = api_jwt._jwt_global_obj.encode  # the patched method, bound to PyJWT's own
@@ -192,9 +196,12 @@ def _spec(original: Any, api_jwt: Any, api_jws: Any) -> PyJWTSpec:
     )
 
 
-def _namespaces(cls: type) -> tuple[tuple[type, dict[str, Any]], ...]:
-    """The class and its bases (``object`` aside), each with a copy of its namespace."""
-    return tuple((each, dict(vars(each))) for each in cls.__mro__ if each is not object)
+def _namespaces(cls: type) -> tuple[tuple[type, dict[str, Any], tuple[type, ...]], ...]:
+    """The class and its bases (``object`` aside), each with a copy of its namespace and its
+    method resolution order (``__bases__`` can be assigned)."""
+    return tuple(
+        (each, dict(vars(each)), each.__mro__) for each in cls.__mro__ if each is not object
+    )
 
 
 def _names(cls: type) -> frozenset[str]:
@@ -203,18 +210,21 @@ def _names(cls: type) -> frozenset[str]:
 
 def _plain_key(key: Any, hmac: bool) -> bool:
     """A key PyJWT and jwtmint read the same way: for HMAC a ``str``/``bytes`` secret with no
-    armour (PyJWT refuses PEM, RFC 4716 and SSH keys) and no leading ASN.1 SEQUENCE byte
-    (PyJWT parses those as DER, and may warn); else one ASCII PEM private key, or a
-    cryptography private key object (jwtmint also reads JWKs, DER, PKCS#12 and more)."""
+    armour (PyJWT refuses PEM, RFC 4716 and SSH keys), no leading ASN.1 SEQUENCE byte (PyJWT
+    parses those as DER, and may warn) and nothing PyJWT could read as JSON (it refuses a JWK
+    anywhere inside); else one ASCII PEM private key, or a key object of cryptography's own
+    classes (jwtmint also reads JWKs, DER, PKCS#12 and more)."""
     if isinstance(key, str):
         if hmac:
-            return "----" not in key and key[:1] != "0"
+            return key[:1] not in SECRET_LEADS and "\x00" not in key[:4] and "----" not in key
         if not key.isascii():
             return False
         key = key.encode("ascii")
     elif isinstance(key, bytes):
         if hmac:
-            return b"----" not in key and key[:1] != b"0"
+            return (
+                key[:1] not in _SECRET_BYTE_LEADS and b"\x00" not in key[:4] and b"----" not in key
+            )
         if not key.isascii():
             return False
     else:

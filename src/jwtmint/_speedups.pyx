@@ -1146,11 +1146,21 @@ cdef inline bint _is_hmac(str name):
 
 
 cdef bint _plain_secret(object key, str name) except -1:
-    """A ``str`` HMAC secret jwtmint and PyJWT read alike: no armour, no leading DER byte."""
+    """A ``str`` HMAC secret jwtmint and PyJWT read alike: no armour, nothing PyJWT could
+    parse as DER or JSON (``_pure_pyjwt.SECRET_LEADS`` documents the first characters)."""
+    cdef Py_ssize_t i, n
+    cdef Py_UCS4 c
     if type(key) is not str or not _is_hmac(name):
         return False
-    if len(<str>key) and (<str>key)[0] == u'0':
-        return False
+    n = len(<str>key)
+    if n:
+        c = (<str>key)[0]
+        if (c == u'0' or c == u'{' or c == u'[' or c == u' ' or c == u'\t' or c == u'\r'
+                or c == u'\n' or c == u'\ufeff'):
+            return False
+    for i in range(min(n, 4)):
+        if (<str>key)[i] == u'\x00':
+            return False
     return u"----" not in <str>key
 
 
@@ -1189,9 +1199,10 @@ cdef extern from *:
 
 
 cdef class _ClassState:
-    """A class and a copy of its namespace at patch time (``_pure_pyjwt.PyJWTSpec.classes``)."""
+    """A class, a copy of its namespace and its MRO at patch time (``PyJWTSpec.classes``)."""
     cdef object cls
     cdef dict namespace
+    cdef tuple mro
     #: the class's version tag when it was last found as copied (0: compare it next time)
     cdef unsigned int tag
 
@@ -1205,7 +1216,7 @@ cdef class _ClassState:
         if own == NULL or not PyDict_CheckExact(<object>own):
             return False  # not a class of Python code: never PyJWT's
         cdef dict now = <dict>own
-        if len(now) != len(self.namespace):
+        if self.cls.__mro__ != self.mro or len(now) != len(self.namespace):
             return False
         for name, value in self.namespace.items():
             # borrowed, and only compared: the lookups run no Python code (str keys)
@@ -1226,9 +1237,9 @@ cdef bint _all_unchanged(tuple states, _PathCounts counts) except -1:
 cdef tuple _class_states(object classes):
     cdef _ClassState state
     cdef list states = []
-    for cls, namespace in classes:
+    for cls, namespace, mro in classes:
         state = _ClassState.__new__(_ClassState)
-        state.cls, state.namespace = cls, namespace
+        state.cls, state.namespace, state.mro = cls, namespace, mro
         states.append(state)
     return tuple(states)
 
@@ -1320,12 +1331,12 @@ def pyjwt_encoder(spec, _PathCounts counts not None):
         ):
             # a str/bytes key jwtmint refused for this algorithm goes straight to PyJWT
             by_value = type(key) is str or type(key) is bytes
-            if not (refused and by_value and (key, name) in refused):
+            if not (refused and by_value and (type(key), key, name) in refused):
                 try:
                     token = sign(payload, key, name, headers, json_encoder, sort_headers)
                 except declined as exc:
                     if by_value and isinstance(exc, remember) and len(refused) < refused_limit:
-                        refused[key, name] = True
+                        refused[type(key), key, name] = True
                 else:
                     counts.fast += 1
                     return token
