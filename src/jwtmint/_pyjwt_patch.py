@@ -75,10 +75,16 @@ class PyJWTPatch:
     def fallback(self) -> int:
         return int(self._counts.fallback)
 
+    @property
+    def class_checks(self) -> int:
+        """How many times one of PyJWT's classes was compared with its patch-time copy: with
+        the extension on CPython 3.11+, only after a class changed; else on every call."""
+        return int(self._counts.class_checks)
+
     def __repr__(self) -> str:
         return (
             f"PyJWTPatch(implementation={self.implementation!r}, fast={self.fast}, "
-            f"fallback={self.fallback})"
+            f"fallback={self.fallback}, class_checks={self.class_checks})"
         )
 
 
