@@ -323,8 +323,54 @@ def test_a_headers_dict_changed_by_another_thread_never_mixes_two_headers(
 def test_a_datetime_that_cannot_convert_is_the_first_error(kernel: ModuleType) -> None:
     far = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))
     for algorithm, key in (("XX999", SECRET), ("HS256", "short"), ("HS256", SECRET)):
-        with pytest.raises(OverflowError):  # as utctimetuple() raises it, before the others
+        with pytest.raises(jwtmint.InvalidClaimsError, match="exp claim") as caught:
             jwtmint.encode({"iss": "c", "exp": far}, key, algorithm=algorithm)
+        assert isinstance(caught.value.__cause__, OverflowError)  # utctimetuple()'s, chained
+
+
+def _circular() -> dict[str, Any]:
+    loop: dict[str, Any] = {}
+    loop["self"] = loop
+    return loop
+
+
+def _deep_claims(levels: int) -> dict[str, Any]:
+    value: Any = 1
+    for _ in range(levels):
+        value = {"x": value}
+    return {"deep": value}
+
+
+@pytest.mark.parametrize(
+    ("claims", "headers", "error"),
+    [
+        ({"roles": {"a", "b"}}, None, jwtmint.InvalidPayloadError),  # also a TypeError
+        ({"loop": _circular()}, None, jwtmint.InvalidClaimsError),
+        (_deep_claims(100_000), None, jwtmint.InvalidClaimsError),
+        (ASCII_CLAIMS, {"kid": "k", 1: "one"}, jwtmint.InvalidHeaderError),
+        (ASCII_CLAIMS, {"kid": "k", "x5c": {b"bytes"}}, jwtmint.InvalidHeaderError),
+        (ASCII_CLAIMS, [("kid", "k")], jwtmint.InvalidHeaderError),
+    ],
+    ids=["set", "circular", "deep", "mixed-header-names", "header-set", "header-list"],
+)
+def test_claims_and_headers_json_cannot_write_are_jwtmints_errors(
+    kernel: ModuleType, claims: Any, headers: Any, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        jwtmint.encode(claims, SECRET, headers=headers)
+
+
+def test_a_json_encoder_instance_is_refused_clearly(kernel: ModuleType) -> None:
+    with pytest.raises(jwtmint.InvalidPayloadError, match="must be a class"):
+        jwtmint.encode(ASCII_CLAIMS, SECRET, json_encoder=json.JSONEncoder())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("misplaced", [SECRET, b"a-bytes-secret-of-some-length", 12345])
+def test_a_key_passed_as_the_algorithm_is_not_shown(kernel: ModuleType, misplaced: Any) -> None:
+    with pytest.raises(jwtmint.UnsupportedAlgorithmError) as caught:
+        jwtmint.encode(ASCII_CLAIMS, "HS256", algorithm=misplaced)
+    assert str(misplaced) not in str(caught.value)
+    assert "not shown" in str(caught.value)
 
 
 @pytest.mark.parametrize("typ", [None, "", "JWT", "at+jwt", "dpop+jwt"])
@@ -519,8 +565,20 @@ _JWK_IN_ARRAY = '[{"kty": "oct", "k": "' + "a" * 40 + '"}]'
         '[{"kty": 1}, ' + "1" * 5000 + ', "' + "a" * 40 + '"]',
         '{"a":' * 2000 + "1" + "}" * 2000,  # an object nested beyond the parser
         "[" * 2000 + '"kty": "' + "a" * 40,
+        "[" * 2000 + '"k\\u0074y": "' + "a" * 40,  # the name escaped
+        ("[" * 2000 + "a" * 40).encode("utf-16-le"),
     ],
-    ids=["bom", "bom-bytes", "utf-16", "utf-32", "long-integer", "deep-object", "deep-kty"],
+    ids=[
+        "bom",
+        "bom-bytes",
+        "utf-16",
+        "utf-32",
+        "long-integer",
+        "deep-object",
+        "deep-kty",
+        "deep-escaped-kty",
+        "deep-utf-16",
+    ],
 )
 def test_a_jwk_however_encoded_is_refused_as_a_secret(kernel: ModuleType, secret: Any) -> None:
     # as PyJWT reads a key: json.loads on the bytes (BOMs, UTF-16/32, integers left unread)
@@ -528,9 +586,26 @@ def test_a_jwk_however_encoded_is_refused_as_a_secret(kernel: ModuleType, secret
         jwtmint.encode(PAYLOAD, secret, algorithm="HS256")
 
 
-def test_deep_brackets_without_a_jwk_are_a_secret(kernel: ModuleType) -> None:
-    secret = "[" * 2000 + "a" * 40  # beyond the JSON parser: a secret, as PyJWT takes it
-    assert jwtmint.encode(PAYLOAD, secret) == jwt.encode(PAYLOAD, secret)
+@pytest.mark.parametrize("space", [b"\x0b", b"\x0c"])
+def test_a_jwk_after_whitespace_json_does_not_skip_is_still_a_jwk(
+    kernel: ModuleType, space: bytes
+) -> None:
+    with pytest.raises(jwtmint.InvalidKeyError, match="looks like a key"):
+        jwtmint.encode(PAYLOAD, space + _JWK_IN_ARRAY.encode(), algorithm="HS256")
+
+
+def test_json_nested_beyond_the_parser_is_a_key_error(kernel: ModuleType) -> None:
+    with pytest.raises(jwtmint.InvalidKeyError):
+        jwtmint.load_key(b'{"a":' * 100_000)
+    with pytest.raises(jwtmint.InvalidKeyError):
+        jwtmint.encode(PAYLOAD, '{"a":' * 100_000, algorithm="RS256")
+
+
+def test_json_nested_beyond_the_parser_is_never_a_secret(kernel: ModuleType) -> None:
+    secret = "[" * 2000 + "a" * 40  # PyJWT signs with it (no "kty" in sight); jwtmint is strict
+    assert jwt.encode(PAYLOAD, secret)
+    with pytest.raises(jwtmint.InvalidKeyError, match="looks like a key"):
+        jwtmint.encode(PAYLOAD, secret)
 
 
 @pytest.mark.parametrize(

@@ -494,6 +494,44 @@ def test_a_base_class_swapped_hands_the_call_to_pyjwt(patch: jwtmint.PyJWTPatch)
     assert _same_as_pyjwt(dict(CLAIMS), SECRET) == "fast"
 
 
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((), {}),
+        (({},), {}),
+        (({}, SECRET), {"foo": 1}),
+        (({}, SECRET, "HS256"), {"algorithm": "HS256"}),
+        (({}, SECRET, "HS256", None, None, True, 7), {}),
+        ((), {"payload": {}, "key": SECRET}),  # all by keyword: fine, and fast
+        (({},), {"key": SECRET, "sort_headers": False, "headers": {"kid": "k"}}),
+    ],
+    ids=["nothing", "no-key", "unknown", "twice", "too-many", "keywords", "mixed"],
+)
+def test_arguments_are_pyjwts_to_refuse(
+    patch: jwtmint.PyJWTPatch, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    reference = _outcome(lambda: ORIGINAL(GLOBAL, *args, **kwargs))
+    assert _outcome(lambda: jwt.encode(*args, **kwargs)) == reference
+
+
+def test_refused_keys_are_never_shown(patch: jwtmint.PyJWTPatch) -> None:
+    short = "tenant-a-short-secret"  # refused by jwtmint, signed by PyJWT with a warning
+    with pytest.warns(jwt.warnings.InsecureKeyLengthWarning):
+        jwt.encode(dict(CLAIMS), short)
+    encode: Any = jwt.api_jwt.PyJWT.encode
+    # what a debugger or an error reporter prints: the encoder's free variables (its frame's
+    # locals, in the pure twin; the extension keeps them in C) and the patch itself
+    shown = [repr(patch)]
+    for cell in getattr(encode, "__closure__", None) or ():
+        shown.append(repr(cell.cell_contents))
+    assert all(short not in text for text in shown)
+    from jwtmint._pure_pyjwt import RefusedKeys
+
+    refused = RefusedKeys(2)
+    refused.add((str, short, "HS256"))
+    assert (str, short, "HS256") in refused and short not in repr(refused)
+
+
 def test_str_and_bytes_keys_are_never_compared(kernel: ModuleType) -> None:
     # under python -b a str compared with bytes warns; -W error turns the warning into a failure
     import os

@@ -261,5 +261,14 @@ def get_algorithm(name: object) -> Algorithm:
                 "choose a signing algorithm such as ES256 or RS256"
             )
     raise UnsupportedAlgorithmError(
-        f"unknown algorithm {name!r}; choose one of {', '.join(sorted(ALGORITHMS))}"
+        f"unknown algorithm {_shown(name)}; choose one of {', '.join(sorted(ALGORITHMS))}"
     )
+
+
+def _shown(name: object) -> str:
+    """An algorithm name as an error message may show it: a short word as it is; anything
+    else by type and length (a key passed where the algorithm belongs must not be logged)."""
+    if isinstance(name, str) and len(name) <= 16 and name.replace("+", "").isalnum():
+        return repr(name)
+    size = f" of length {len(name)}" if isinstance(name, str | bytes) else ""
+    return f"(a {type(name).__name__}{size}, not shown)"

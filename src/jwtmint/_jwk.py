@@ -82,6 +82,8 @@ def jwk_from_json(data: bytes) -> Mapping[str, Any]:
         problem = exc.msg  # raised below, outside this block: the error's .doc is the key
     except ValueError:  # UnicodeDecodeError, whose .object is the key
         problem = "it is not UTF-8 (RFC 8259 §8.1)"
+    except RecursionError:
+        problem = "it nests deeper than the JSON parser goes"
     if problem is not None:
         raise InvalidKeyError(f"the key text starts like a JWK but is not JSON: {problem}")
     return read_jwk(value)

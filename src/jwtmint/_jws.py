@@ -22,7 +22,12 @@ from ._headers import check_header_params
 from ._json import dumps_pyjwt
 from ._keys import KeySource, SigningKey, load_key, load_secret
 from ._keytypes import PRIVATE_KEY_TYPES
-from .errors import InvalidPayloadError
+from .errors import (
+    InvalidClaimsError,
+    InvalidHeaderError,
+    InvalidPayloadError,
+    JwtMintError,
+)
 
 __all__ = ["encode"]
 
@@ -106,6 +111,15 @@ def encode(
         raise InvalidPayloadError(
             f"payload must be a mapping of claims (a dict), got {type(payload).__name__}"
         )
+    if headers is not None and type(headers) is not dict and not isinstance(headers, Mapping):
+        raise InvalidHeaderError(
+            f"headers must be a mapping of header parameters (a dict), got {type(headers).__name__}"
+        )
+    if json_encoder is not None and not isinstance(json_encoder, type):
+        raise InvalidPayloadError(
+            "json_encoder must be a class (a json.JSONEncoder subclass), got an instance of "
+            f"{type(json_encoder).__name__}"
+        )
     alg_name: Any
     if isinstance(algorithm, _Unset):
         alg_name = key.algorithm if isinstance(key, SigningKey) else "HS256"
@@ -115,7 +129,7 @@ def encode(
         alg_name = algorithm
     if headers and headers.get("alg"):
         alg_name = headers["alg"]
-    return sign_jws(payload, key, alg_name, headers, json_encoder, sort_headers)
+    return sign_jws(payload, key, alg_name, headers, json_encoder, sort_headers, own_errors=True)
 
 
 def sign_jws(
@@ -125,8 +139,14 @@ def sign_jws(
     headers: Mapping[str, Any] | None,
     json_encoder: type[json.JSONEncoder] | None,
     sort_headers: bool,
+    *,
+    own_errors: bool = False,
 ) -> str:
-    """``encode`` once the algorithm is chosen (``patch_pyjwt`` calls this directly)."""
+    """``encode`` once the algorithm is chosen (``patch_pyjwt`` calls this directly).
+
+    Claims or headers that JSON (or the time conversion) cannot write raise what ``json``
+    and ``datetime`` raise, as PyJWT does, unless ``own_errors``: then jwtmint's
+    :class:`InvalidClaimsError` / :class:`InvalidHeaderError`, the cause chained."""
     # the common call in C: plain JSON claims (no datetime), flat str headers, no encoder
     if (
         json_encoder is None
@@ -143,8 +163,12 @@ def sign_jws(
                 return token
             # claims the kernel declined: the same signer (a key read once, not twice)
             signer = (sign, ec_size)
-            return _sign_general(payload, key, alg_name, headers, None, sort_headers, signer)
-    return _sign_general(payload, key, alg_name, headers, json_encoder, sort_headers)
+            return _sign_general(
+                payload, key, alg_name, headers, None, sort_headers, signer, own_errors
+            )
+    return _sign_general(
+        payload, key, alg_name, headers, json_encoder, sort_headers, None, own_errors
+    )
 
 
 _Prepared = tuple[Any, bytes, SignFunction, int]
@@ -218,6 +242,7 @@ def _sign_general(
     json_encoder: type[json.JSONEncoder] | None,
     sort_headers: bool,
     signer: tuple[SignFunction, int] | None = None,
+    own_errors: bool = False,
 ) -> str:
     # never changed in place: copied when a datetime is converted (or it is no dict)
     claims = payload if type(payload) is dict else dict(payload)
@@ -226,7 +251,15 @@ def _sign_general(
         if isinstance(value, datetime):
             if claims is payload:
                 claims = dict(payload)
-            claims[name] = timegm(value.utctimetuple())
+            try:
+                claims[name] = timegm(value.utctimetuple())
+            except (OverflowError, ValueError) as exc:
+                if not own_errors:
+                    raise
+                raise InvalidClaimsError(
+                    f"the {name} claim's datetime has no time in seconds since the epoch in "
+                    f"UTC ({exc}); give a datetime between the years 1 and 9999 in UTC"
+                ) from exc
     if "iss" in claims and not isinstance(claims["iss"], str):
         raise InvalidPayloadError("the issuer claim (iss) must be a string")
     alg = get_algorithm(alg_name if alg_name is not None else "none")
@@ -236,9 +269,28 @@ def _sign_general(
     # and the claims before the header, as PyJWT writes them: a json_encoder runs once
     sign, ec_size = signer if signer is not None else _signer_for(key, alg)
     kernel = _kernels.kernel
-    claims_b64 = kernel.b64url_encode(dumps_pyjwt(claims, json_encoder))
+    try:
+        claims_json = dumps_pyjwt(claims, json_encoder)
+    except (TypeError, ValueError, RecursionError) as exc:
+        if not own_errors or isinstance(exc, JwtMintError):
+            raise
+        # a value of a type JSON has not is a TypeError (json's own class), the rest a value
+        error = InvalidPayloadError if isinstance(exc, TypeError) else InvalidClaimsError
+        raise error(
+            f"the claims cannot be written as JSON ({exc}); give str, int, float, bool, None, "
+            "list and dict values, or a json_encoder that writes the others"
+        ) from exc
+    claims_b64 = kernel.b64url_encode(claims_json)
     if headers or json_encoder is not None:
-        header_b64 = _header_b64(alg_name, headers or {}, json_encoder, sort_headers)
+        try:
+            header_b64 = _header_b64(alg_name, headers or {}, json_encoder, sort_headers)
+        except (TypeError, ValueError, RecursionError) as exc:
+            if not own_errors or isinstance(exc, JwtMintError):
+                raise
+            raise InvalidHeaderError(
+                f"the headers cannot be written as JSON ({exc}); give str keys and JSON "
+                "values, or a json_encoder that writes the others"
+            ) from exc
     else:
         header_b64 = _plain_header(kernel, alg_name, bool(sort_headers))
     signing_input = header_b64 + b"." + claims_b64

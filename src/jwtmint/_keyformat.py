@@ -131,15 +131,15 @@ def _sniff_json(data: bytes) -> KeyFormat | None:
     """JWK or JWK_SET when ``data`` is JSON holding one, read as PyJWT reads a key it is given
     (``json.loads`` on the bytes: the encoding by BOM or zero bytes, integers of any length
     left unread), so that nothing PyJWT takes for a JWK passes for a secret here."""
-    try:
-        value = json.loads(data, parse_int=_any_int)
-    except RecursionError:
-        # nested beyond the parser: an object, or an array naming "kty", is taken for a JWK
-        lead = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-        return KeyFormat.JWK if lead == b"{" or b'"kty"' in data else None
-    except ValueError:  # also UnicodeDecodeError
-        return None
-    return classify_json(value)
+    for text in dict.fromkeys((data, data.strip())):  # also past \v and \f (not JSON's)
+        try:
+            value = json.loads(text, parse_int=_any_int)
+        except RecursionError:
+            return KeyFormat.JWK  # nested beyond the parser: never taken for a secret
+        except ValueError:  # also UnicodeDecodeError
+            continue
+        return classify_json(value)
+    return None
 
 
 def _any_int(_digits: str) -> int:

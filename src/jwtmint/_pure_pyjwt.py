@@ -11,10 +11,17 @@ suite runs both.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SECRET_LEADS", "PathCounts", "PyJWTSpec", "path_counts", "pyjwt_encoder"]
+__all__ = [
+    "SECRET_LEADS",
+    "PathCounts",
+    "PyJWTSpec",
+    "RefusedKeys",
+    "path_counts",
+    "pyjwt_encoder",
+]
 
 
 class PathCounts:
@@ -33,6 +40,31 @@ class PathCounts:
 def path_counts() -> PathCounts:
     """New counters of the calls that took jwtmint's path (``fast``) and PyJWT's (``fallback``)."""
     return PathCounts()
+
+
+class RefusedKeys:
+    """(key type, key, algorithm name) that jwtmint refused, at most ``limit`` of them. The
+    keys are secrets: never shown, not even where a debugger or an error reporter prints
+    the locals of a frame (the type first: a str is never compared with bytes)."""
+
+    __slots__ = ("entries", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.entries: dict[tuple[type, Any, str], bool] = {}
+        self.limit = limit
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(self, item: tuple[type, Any, str]) -> None:
+        if len(self.entries) < self.limit:
+            self.entries[item] = True
+
+    def __repr__(self) -> str:
+        return f"<RefusedKeys: {len(self.entries)} (not shown)>"
 
 
 @dataclass(frozen=True)
@@ -67,10 +99,8 @@ class PyJWTSpec:
     declined: type[Exception]
     #: the refusals (of the key or the algorithm) worth remembering for a str/bytes key
     remember: tuple[type[Exception], ...]
-    #: (key type, key, algorithm name) refused before: straight to PyJWT, without a second
-    #: parse (the type first: a str is never compared with bytes, which ``python -b`` warns of)
-    refused: dict[tuple[type, Any, str], bool]
-    refused_limit: int
+    #: keys jwtmint refused before: straight to PyJWT, without a second parse
+    refused: RefusedKeys = field(repr=False)
 
 
 def _algorithm_name(spec: PyJWTSpec, algorithm: Any, headers: Any) -> Any:
@@ -154,18 +184,19 @@ def _plain_secret(key: Any, name: str) -> bool:
 
 
 def pyjwt_encoder(spec: PyJWTSpec, counts: PathCounts) -> Callable[..., str]:
-    """``encode(self, payload, key, algorithm, headers, json_encoder, sort_headers)`` with
-    ``PyJWT.encode``'s signature and outcome; ``counts`` counts the two paths."""
+    """``encode(self, payload, key, algorithm, headers, json_encoder, sort_headers)``, every
+    argument given, with ``PyJWT.encode``'s outcome; ``counts`` counts the two paths.
+    ``patch_pyjwt`` puts it behind ``PyJWT.encode``'s own signature."""
     original, sign, refused = spec.original, spec.sign, spec.refused
 
     def encode(
         self: Any,
         payload: Any,
         key: Any,
-        algorithm: Any = spec.unset,
-        headers: Any = None,
-        json_encoder: Any = None,
-        sort_headers: bool = True,
+        algorithm: Any,
+        headers: Any,
+        json_encoder: Any,
+        sort_headers: bool,
     ) -> str:
         name = _algorithm_name(spec, algorithm, headers)
         if (
@@ -185,12 +216,8 @@ def pyjwt_encoder(spec: PyJWTSpec, counts: PathCounts) -> Callable[..., str]:
                 except spec.declined as exc:
                     # remembered when the key or the algorithm was the reason (not the claims
                     # or the headers, which the next call may have right)
-                    if (
-                        by_value
-                        and isinstance(exc, spec.remember)
-                        and len(refused) < spec.refused_limit
-                    ):
-                        refused[type(key), key, name] = True
+                    if by_value and isinstance(exc, spec.remember):
+                        refused.add((type(key), key, name))
                 else:
                     counts.fast += 1
                     return token

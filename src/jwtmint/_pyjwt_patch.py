@@ -26,7 +26,7 @@ from typing import Any
 from . import _kernels
 from ._jws import sign_jws
 from ._keytypes import PRIVATE_KEY_TYPES, is_cryptographys_own
-from ._pure_pyjwt import SECRET_LEADS, PathCounts, PyJWTSpec
+from ._pure_pyjwt import SECRET_LEADS, PathCounts, PyJWTSpec, RefusedKeys
 from .errors import (
     ConfigurationError,
     InvalidKeyError,
@@ -113,7 +113,7 @@ def patch_pyjwt() -> PyJWTPatch:
         kernel = _kernels.kernel
         patch = PyJWTPatch(kernel.path_counts(), kernel.IMPLEMENTATION)
         spec = _spec(original, api_jwt, api_jws)
-        method = kernel.pyjwt_encoder(spec, patch._counts)
+        method = _with_pyjwts_signature(kernel.pyjwt_encoder(spec, patch._counts), spec.unset)
         functools.update_wrapper(method, original)
         api_jwt.PyJWT.encode = method
         for cls, namespace, _ in spec.classes:  # PyJWT's namespace as patched: this encode in it
@@ -152,6 +152,25 @@ def unpatch_pyjwt() -> None:
         _state = None
 
 
+def _with_pyjwts_signature(encoder: Any, unset: object) -> Any:
+    """``encoder`` behind ``PyJWT.encode``'s own signature: Python parses the arguments, so a
+    call with wrong ones fails with PyJWT's words (the function takes PyJWT's name)."""
+
+    def encode(
+        self: Any,
+        payload: Any,
+        key: Any,
+        algorithm: Any = unset,
+        headers: Any = None,
+        json_encoder: Any = None,
+        sort_headers: bool = True,
+    ) -> str:
+        result: str = encoder(self, payload, key, algorithm, headers, json_encoder, sort_headers)
+        return result
+
+    return encode
+
+
 def _pyjwt_modules() -> tuple[Any, Any, Any]:
     try:
         import jwt
@@ -179,6 +198,18 @@ def _spec(original: Any, api_jwt: Any, api_jws: Any) -> PyJWTSpec:
     from jwt.algorithms import get_default_algorithms
 
     pyjwt_class, pyjws_class = api_jwt.PyJWT, api_jws.PyJWS
+    jwt_names, jws_names = _names(pyjwt_class), _names(pyjws_class)
+    # the extension reads these from the instances' dicts: no class may define them, and
+    # the tokens' typ is the class's (an instance may not shadow it: a class name)
+    if (
+        {"_jws"} & jwt_names
+        or {"_valid_algs", "_algorithms"} & jws_names
+        or (vars(pyjws_class).get("header_typ") != "JWT")
+    ):
+        raise ConfigurationError(
+            "this PyJWT keeps its state where patch_pyjwt does not look for it: use "
+            "jwtmint.encode directly, or a supported PyJWT"
+        )
     algorithms = {
         name: (type(own), _namespaces(type(own)), dict(vars(own)))
         for name, own in get_default_algorithms().items()
@@ -189,16 +220,15 @@ def _spec(original: Any, api_jwt: Any, api_jws: Any) -> PyJWTSpec:
         pyjws_class=pyjws_class,
         unset=api_jws._ALGORITHM_UNSET,
         classes=(*_namespaces(pyjwt_class), *_namespaces(pyjws_class)),
-        jwt_names=_names(pyjwt_class),
-        jws_names=_names(pyjws_class),
+        jwt_names=jwt_names,
+        jws_names=jws_names,
         algorithms=algorithms,
         plain_key=_plain_key,
         key_classes=_KEY_CLASSES,
         sign=sign_jws,
         declined=JwtMintError,
         remember=(InvalidKeyError, UnsupportedAlgorithmError),
-        refused={},
-        refused_limit=_REFUSED_LIMIT,
+        refused=RefusedKeys(_REFUSED_LIMIT),
     )
 
 

@@ -1279,17 +1279,22 @@ cdef class _PyJWTGuard:
                             str name) except -1:
         if type(obj) is not self.pyjwt_class or type(payload) is not dict:
             return False
-        jws = getattr(obj, "_jws", None)
-        if type(jws) is not self.pyjws_class or getattr(jws, "header_typ", None) != "JWT":
-            return False
         if not _all_unchanged(self.classes, counts):
             return False
-        if not _disjoint(PyObject_GenericGetDict(obj, NULL), self.jwt_names):
+        # the classes as at patch time (no descriptor for these names, header_typ "JWT": the
+        # spec says so) and no class attribute shadowed on the instances: so the instances'
+        # own dicts answer as getattr would, at a fraction of its cost
+        cdef dict attributes = PyObject_GenericGetDict(obj, NULL)
+        if not _disjoint(attributes, self.jwt_names):
             return False
-        if not _disjoint(PyObject_GenericGetDict(jws, NULL), self.jws_names):
+        jws = attributes.get("_jws")
+        if type(jws) is not self.pyjws_class:
             return False
-        valid = getattr(jws, "_valid_algs", None)
-        algorithms = getattr(jws, "_algorithms", None)
+        attributes = PyObject_GenericGetDict(jws, NULL)
+        if not _disjoint(attributes, self.jws_names):
+            return False
+        valid = attributes.get("_valid_algs")
+        algorithms = attributes.get("_algorithms")
         if type(valid) is not set or name not in <set>valid or type(algorithms) is not dict:
             return False
         own = self.algorithms.get(name)
@@ -1302,8 +1307,9 @@ cdef class _PyJWTGuard:
 
 
 def pyjwt_encoder(spec, _PathCounts counts not None):
-    """``encode(self, payload, key, algorithm, headers, json_encoder, sort_headers)`` with
-    ``PyJWT.encode``'s signature and outcome; ``counts`` counts the two paths."""
+    """``encode(self, payload, key, algorithm, headers, json_encoder, sort_headers)``, every
+    argument given, with ``PyJWT.encode``'s outcome; ``counts`` counts the two paths.
+    ``patch_pyjwt`` puts it behind ``PyJWT.encode``'s own signature."""
     cdef _PyJWTGuard guard = _PyJWTGuard.__new__(_PyJWTGuard)
     guard.pyjwt_class, guard.pyjws_class, guard.unset = spec.pyjwt_class, spec.pyjws_class, spec.unset
     guard.classes = _class_states(spec.classes)
@@ -1311,13 +1317,16 @@ def pyjwt_encoder(spec, _PathCounts counts not None):
     guard.algorithms = {name: (kind, _class_states(classes), state)
                         for name, (kind, classes, state) in spec.algorithms.items()}
     cdef object original = spec.original, sign = spec.sign, plain_key = spec.plain_key
+    cdef object unset = spec.unset
     cdef set key_classes = spec.key_classes
     cdef object declined = spec.declined, remember = spec.remember
-    cdef dict refused = spec.refused
-    cdef Py_ssize_t refused_limit = spec.refused_limit
+    # the holder's dict, in the C closure: never in a Python frame's locals
+    cdef dict refused = spec.refused.entries
+    cdef Py_ssize_t refused_limit = spec.refused.limit
 
-    def encode(self, payload, key, algorithm=spec.unset, headers=None, json_encoder=None,
-               sort_headers=True):
+    def encode(self, payload, key, algorithm, headers, json_encoder, sort_headers):
+        # every argument given, positionally: patch_pyjwt's Python trampoline, with
+        # PyJWT.encode's signature, parses the call (and words its errors as PyJWT does)
         cdef object name = guard.name_of(algorithm, headers)
         cdef bint by_value
         if (
