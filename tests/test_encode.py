@@ -367,12 +367,22 @@ def test_a_json_encoder_instance_is_refused_clearly(kernel: ModuleType) -> None:
         jwtmint.encode(ASCII_CLAIMS, SECRET, json_encoder=json.JSONEncoder())  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("misplaced", [SECRET, b"a-bytes-secret-of-some-length", 12345])
+@pytest.mark.parametrize(
+    "misplaced", [SECRET, b"a-bytes-secret-of-some-length", 12345, "Tr0ub4dor3pass", "hunter2"]
+)
 def test_a_key_passed_as_the_algorithm_is_not_shown(kernel: ModuleType, misplaced: Any) -> None:
     with pytest.raises(jwtmint.UnsupportedAlgorithmError) as caught:
         jwtmint.encode(ASCII_CLAIMS, "HS256", algorithm=misplaced)
     assert str(misplaced) not in str(caught.value)
     assert "not shown" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["XX999", "RS257", "ES256K", "HS256K", "Ed448"])
+def test_an_unknown_name_that_looks_like_an_algorithm_is_shown(
+    kernel: ModuleType, name: str
+) -> None:
+    with pytest.raises(jwtmint.UnsupportedAlgorithmError, match=repr(name)):
+        jwtmint.encode(ASCII_CLAIMS, SECRET * 2, algorithm=name)
 
 
 @pytest.mark.parametrize("typ", [None, "", "JWT", "at+jwt", "dpop+jwt"])

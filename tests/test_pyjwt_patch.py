@@ -720,3 +720,61 @@ def test_an_encode_already_wrapped_by_someone_else_is_not_patched(
     with pytest.raises(ConfigurationError, match="already replaced"):
         jwtmint.patch_pyjwt()
     assert jwt.api_jwt.PyJWT.encode is instrumented
+
+
+class _Forwarding:
+    """A wrapper that forwards attribute reads to the function it wraps (as wrapt's do): its
+    __code__ is PyJWT's own."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self.__wrapped__ = wrapped
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__wrapped__, name)
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        return functools.partial(self, obj) if obj is not None else self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__wrapped__(*args, **kwargs)
+
+
+def test_a_forwarding_wrapper_is_not_taken_for_pyjwts_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wrapper = _Forwarding(ORIGINAL)
+    assert wrapper.__code__ is ORIGINAL.__code__
+    monkeypatch.setattr(jwt.api_jwt.PyJWT, "encode", wrapper)
+    with pytest.raises(ConfigurationError, match="already replaced"):
+        jwtmint.patch_pyjwt()
+    assert jwt.api_jwt.PyJWT.encode is wrapper
+
+
+def test_a_replaced_instance_dict_hands_the_call_to_pyjwt(patch: jwtmint.PyJWTPatch) -> None:
+    class Attributes(dict[str, Any]):
+        pass
+
+    for shadowed in ("jwt", "jws"):
+        instance = jwt.PyJWT()
+        owner: Any = instance if shadowed == "jwt" else instance._jws
+        owner.__dict__ = Attributes(owner.__dict__)
+        fast = patch.fast
+        assert instance.encode(dict(CLAIMS), SECRET) == ORIGINAL(instance, dict(CLAIMS), SECRET)
+        assert patch.fast == fast  # PyJWT's path, and its token
+
+
+def test_a_property_added_to_pyjwt_runs_only_as_pyjwt_runs_it(
+    patch: jwtmint.PyJWTPatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def jws(self: Any) -> Any:
+        calls.append("read")
+        return self.__dict__["_jws"]
+
+    assert _same_as_pyjwt(dict(CLAIMS), SECRET) == "fast"
+    monkeypatch.setattr(jwt.api_jwt.PyJWT, "_jws", property(jws), raising=False)
+    reference = _outcome(lambda: ORIGINAL(GLOBAL, dict(CLAIMS), SECRET))
+    by_pyjwt = len(calls)
+    assert _outcome(lambda: jwt.encode(dict(CLAIMS), SECRET)) == reference
+    assert len(calls) == 2 * by_pyjwt  # as often as PyJWT reads it: never by the checks

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, ModuleType
@@ -265,10 +266,15 @@ def get_algorithm(name: object) -> Algorithm:
     )
 
 
+#: what an algorithm name looks like (RFC 7518 §3.1 and its registry): shown in errors
+_LOOKS_LIKE_AN_ALGORITHM = re.compile(r"[A-Za-z]{2}\d{3}[A-Za-z]?|EdDSA|Ed25519|Ed448|none", re.I)
+
+
 def _shown(name: object) -> str:
-    """An algorithm name as an error message may show it: a short word as it is; anything
-    else by type and length (a key passed where the algorithm belongs must not be logged)."""
-    if isinstance(name, str) and len(name) <= 16 and name.replace("+", "").isalnum():
+    """An algorithm name as an error message may show it: one that looks like an algorithm
+    as it is, anything else by type and length (a key or a secret passed where the
+    algorithm belongs must not reach a log)."""
+    if isinstance(name, str) and _LOOKS_LIKE_AN_ALGORITHM.fullmatch(name):
         return repr(name)
     size = f" of length {len(name)}" if isinstance(name, str | bytes) else ""
     return f"(a {type(name).__name__}{size}, not shown)"

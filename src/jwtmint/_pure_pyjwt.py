@@ -142,19 +142,24 @@ def _as_pyjwt_made_it(
 ) -> bool:
     """``obj``, its PyJWS and PyJWT's algorithm object for ``name`` are PyJWT's own: their
     classes as they were at patch time, no class attribute shadowed on an instance, and the
-    payload a plain dict."""
+    payload a plain dict. The classes are looked at first: an attribute added to one since
+    (a property, say) is never run here. Once they are known unchanged, the instances' own
+    dicts answer as ``getattr`` would (the spec holds no descriptor for these names, and
+    ``PyJWS.header_typ`` is "JWT")."""
     if type(obj) is not spec.pyjwt_class or type(payload) is not dict:
-        return False
-    jws = getattr(obj, "_jws", None)
-    if type(jws) is not spec.pyjws_class or getattr(jws, "header_typ", None) != "JWT":
         return False
     if not _unchanged(spec.classes, counts):
         return False
-    if not spec.jwt_names.isdisjoint(obj.__dict__):
+    attributes = obj.__dict__
+    if type(attributes) is not dict or not spec.jwt_names.isdisjoint(attributes):
+        return False  # a __dict__ replaced by a mapping of another class: PyJWT's
+    jws = attributes.get("_jws")
+    if type(jws) is not spec.pyjws_class:
         return False
-    if not spec.jws_names.isdisjoint(jws.__dict__):
+    attributes = jws.__dict__
+    if type(attributes) is not dict or not spec.jws_names.isdisjoint(attributes):
         return False
-    valid, algorithms = getattr(jws, "_valid_algs", None), getattr(jws, "_algorithms", None)
+    valid, algorithms = attributes.get("_valid_algs"), attributes.get("_algorithms")
     if type(valid) is not set or name not in valid or type(algorithms) is not dict:
         return False
     own = spec.algorithms.get(name)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import types
 from typing import Any
 
 from . import _kernels
@@ -104,8 +105,14 @@ def patch_pyjwt() -> PyJWTPatch:
             return _state
         jwt, api_jwt, api_jws = _pyjwt_modules()
         original = api_jwt.PyJWT.encode
+        # PyJWT's own function: a forwarding proxy (wrapt's, say) reports PyJWT's file too
         code = getattr(original, "__code__", None)
-        if code is None or code.co_filename != api_jwt.__file__:
+        if (
+            type(original) is not types.FunctionType
+            or original.__globals__ is not vars(api_jwt)
+            or code is None
+            or code.co_filename != api_jwt.__file__
+        ):
             raise ConfigurationError(
                 "PyJWT.encode is already replaced by something else (instrumentation, another "
                 "patch): call jwtmint.patch_pyjwt() first, at start-up"

@@ -1284,17 +1284,17 @@ cdef class _PyJWTGuard:
         # the classes as at patch time (no descriptor for these names, header_typ "JWT": the
         # spec says so) and no class attribute shadowed on the instances: so the instances'
         # own dicts answer as getattr would, at a fraction of its cost
-        cdef dict attributes = PyObject_GenericGetDict(obj, NULL)
-        if not _disjoint(attributes, self.jwt_names):
-            return False
-        jws = attributes.get("_jws")
+        attributes = PyObject_GenericGetDict(obj, NULL)
+        if type(attributes) is not dict or not _disjoint(<dict>attributes, self.jwt_names):
+            return False  # a __dict__ replaced by a mapping of another class: PyJWT's
+        jws = (<dict>attributes).get("_jws")
         if type(jws) is not self.pyjws_class:
             return False
         attributes = PyObject_GenericGetDict(jws, NULL)
-        if not _disjoint(attributes, self.jws_names):
+        if type(attributes) is not dict or not _disjoint(<dict>attributes, self.jws_names):
             return False
-        valid = attributes.get("_valid_algs")
-        algorithms = attributes.get("_algorithms")
+        valid = (<dict>attributes).get("_valid_algs")
+        algorithms = (<dict>attributes).get("_algorithms")
         if type(valid) is not set or name not in <set>valid or type(algorithms) is not dict:
             return False
         own = self.algorithms.get(name)
