@@ -19,7 +19,7 @@ import orjson
 
 from .errors import InvalidClaimsError
 
-__all__ = ["dumps_claims", "dumps_pyjwt"]
+__all__ = ["dumps_claims", "dumps_pyjwt", "exact_orjson"]
 
 _MAX_DEPTH = 200  # orjson refuses deeper nesting; json does not
 
@@ -47,19 +47,28 @@ def _orjson_exact(obj: Any, depth: int = 0) -> bool:
     return False
 
 
+def exact_orjson(obj: Any, sort_keys: bool = False) -> bytes | None:
+    """orjson's bytes for ``obj`` when they are ``json.dumps(obj, separators=(",", ":"))``'s,
+    else None (a value of another type, integers beyond 64 bits, lone surrogates, nesting
+    beyond the bound, non-ASCII or DEL output)."""
+    if not _orjson_exact(obj):
+        return None
+    try:
+        out = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+    except orjson.JSONEncodeError:
+        return None
+    # json escapes DEL (0x7f) as \u007f; orjson leaves it raw.
+    return out if out.isascii() and b"\x7f" not in out else None
+
+
 def dumps_pyjwt(
     obj: Any, json_encoder: type[json.JSONEncoder] | None = None, sort_keys: bool = False
 ) -> bytes:
     """``json.dumps(obj, separators=(",", ":"), cls=json_encoder, sort_keys=...)`` as bytes."""
-    if json_encoder is None and _orjson_exact(obj):
-        try:
-            out = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
-        except orjson.JSONEncodeError:  # integers beyond 64 bits
-            pass
-        else:
-            # json escapes DEL (0x7f) as \u007f; orjson leaves it raw.
-            if out.isascii() and b"\x7f" not in out:
-                return out
+    if json_encoder is None:
+        out = exact_orjson(obj, sort_keys)
+        if out is not None:
+            return out
     return json.dumps(obj, separators=(",", ":"), cls=json_encoder, sort_keys=sort_keys).encode()
 
 

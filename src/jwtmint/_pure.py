@@ -14,9 +14,7 @@ import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import orjson
-
-from ._json import _orjson_exact
+from . import _json
 from ._pure_pyjwt import path_counts, pyjwt_encoder
 from ._pure_signers import ecdsa_precomputed, ecdsa_signer, hmac_signer, sodium_signer
 
@@ -148,13 +146,8 @@ def jws_plain(
     """
     if type(claims) is not dict:
         raise TypeError(f"claims must be a dict, not {type(claims).__name__}")
-    if not _orjson_exact(claims):  # the scan jwtmint's JSON module makes, the same bound
-        return None
-    try:
-        claims_json = orjson.dumps(claims)
-    except orjson.JSONEncodeError:  # integers beyond 64 bits, lone surrogates, depth
-        return None
-    if not claims_json.isascii() or b"\x7f" in claims_json:  # json escapes DEL; orjson not
+    claims_json = _json.exact_orjson(claims)  # jwtmint's JSON module's own judgement
+    if claims_json is None:
         return None
     header_b64.decode("ascii")
     signing_input = header_b64 + b"." + b64url_encode(claims_json)

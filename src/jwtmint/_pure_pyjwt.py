@@ -20,6 +20,7 @@ __all__ = [
     "PyJWTSpec",
     "RefusedKeys",
     "path_counts",
+    "plain_text_secret",
     "pyjwt_encoder",
 ]
 
@@ -176,16 +177,15 @@ def _as_pyjwt_made_it(
 SECRET_LEADS = frozenset("0{[ \t\r\n\ufeff")
 
 
+def plain_text_secret(key: str) -> bool:
+    """A ``str`` HMAC secret PyJWT reads as jwtmint does: no armour, nothing it could parse
+    as DER or JSON (UTF-16 and -32 JSON have a zero byte in their first four)."""
+    return key[:1] not in SECRET_LEADS and "\x00" not in key[:4] and "----" not in key
+
+
 def _plain_secret(key: Any, name: str) -> bool:
-    """A ``str`` HMAC secret jwtmint and PyJWT read alike: no armour, nothing PyJWT could
-    parse as DER or JSON (UTF-16 and -32 JSON have a zero byte in their first four)."""
-    return (
-        type(key) is str
-        and name[:2] == "HS"
-        and key[:1] not in SECRET_LEADS
-        and "\x00" not in key[:4]
-        and "----" not in key
-    )
+    """A ``str`` HMAC secret for an HS algorithm that :func:`plain_text_secret` accepts."""
+    return type(key) is str and name[:2] == "HS" and plain_text_secret(key)
 
 
 def pyjwt_encoder(spec: PyJWTSpec, counts: PathCounts) -> Callable[..., str]:

@@ -27,7 +27,13 @@ from typing import Any
 from . import _kernels
 from ._jws import sign_jws
 from ._keytypes import PRIVATE_KEY_TYPES, is_cryptographys_own
-from ._pure_pyjwt import SECRET_LEADS, PathCounts, PyJWTSpec, RefusedKeys
+from ._pure_pyjwt import (
+    SECRET_LEADS,
+    PathCounts,
+    PyJWTSpec,
+    RefusedKeys,
+    plain_text_secret,
+)
 from .errors import (
     ConfigurationError,
     InvalidKeyError,
@@ -259,7 +265,7 @@ def _plain_key(key: Any, hmac: bool) -> bool:
     classes (jwtmint also reads JWKs, DER, PKCS#12 and more)."""
     if isinstance(key, str):
         if hmac:
-            return key[:1] not in SECRET_LEADS and "\x00" not in key[:4] and "----" not in key
+            return plain_text_secret(key)
         if not key.isascii():
             return False
         key = key.encode("ascii")

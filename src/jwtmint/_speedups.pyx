@@ -11,7 +11,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.number cimport PyNumber_Index
 from libc.stdint cimport uint64_t
 from cpython.pyport cimport PY_SSIZE_T_MAX
-from libc.string cimport memcpy
+from libc.string cimport memchr, memcpy
 from libc.math cimport floor as c_floor
 from libc.limits cimport LLONG_MAX
 from cpython.float cimport PyFloat_AS_DOUBLE
@@ -330,12 +330,8 @@ def jws_plain(dict claims not None, bytes header_b64 not None, sign, int ec_size
         return None
     cdef const unsigned char* c = <const unsigned char*>PyBytes_AS_STRING(claims_json)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(claims_json)
-    cdef Py_ssize_t i
-    if not _is_ascii(c, n):
-        return None
-    for i in range(n):
-        if c[i] == 0x7f:  # json escapes DEL as \u007f; orjson writes it as it is
-            return None
+    if not _is_ascii(c, n) or memchr(c, 0x7f, n) != NULL:
+        return None  # json escapes non-ASCII and DEL (\u007f); orjson writes them as they are
     if not _is_ascii(<const unsigned char*>PyBytes_AS_STRING(header_b64), PyBytes_GET_SIZE(header_b64)):
         header_b64.decode("ascii")
     cdef Py_ssize_t hlen = PyBytes_GET_SIZE(header_b64)
