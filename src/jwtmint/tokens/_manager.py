@@ -335,7 +335,7 @@ class TokenManager:
         key = self._key(name, scope, resource, parameters)  # unknown names raise
         signer = self._clients[name].dpop
         dpop = ApiProofs(signer, self._nonces) if signer is not None else None
-        return TokenSource(key, self._cache, self._flights, self._clock, dpop, self._counters[name])
+        return TokenSource(key, self._peek, self._flights, self._clock, dpop, self._counters[name])
 
     def middleware(
         self,

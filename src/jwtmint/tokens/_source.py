@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._cache import CacheKey, TokenCache
+from ._cache import CacheEntry, CacheKey
 from ._dpop import ApiProofs
 from ._flights import TokenFlights
 from ._metrics import ClientCounters
@@ -21,12 +21,12 @@ class TokenSource:
     the token to retry with after a resource refused one.
     """
 
-    __slots__ = ("_cache", "_clock", "_counters", "_flights", "dpop", "key")
+    __slots__ = ("_clock", "_counters", "_flights", "_peek", "dpop", "key")
 
     def __init__(
         self,
         key: CacheKey,
-        cache: TokenCache,
+        peek: Callable[[CacheKey], CacheEntry | None],
         flights: TokenFlights,
         clock: Callable[[], float],
         dpop: ApiProofs | None,
@@ -37,7 +37,8 @@ class TokenSource:
         self._counters = counters
         #: the proofs a DPoP client adds to its API calls, or None for a bearer-only client
         self.dpop = dpop
-        self._cache = cache
+        # the manager's own cache lookup (tokens._cache.peeker): the same hot path
+        self._peek = peek
         self._flights = flights
         self._clock = clock
 
@@ -50,7 +51,7 @@ class TokenSource:
 
     async def current(self) -> Token:
         """A valid token: the cached one while it is fresh, else renewed as ``get_token`` does."""
-        entry = self._cache.peek(self.key)
+        entry = self._peek(self.key)
         if entry is not None and self._clock() < entry.renew_at:
             self._counters.hits += 1
             return entry.token
